@@ -1,0 +1,5 @@
+//! wifisess-agent: reads stations from the kernel over nl80211, derives sessions, publishes
+//! them as CBOR over MQTT.
+
+pub mod session;
+pub mod station;
