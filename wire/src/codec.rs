@@ -216,7 +216,10 @@ pub(crate) mod bounded {
                 return Err(too_long(field, n, max, p));
             }
         }
-        let mut out = Vec::with_capacity(claimed.map_or(0, |n| n as usize));
+        // Every element takes at least one byte, so never reserve more than the input can fill:
+        // a 10-byte payload claiming 1024 events must not cost 1024 * size_of::<Event>().
+        let remaining = d.input().len() - d.position();
+        let mut out = Vec::with_capacity(claimed.map_or(0, |n| (n as usize).min(remaining)));
         loop {
             match claimed {
                 Some(n) if out.len() as u64 == n => break,
