@@ -1,5 +1,8 @@
 //! wifisess-agent: reads stations from the kernel over nl80211, derives sessions, publishes
 //! them as CBOR over MQTT.
 
+pub mod config;
+pub mod outbox;
 pub mod session;
 pub mod station;
+pub mod uci;
