@@ -1,0 +1,301 @@
+//! Configuration: defaults < TOML file < `WIFISESS_*` environment < command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The file read when `--config` is not given, if it exists in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "wifisess-collector.toml";
+
+/// A configuration problem: one line naming the option and the bad value (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// A device of the inventory: overrides what the agent announces.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryDevice {
+    /// Device id (as in the MQTT topic).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Organization.
+    pub organization: Option<String>,
+    /// Group (site, building).
+    pub group: Option<String>,
+}
+
+/// The collector's settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// SQLite database file.
+    pub db: PathBuf,
+    /// Broker host.
+    pub broker_host: String,
+    /// Broker port.
+    pub broker_port: u16,
+    /// Topic prefix, without a trailing slash (`wifisess/v1`).
+    pub topic_prefix: String,
+    /// MQTT client id; fixed, because the broker keeps the persistent session under it.
+    pub client_id: String,
+    /// MQTT user name.
+    pub username: Option<String>,
+    /// MQTT password.
+    pub password: Option<String>,
+    /// Days closed sessions are kept (used by the retention job, a later issue).
+    pub retention_days: u32,
+    /// Hours of device silence before its open sessions expire (expiry job, a later issue).
+    pub expire_hours: u32,
+    /// Minutes without client activity after which an open session is flagged dangling.
+    pub dangling_minutes: u32,
+    /// Messages per SQLite transaction at most (group commit).
+    pub commit_max_messages: usize,
+    /// `--http ADDR`: accepted, not served yet.
+    pub http: Option<String>,
+    /// Inventory.
+    pub devices: Vec<InventoryDevice>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            db: PathBuf::from("wifisess.db"),
+            broker_host: "127.0.0.1".into(),
+            broker_port: 1883,
+            topic_prefix: "wifisess/v1".into(),
+            client_id: "wifisess-collector".into(),
+            username: None,
+            password: None,
+            retention_days: 180,
+            expire_hours: 4,
+            dangling_minutes: 60,
+            commit_max_messages: 500,
+            http: None,
+            devices: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    db: Option<PathBuf>,
+    broker: Option<String>,
+    topic_prefix: Option<String>,
+    client_id: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    retention_days: Option<u32>,
+    expire_hours: Option<u32>,
+    dangling_minutes: Option<u32>,
+    commit_max_messages: Option<usize>,
+    http: Option<String>,
+    #[serde(default)]
+    devices: Vec<InventoryDevice>,
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--config PATH`.
+    pub config: Option<PathBuf>,
+    /// `--db PATH`.
+    pub db: Option<PathBuf>,
+    /// `--broker URL`.
+    pub broker: Option<String>,
+    /// `--http ADDR`.
+    pub http: Option<String>,
+}
+
+/// Parses `mqtt://host[:port]` (or `tcp://`, or a bare `host[:port]`).
+///
+/// # Errors
+/// A [`ConfigError`] naming `option` when the URL is not usable.
+pub fn parse_broker(option: &str, url: &str) -> Result<(String, u16), ConfigError> {
+    let bad = |why: &str| ConfigError(format!("{option}: {why}: {url:?}"));
+    let rest = if let Some((scheme, rest)) = url.split_once("://") {
+        match scheme {
+            "mqtt" | "tcp" => rest,
+            "mqtts" | "ssl" => return Err(bad("TLS is not supported by this build (use mqtt://)")),
+            _ => return Err(bad("unknown scheme (expected mqtt://host:port)")),
+        }
+    } else {
+        url
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("bad port"))?),
+        None => (rest, 1883),
+    };
+    if host.is_empty() || host.contains('/') || port == 0 {
+        return Err(bad("expected mqtt://host:port"));
+    }
+    Ok((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+    ))
+}
+
+fn env_num<T: std::str::FromStr>(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<T>, ConfigError> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError(format!("{name}: not a valid number: {v:?}"))),
+    }
+}
+
+/// Resolves the configuration from defaults, the file, the environment (`env`) and `flags`.
+///
+/// # Errors
+/// A [`ConfigError`] naming the first bad option.
+pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut c = Config::default();
+    let file_path = flags
+        .config
+        .clone()
+        .or_else(|| env("WIFISESS_CONFIG").map(PathBuf::from));
+    let file = match &file_path {
+        Some(p) => Some(read_file(p)?),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+            Some(read_file(Path::new(DEFAULT_CONFIG_FILE))?)
+        }
+        None => None,
+    };
+    if let Some(f) = file {
+        if let Some(v) = f.db {
+            c.db = v;
+        }
+        if let Some(v) = f.broker {
+            (c.broker_host, c.broker_port) = parse_broker("broker", &v)?;
+        }
+        c.topic_prefix = f.topic_prefix.unwrap_or(c.topic_prefix);
+        c.client_id = f.client_id.unwrap_or(c.client_id);
+        c.username = f.username.or(c.username);
+        c.password = f.password.or(c.password);
+        c.retention_days = f.retention_days.unwrap_or(c.retention_days);
+        c.expire_hours = f.expire_hours.unwrap_or(c.expire_hours);
+        c.dangling_minutes = f.dangling_minutes.unwrap_or(c.dangling_minutes);
+        c.commit_max_messages = f.commit_max_messages.unwrap_or(c.commit_max_messages);
+        c.http = f.http.or(c.http);
+        c.devices = f.devices;
+    }
+    if let Some(v) = env("WIFISESS_DB") {
+        c.db = PathBuf::from(v);
+    }
+    if let Some(v) = env("WIFISESS_BROKER") {
+        (c.broker_host, c.broker_port) = parse_broker("WIFISESS_BROKER", &v)?;
+    }
+    c.topic_prefix = env("WIFISESS_TOPIC_PREFIX").unwrap_or(c.topic_prefix);
+    c.client_id = env("WIFISESS_CLIENT_ID").unwrap_or(c.client_id);
+    c.username = env("WIFISESS_USERNAME").or(c.username);
+    c.password = env("WIFISESS_PASSWORD").or(c.password);
+    c.retention_days = env_num(env, "WIFISESS_RETENTION_DAYS")?.unwrap_or(c.retention_days);
+    c.expire_hours = env_num(env, "WIFISESS_EXPIRE_HOURS")?.unwrap_or(c.expire_hours);
+    c.dangling_minutes = env_num(env, "WIFISESS_DANGLING_MINUTES")?.unwrap_or(c.dangling_minutes);
+    c.http = env("WIFISESS_HTTP").or(c.http);
+    if let Some(v) = &flags.db {
+        c.db = v.clone();
+    }
+    if let Some(v) = &flags.broker {
+        (c.broker_host, c.broker_port) = parse_broker("--broker", v)?;
+    }
+    if let Some(v) = &flags.http {
+        c.http = Some(v.clone());
+    }
+    validate(&c)?;
+    Ok(c)
+}
+
+fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| ConfigError(format!("--config: cannot read {}: {e}", p.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().to_owned();
+        ConfigError(format!("{}: {msg}", p.display()))
+    })
+}
+
+fn validate(c: &Config) -> Result<(), ConfigError> {
+    let p = &c.topic_prefix;
+    if p.is_empty() || p.ends_with('/') || p.contains(['+', '#']) {
+        return Err(ConfigError(format!(
+            "topic_prefix: must be non-empty, without wildcards or a trailing '/': {p:?}"
+        )));
+    }
+    if c.client_id.is_empty() {
+        return Err(ConfigError("client_id: must not be empty".into()));
+    }
+    if c.commit_max_messages == 0 {
+        return Err(ConfigError(
+            "commit_max_messages: must be at least 1".into(),
+        ));
+    }
+    if c.db.as_os_str().is_empty() {
+        return Err(ConfigError("db: must not be empty".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "db = \"file.db\"\nbroker = \"mqtt://filehost:1\"\nexpire_hours = 9\n\
+             [[devices]]\nid = \"ap1\"\nname = \"Lobby\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| match k {
+            "WIFISESS_BROKER" => Some("mqtt://envhost:2".to_owned()),
+            "WIFISESS_EXPIRE_HOURS" => Some("7".to_owned()),
+            _ => None,
+        };
+        let flags = Flags {
+            config: Some(f),
+            db: Some("flag.db".into()),
+            ..Flags::default()
+        };
+        let c = load(&flags, &env).unwrap();
+        assert_eq!(c.db, PathBuf::from("flag.db"));
+        assert_eq!((c.broker_host.as_str(), c.broker_port), ("envhost", 2));
+        assert_eq!(c.expire_hours, 7);
+        assert_eq!(c.devices[0].name.as_deref(), Some("Lobby"));
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let env = |k: &str| (k == "WIFISESS_EXPIRE_HOURS").then(|| "soon".to_owned());
+        let e = load(&Flags::default(), &env).unwrap_err();
+        assert!(e.0.starts_with("WIFISESS_EXPIRE_HOURS"), "{e}");
+        let flags = Flags {
+            broker: Some("http://x".into()),
+            ..Flags::default()
+        };
+        assert!(load(&flags, &|_| None)
+            .unwrap_err()
+            .0
+            .starts_with("--broker"));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "retention = 3\n").unwrap();
+        let flags = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        assert!(load(&flags, &|_| None).unwrap_err().0.contains("retention"));
+    }
+}

@@ -1,0 +1,352 @@
+//! The I/O of `run`: one tokio task owns the MQTT event loop and hands every publish over a
+//! bounded channel to one thread that owns the SQLite writer; that thread commits in groups
+//! and acks each publish only after the transaction holding it committed.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeFilter};
+use rusqlite::{Connection, ErrorCode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::merge::{self, Outcome};
+
+/// Publishes waiting for the writer. Backpressure: when full, the event loop stops reading.
+const CHANNEL_CAPACITY: usize = 1024;
+/// Requests (acks) waiting for the event loop. Must exceed what the broker keeps in flight
+/// (mosquitto `max_inflight_messages`), or ingest and acks could wait on each other.
+const REQUEST_CAPACITY: usize = 10_000;
+
+/// One received publish and when it arrived (collector clock, ms since the epoch).
+struct Received {
+    publish: Publish,
+    receive_ms: i64,
+}
+
+/// Milliseconds since the Unix epoch now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Lets at most `per_minute` messages through per minute and reports how many it held back.
+struct RateLimit {
+    per_minute: u32,
+    window: Instant,
+    used: u32,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    fn new(per_minute: u32) -> RateLimit {
+        RateLimit {
+            per_minute,
+            window: Instant::now(),
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(held back since the last pass)` if this message may be logged.
+    fn pass(&mut self, now: Instant) -> Option<u64> {
+        if now.duration_since(self.window) >= Duration::from_secs(60) {
+            self.window = now;
+            self.used = 0;
+        }
+        if self.used < self.per_minute {
+            self.used += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+}
+
+/// Writes the configured inventory into the devices table.
+///
+/// # Errors
+/// SQLite errors.
+pub fn apply_inventory(conn: &mut Connection, cfg: &Config) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "UPDATE devices SET inv_name = NULL, inv_organization = NULL, inv_group = NULL",
+        [],
+    )?;
+    for d in &cfg.devices {
+        tx.execute(
+            "INSERT INTO devices (id, inv_name, inv_organization, inv_group) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET inv_name = ?2, inv_organization = ?3, inv_group = ?4",
+            rusqlite::params![d.id, d.name, d.organization, d.group],
+        )?;
+    }
+    tx.commit()
+}
+
+/// Runs the collector until SIGINT/SIGTERM: opens the database, connects, ingests.
+///
+/// # Errors
+/// Runtime failures (database, runtime setup); configuration was checked before.
+pub fn run(cfg: &Config) -> anyhow::Result<()> {
+    let mut conn = crate::schema::open(&cfg.db)
+        .with_context(|| format!("opening database {}", cfg.db.display()))?;
+    apply_inventory(&mut conn, cfg).context("writing the device inventory")?;
+    if let Some(addr) = &cfg.http {
+        log::warn!("--http {addr}: the HTTP API is not implemented yet; nothing listens there");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let handle = rt.handle().clone();
+    rt.block_on(serve(cfg, conn, handle))
+}
+
+async fn serve(
+    cfg: &Config,
+    conn: Connection,
+    handle: tokio::runtime::Handle,
+) -> anyhow::Result<()> {
+    let mut opts = MqttOptions::new(&cfg.client_id, &cfg.broker_host, cfg.broker_port);
+    opts.set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(wifisess_wire::limits::MAX_PAYLOAD_BYTES + 4096, 64 * 1024);
+    if let Some(u) = &cfg.username {
+        opts.set_credentials(u, cfg.password.clone().unwrap_or_default());
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
+    let (tx, rx) = mpsc::channel::<Received>(CHANNEL_CAPACITY);
+    let (done_tx, mut done_rx) = oneshot::channel::<anyhow::Result<()>>();
+    let writer = {
+        let client = client.clone();
+        let prefix = cfg.topic_prefix.clone();
+        let max = cfg.commit_max_messages;
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let r = write_loop(conn, rx, &client, &handle, &prefix, max);
+                let _ = done_tx.send(r);
+            })
+            .context("starting the writer thread")?
+    };
+    let filters = [
+        format!("{}/+/events", cfg.topic_prefix),
+        format!("{}/+/status", cfg.topic_prefix),
+    ];
+    log::info!(
+        "collector: mqtt://{}:{} as {:?}, topics {} and {}, db {}",
+        cfg.broker_host,
+        cfg.broker_port,
+        cfg.client_id,
+        filters[0],
+        filters[1],
+        cfg.db.display()
+    );
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut backoff = Duration::from_millis(500);
+    let mut conn_errors = RateLimit::new(10);
+    let mut writer_result: Option<anyhow::Result<()>> = None;
+    'ingest: loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                log::info!("shutdown: committing and acknowledging what is held");
+                break 'ingest;
+            }
+            r = &mut done_rx => {
+                writer_result = Some(r.unwrap_or_else(|_| Err(anyhow::anyhow!("writer thread ended"))));
+                break 'ingest;
+            }
+            ev = eventloop.poll() => match ev {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    backoff = Duration::from_millis(500);
+                    log::info!("connected (session present: {})", ack.session_present);
+                    let subs = filters.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    client.try_subscribe_many(subs).context("queueing the subscription")?;
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let r = Received { publish: p, receive_ms: now_ms() };
+                    if tx.send(r).await.is_err() {
+                        log::error!("writer stopped; no longer ingesting");
+                        break 'ingest;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(n) = conn_errors.pass(Instant::now()) {
+                        log::warn!("mqtt: {e}; retrying in {backoff:?} ({n} similar messages suppressed)");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = &mut shutdown => { log::info!("shutdown while disconnected"); break 'ingest; }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+    // Drain: the writer commits and acks everything it was handed; keep the event loop
+    // running meanwhile so the acks reach the broker. Publishes arriving now are not acked:
+    // the broker redelivers them to the persistent session next time.
+    drop(tx);
+    if writer_result.is_none() {
+        let deadline = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = &mut done_rx => {
+                    writer_result = Some(r.unwrap_or_else(|_| Err(anyhow::anyhow!("writer thread ended"))));
+                    break;
+                }
+                _ = &mut deadline => {
+                    writer_result = Some(Err(anyhow::anyhow!("writer did not finish within 30 s")));
+                    break;
+                }
+                ev = eventloop.poll() => if ev.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    let flush = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), flush).await;
+    let _ = writer.join();
+    writer_result.unwrap_or(Ok(()))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The writer: group commit of whatever is queued (at most `max` messages per transaction;
+/// a lone message commits at once, so no message waits for a timer), then the acks.
+fn write_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Received>,
+    client: &AsyncClient,
+    rt: &tokio::runtime::Handle,
+    prefix: &str,
+    max: usize,
+) -> anyhow::Result<()> {
+    let mut bad_input = RateLimit::new(20);
+    let mut group: Vec<Received> = Vec::with_capacity(max);
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < max {
+            match rx.try_recv() {
+                Ok(m) => group.push(m),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match commit_group(&mut conn, prefix, &group) {
+            Ok(o) => o,
+            Err(e) => {
+                log::warn!(
+                    "group commit of {} messages failed ({e}); retrying one by one",
+                    group.len()
+                );
+                let mut o = Vec::with_capacity(group.len());
+                for m in &group {
+                    o.push(commit_one(&mut conn, prefix, m)?);
+                }
+                o
+            }
+        };
+        for (m, o) in group.iter().zip(&outcomes) {
+            report(&mut bad_input, &m.publish.topic, o);
+        }
+        for m in group.drain(..) {
+            rt.block_on(client.ack(&m.publish))
+                .context("handing an ack to the MQTT event loop")?;
+        }
+    }
+    Ok(())
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    prefix: &str,
+    group: &[Received],
+) -> rusqlite::Result<Vec<Outcome>> {
+    let tx = conn.transaction()?;
+    let mut out = Vec::with_capacity(group.len());
+    for m in group {
+        out.push(merge::apply_publish(
+            &tx,
+            prefix,
+            &m.publish.topic,
+            &m.publish.payload,
+            m.receive_ms,
+        )?);
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// One message alone; a constraint violation (a message the merge cannot place) is counted
+/// and acked rather than redelivered forever; any other SQLite error stops the collector.
+fn commit_one(conn: &mut Connection, prefix: &str, m: &Received) -> anyhow::Result<Outcome> {
+    match commit_group(conn, prefix, std::slice::from_ref(m)) {
+        Ok(mut o) => Ok(o.remove(0)),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            log::error!(
+                "message on {} could not be stored: {e}; counted and dropped",
+                m.publish.topic
+            );
+            let tx = conn.transaction()?;
+            merge::count(&tx, "store_rejected", 1)?;
+            tx.commit()?;
+            Ok(Outcome::BadTopic)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("writing to the database")),
+    }
+}
+
+fn report(limit: &mut RateLimit, topic: &str, o: &Outcome) {
+    let msg = match o {
+        Outcome::Events { .. } | Outcome::Status => return,
+        Outcome::Spoofed {
+            topic_device,
+            payload_device,
+        } => {
+            format!("rejected: topic device {topic_device:?} but payload device {payload_device:?}")
+        }
+        Outcome::Undecodable(e) => format!("undecodable payload on {topic} ({}): {e}", e.kind()),
+        Outcome::BadTopic => format!("rejected: unexpected topic {topic}"),
+    };
+    if let Some(n) = limit.pass(Instant::now()) {
+        if n > 0 {
+            log::warn!("{n} more bad messages were not logged");
+        }
+        log::warn!("{msg}");
+    }
+}

@@ -1,0 +1,1085 @@
+//! The merge layer: decoded messages + receive time → rows, inside a caller's transaction.
+//!
+//! The store merges, it does not replay. Every session row is a set of *facts* (the Start's
+//! fields, the largest counters, the agent's stop, the latest evidence that the session was
+//! open) plus a *derived* stop that is recomputed from those facts and from device-level facts
+//! (which boot is newest, which syncs were seen, which later session of the same client
+//! exists). Facts only ever grow by max/min/union, so applying the same events twice or in
+//! any order gives the same rows. See `docs/collector.md` for the rules.
+//!
+//! Nothing here reads a clock: the receive time is an argument.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rusqlite::{named_params, params, OptionalExtension, Transaction};
+use wifisess_wire::{
+    decode_batch, decode_status, Batch, DecodeError, Event, SessionId, Stamp, Status,
+};
+
+/// Order of two events of one boot: (uptime ms, seq). Uptime is CLOCK_BOOTTIME, so it is
+/// comparable across agent restarts of the same boot; seq breaks ties inside one agent run.
+pub type Key = (i64, i64);
+
+/// A store failure (SQLite); the caller rolls back and does not ack.
+pub type StoreError = rusqlite::Error;
+
+/// What became of one MQTT message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An events batch was merged.
+    Events {
+        /// Events in the batch.
+        events: usize,
+    },
+    /// A status was merged.
+    Status,
+    /// The topic's device id differs from the payload's: rejected (counter `rejected_spoofed`).
+    Spoofed {
+        /// Device id in the topic.
+        topic_device: String,
+        /// Device id in the payload.
+        payload_device: String,
+    },
+    /// The payload did not decode (counter `undecodable_<kind>`).
+    Undecodable(DecodeError),
+    /// The topic is not `{prefix}/{device}/events|status` (counter `rejected_topic`).
+    BadTopic,
+}
+
+/// Stop reasons the collector infers itself (provisional: a later report of the session
+/// being open reopens it).
+pub mod reason {
+    /// The device came back with a new boot id.
+    pub const DEVICE_REBOOT: &str = "device_reboot";
+    /// A sync of the device did not list the session.
+    pub const MISSING: &str = "missing";
+    /// A later session of the same client on the same device began (its stop was lost).
+    pub const SUPERSEDED: &str = "superseded";
+    /// The device was silent for `expire_hours` (set by the expiry job).
+    pub const EXPIRED: &str = "expired";
+}
+
+/// Adds `n` to the named counter (kept in the `counters` table, same transaction).
+///
+/// # Errors
+/// SQLite errors.
+pub fn count(tx: &Transaction, name: &str, n: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+    )?
+    .execute(params![name, n])?;
+    Ok(())
+}
+
+/// Reads a counter (0 if never counted).
+///
+/// # Errors
+/// SQLite errors.
+pub fn counter(conn: &rusqlite::Connection, name: &str) -> Result<i64, StoreError> {
+    conn.query_row("SELECT value FROM counters WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+    .map(|v| v.unwrap_or(0))
+}
+
+/// Applies one MQTT message: routes by topic, decodes, checks the device id, merges.
+/// Bad input is counted and reported in the [`Outcome`], never an error.
+///
+/// # Errors
+/// Only SQLite errors.
+pub fn apply_publish(
+    tx: &Transaction,
+    prefix: &str,
+    topic: &str,
+    payload: &[u8],
+    receive_ms: i64,
+) -> Result<Outcome, StoreError> {
+    let Some((topic_device, kind)) = parse_topic(prefix, topic) else {
+        count(tx, "rejected_topic", 1)?;
+        return Ok(Outcome::BadTopic);
+    };
+    let decoded = match kind {
+        TopicKind::Events => decode_batch(payload).map(Msg::Batch),
+        TopicKind::Status => decode_status(payload).map(Msg::Status),
+    };
+    let msg = match decoded {
+        Ok(m) => m,
+        Err(e) => {
+            count(tx, "undecodable", 1)?;
+            count(tx, &format!("undecodable_{}", e.kind()), 1)?;
+            return Ok(Outcome::Undecodable(e));
+        }
+    };
+    let payload_device = match &msg {
+        Msg::Batch(b) => &b.device_id,
+        Msg::Status(s) => &s.device_id,
+    };
+    if payload_device != topic_device {
+        count(tx, "rejected_spoofed", 1)?;
+        return Ok(Outcome::Spoofed {
+            topic_device: topic_device.to_owned(),
+            payload_device: payload_device.clone(),
+        });
+    }
+    match msg {
+        Msg::Batch(b) => {
+            apply_batch(tx, &b, receive_ms)?;
+            count(tx, "events", b.events.len() as i64)?;
+            Ok(Outcome::Events {
+                events: b.events.len(),
+            })
+        }
+        Msg::Status(s) => {
+            apply_status(tx, &s, receive_ms)?;
+            Ok(Outcome::Status)
+        }
+    }
+}
+
+enum Msg {
+    Batch(Batch),
+    Status(Status),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopicKind {
+    Events,
+    Status,
+}
+
+fn parse_topic<'t>(prefix: &str, topic: &'t str) -> Option<(&'t str, TopicKind)> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    let (device, kind) = rest.split_once('/')?;
+    if device.is_empty() || device.contains('/') {
+        return None;
+    }
+    match kind {
+        "events" => Some((device, TopicKind::Events)),
+        "status" => Some((device, TopicKind::Status)),
+        _ => None,
+    }
+}
+
+/// One session row: facts plus the derived stop.
+#[derive(Debug, Clone, PartialEq)]
+struct Sess {
+    device_id: String,
+    id: i64,
+    boot_id: String,
+    mac: Option<String>,
+    ssid: Option<String>,
+    ifname: Option<String>,
+    bssid: Option<String>,
+    freq_mhz: Option<i64>,
+    start_ms: i64,
+    has_start: bool,
+    first: Key,
+    stop_ms: Option<i64>,
+    stop_reason: Option<String>,
+    stop_inferred: bool,
+    agent_stop: Option<(i64, String)>,
+    last_seen_ms: i64,
+    open: Option<Key>,
+    signal: Option<(Key, i64)>,
+    last_activity_ms: Option<i64>,
+    rx_bytes: i64,
+    tx_bytes: i64,
+    rx_packets: i64,
+    tx_packets: i64,
+    missing: Option<Key>,
+    next_start_ms: Option<i64>,
+    expired_ms: Option<i64>,
+    times_corrected: bool,
+}
+
+const SESS_COLS: &str = "device_id, id, boot_id, mac, ssid, ifname, bssid, freq_mhz, start_ms, \
+    has_start, first_up, first_seq, stop_ms, stop_reason, stop_inferred, agent_stop_ms, \
+    agent_stop_reason, last_seen_ms, open_up, open_seq, signal_up, signal_seq, signal_avg, \
+    last_activity_ms, rx_bytes, tx_bytes, rx_packets, tx_packets, missing_up, missing_seq, \
+    next_start_ms, expired_ms, times_corrected";
+
+fn key_of(a: Option<i64>, b: Option<i64>) -> Option<Key> {
+    Some((a?, b?))
+}
+
+impl Sess {
+    fn new(device_id: &str, id: SessionId, boot_id: &str, key: Key, wall: i64) -> Sess {
+        Sess {
+            device_id: device_id.to_owned(),
+            id: id.0 as i64,
+            boot_id: boot_id.to_owned(),
+            mac: None,
+            ssid: None,
+            ifname: None,
+            bssid: None,
+            freq_mhz: None,
+            start_ms: wall,
+            has_start: false,
+            first: key,
+            stop_ms: None,
+            stop_reason: None,
+            stop_inferred: false,
+            agent_stop: None,
+            last_seen_ms: wall,
+            open: None,
+            signal: None,
+            last_activity_ms: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+            rx_packets: 0,
+            tx_packets: 0,
+            missing: None,
+            next_start_ms: None,
+            expired_ms: None,
+            times_corrected: false,
+        }
+    }
+
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sess> {
+        let agent_stop_ms: Option<i64> = r.get(15)?;
+        let agent_stop_reason: Option<String> = r.get(16)?;
+        let signal_avg: Option<i64> = r.get(22)?;
+        Ok(Sess {
+            device_id: r.get(0)?,
+            id: r.get(1)?,
+            boot_id: r.get(2)?,
+            mac: r.get(3)?,
+            ssid: r.get(4)?,
+            ifname: r.get(5)?,
+            bssid: r.get(6)?,
+            freq_mhz: r.get(7)?,
+            start_ms: r.get(8)?,
+            has_start: r.get(9)?,
+            first: (r.get(10)?, r.get(11)?),
+            stop_ms: r.get(12)?,
+            stop_reason: r.get(13)?,
+            stop_inferred: r.get(14)?,
+            agent_stop: agent_stop_ms.zip(agent_stop_reason),
+            last_seen_ms: r.get(17)?,
+            open: key_of(r.get(18)?, r.get(19)?),
+            signal: key_of(r.get(20)?, r.get(21)?).zip(signal_avg),
+            last_activity_ms: r.get(23)?,
+            rx_bytes: r.get(24)?,
+            tx_bytes: r.get(25)?,
+            rx_packets: r.get(26)?,
+            tx_packets: r.get(27)?,
+            missing: key_of(r.get(28)?, r.get(29)?),
+            next_start_ms: r.get(30)?,
+            expired_ms: r.get(31)?,
+            times_corrected: r.get(32)?,
+        })
+    }
+
+    /// Records any evidence of the session at `key` / `wall`.
+    fn seen(&mut self, key: Key, wall: i64, corrected: bool) {
+        self.first = self.first.min(key);
+        self.last_seen_ms = self.last_seen_ms.max(wall);
+        if !self.has_start {
+            self.start_ms = self.start_ms.min(wall);
+        }
+        self.times_corrected |= corrected;
+    }
+
+    /// Records evidence that the agent held the session open at `key`.
+    fn seen_open(&mut self, key: Key) {
+        self.open = Some(self.open.map_or(key, |k| k.max(key)));
+    }
+
+    fn signal_at(&mut self, key: Key, dbm: Option<i8>) {
+        if let Some(d) = dbm {
+            let cand = (key, i64::from(d));
+            if self.signal.is_none_or(|s| cand > s) {
+                self.signal = Some(cand);
+            }
+        }
+    }
+
+    fn activity_at(&mut self, wall: i64, inactive_ms: Option<u32>) {
+        if let Some(i) = inactive_ms {
+            let a = wall - i64::from(i);
+            self.last_activity_ms = Some(self.last_activity_ms.map_or(a, |x| x.max(a)));
+        }
+    }
+
+    fn counters(&mut self, rx: u64, tx: u64, rxp: u64, txp: u64) {
+        self.rx_bytes = self.rx_bytes.max(clamp_i64(rx));
+        self.tx_bytes = self.tx_bytes.max(clamp_i64(tx));
+        self.rx_packets = self.rx_packets.max(clamp_i64(rxp));
+        self.tx_packets = self.tx_packets.max(clamp_i64(txp));
+    }
+
+    /// Agent-stopped sessions are final: no inferred rule can change them.
+    fn is_final(&self) -> bool {
+        self.agent_stop.is_some()
+    }
+
+    fn upsert(&self, tx: &Transaction, placeholder_stop: bool) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO sessions ({SESS_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, \
+             ?28, ?29, ?30, ?31, ?32, ?33)
+             ON CONFLICT (device_id, id) DO UPDATE SET boot_id = excluded.boot_id, mac = excluded.mac,
+             ssid = excluded.ssid, ifname = excluded.ifname, bssid = excluded.bssid,
+             freq_mhz = excluded.freq_mhz, start_ms = excluded.start_ms,
+             has_start = excluded.has_start, first_up = excluded.first_up,
+             first_seq = excluded.first_seq, stop_ms = excluded.stop_ms,
+             stop_reason = excluded.stop_reason, stop_inferred = excluded.stop_inferred,
+             agent_stop_ms = excluded.agent_stop_ms, agent_stop_reason = excluded.agent_stop_reason,
+             last_seen_ms = excluded.last_seen_ms, open_up = excluded.open_up,
+             open_seq = excluded.open_seq, signal_up = excluded.signal_up,
+             signal_seq = excluded.signal_seq, signal_avg = excluded.signal_avg,
+             last_activity_ms = excluded.last_activity_ms, rx_bytes = excluded.rx_bytes,
+             tx_bytes = excluded.tx_bytes, rx_packets = excluded.rx_packets,
+             tx_packets = excluded.tx_packets, missing_up = excluded.missing_up,
+             missing_seq = excluded.missing_seq, next_start_ms = excluded.next_start_ms,
+             expired_ms = excluded.expired_ms, times_corrected = excluded.times_corrected"
+        );
+        // While facts are written, every touched row is parked as closed (`pending`) so the
+        // one-open-session index cannot trip on an intermediate state; `refresh` then writes
+        // the derived stops, closed rows first.
+        let (stop_ms, stop_reason) = if placeholder_stop {
+            (Some(-1), Some("pending".to_owned()))
+        } else {
+            (self.stop_ms, self.stop_reason.clone())
+        };
+        tx.prepare_cached(&sql)?.execute(params![
+            self.device_id,
+            self.id,
+            self.boot_id,
+            self.mac,
+            self.ssid,
+            self.ifname,
+            self.bssid,
+            self.freq_mhz,
+            self.start_ms,
+            self.has_start,
+            self.first.0,
+            self.first.1,
+            stop_ms,
+            stop_reason,
+            self.stop_inferred,
+            self.agent_stop.as_ref().map(|s| s.0),
+            self.agent_stop.as_ref().map(|s| s.1.clone()),
+            self.last_seen_ms,
+            self.open.map(|k| k.0),
+            self.open.map(|k| k.1),
+            self.signal.map(|s| s.0 .0),
+            self.signal.map(|s| s.0 .1),
+            self.signal.map(|s| s.1),
+            self.last_activity_ms,
+            self.rx_bytes,
+            self.tx_bytes,
+            self.rx_packets,
+            self.tx_packets,
+            self.missing.map(|k| k.0),
+            self.missing.map(|k| k.1),
+            self.next_start_ms,
+            self.expired_ms,
+            self.times_corrected,
+        ])?;
+        Ok(())
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Device-level facts a session's derived stop depends on.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Context {
+    /// `Some(last_ms of the session's boot)` when a newer boot of the device exists.
+    reboot_at: Option<i64>,
+    /// The latest sync of the session's boot that did not list it (after its first evidence).
+    missing: Option<Key>,
+    /// Start of the next session of the same client on the same device.
+    next_start_ms: Option<i64>,
+}
+
+/// The derived stop of a session: `(stop_ms, reason, inferred)`, or `None` while open.
+///
+/// An agent-reported stop always wins. Otherwise every inferred rule that applies proposes a
+/// stop, and the earliest one is taken (ties in the order reboot, missing, superseded,
+/// expired). A rule no longer applies once the agent reported the session open after it.
+fn derive(s: &Sess, cx: &Context) -> Option<(i64, String, bool)> {
+    if let Some((ms, r)) = &s.agent_stop {
+        return Some((*ms, r.clone(), false));
+    }
+    let mut cands: Vec<(i64, &str)> = Vec::new();
+    if let Some(at) = cx.reboot_at {
+        cands.push((at, reason::DEVICE_REBOOT));
+    }
+    if let Some(m) = cx.missing {
+        if s.open.is_none_or(|o| m > o) {
+            cands.push((s.last_seen_ms, reason::MISSING));
+        }
+    }
+    if let Some(n) = cx.next_start_ms {
+        cands.push((s.last_seen_ms.min(n), reason::SUPERSEDED));
+    }
+    if let Some(e) = s.expired_ms {
+        if s.last_seen_ms <= e {
+            cands.push((e, reason::EXPIRED));
+        }
+    }
+    // `min_by_key` keeps the first of equal keys: the order pushed above is the tie order.
+    cands
+        .into_iter()
+        .min_by_key(|c| c.0)
+        .map(|(ms, r)| (ms.max(s.start_ms), r.to_owned(), true))
+}
+
+/// Converts a stamp of a batch to wall ms: the agent's clock when synchronised, else the
+/// boot's estimated origin (wall time at uptime 0) plus the uptime.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    synced: bool,
+    origin_ms: i64,
+}
+
+impl Clock {
+    fn wall(&self, st: Stamp) -> i64 {
+        if self.synced {
+            clamp_i64(st.wall_ms)
+        } else {
+            self.origin_ms.saturating_add(clamp_i64(st.uptime_ms))
+        }
+    }
+}
+
+fn ensure_device(tx: &Transaction, device: &str, receive_ms: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO devices (id, last_seen_ms) VALUES (?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET last_seen_ms = max(coalesce(last_seen_ms, ?2), ?2)",
+    )?
+    .execute(params![device, receive_ms])?;
+    Ok(())
+}
+
+/// Records that boot `boot` of `device` was seen between `first_ms` and `last_ms`; with an
+/// unsynchronised clock also lowers its origin estimate to `origin_cand`. Returns the origin.
+fn observe_boot(
+    tx: &Transaction,
+    device: &str,
+    boot: &str,
+    first_ms: i64,
+    last_ms: i64,
+    origin_cand: Option<i64>,
+) -> Result<Option<i64>, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO device_boots (device_id, boot_id, first_ms, last_ms, origin_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (device_id, boot_id) DO UPDATE SET
+           first_ms = min(first_ms, excluded.first_ms),
+           last_ms = max(last_ms, excluded.last_ms),
+           origin_ms = CASE WHEN origin_ms IS NULL THEN excluded.origin_ms
+                            WHEN excluded.origin_ms IS NULL THEN origin_ms
+                            ELSE min(origin_ms, excluded.origin_ms) END",
+    )?
+    .execute(params![device, boot, first_ms, last_ms, origin_cand])?;
+    tx.prepare_cached("SELECT origin_ms FROM device_boots WHERE device_id = ?1 AND boot_id = ?2")?
+        .query_row(params![device, boot], |r| r.get(0))
+}
+
+/// The boot origin candidate of an unsynchronised message: receive time minus the newest
+/// uptime in it (the message was sent right after its newest event).
+fn origin_candidate(receive_ms: i64, newest_uptime_ms: u64) -> i64 {
+    receive_ms.saturating_sub(clamp_i64(newest_uptime_ms))
+}
+
+fn newest_boot(tx: &Transaction, device: &str) -> Result<Option<String>, StoreError> {
+    tx.prepare_cached(
+        "SELECT boot_id FROM device_boots WHERE device_id = ?1
+         ORDER BY first_ms DESC, boot_id DESC LIMIT 1",
+    )?
+    .query_row([device], |r| r.get(0))
+    .optional()
+}
+
+fn boot_last_ms(tx: &Transaction, device: &str, boot: &str) -> Result<Option<i64>, StoreError> {
+    tx.prepare_cached("SELECT last_ms FROM device_boots WHERE device_id = ?1 AND boot_id = ?2")?
+        .query_row(params![device, boot], |r| r.get(0))
+        .optional()
+}
+
+fn load_session(tx: &Transaction, device: &str, id: i64) -> Result<Option<Sess>, StoreError> {
+    tx.prepare_cached(&format!(
+        "SELECT {SESS_COLS} FROM sessions WHERE device_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![device, id], Sess::from_row)
+    .optional()
+}
+
+fn live_ids_by_mac(tx: &Transaction, device: &str, mac: &str) -> Result<Vec<i64>, StoreError> {
+    let mut st = tx.prepare_cached(
+        "SELECT id FROM sessions WHERE device_id = ?1 AND mac = ?2 AND agent_stop_ms IS NULL",
+    )?;
+    let rows = st.query_map(params![device, mac], |r| r.get(0))?;
+    rows.collect()
+}
+
+fn live_ids_by_boot(tx: &Transaction, device: &str, boot: &str) -> Result<Vec<i64>, StoreError> {
+    let mut st = tx.prepare_cached(
+        "SELECT id FROM sessions WHERE device_id = ?1 AND boot_id = ?2 AND agent_stop_ms IS NULL",
+    )?;
+    let rows = st.query_map(params![device, boot], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// A sync as stored: its key and the sorted ids it listed.
+struct SyncRec {
+    key: Key,
+    ids: Vec<i64>,
+}
+
+fn encode_ids(ids: &[SessionId]) -> Vec<u8> {
+    let mut v: Vec<i64> = ids.iter().map(|i| i.0 as i64).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.iter().flat_map(|i| i.to_le_bytes()).collect()
+}
+
+fn decode_ids(b: &[u8]) -> Vec<i64> {
+    b.chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8")))
+        .collect()
+}
+
+fn load_syncs(tx: &Transaction, device: &str, boot: &str) -> Result<Vec<SyncRec>, StoreError> {
+    let mut st =
+        tx.prepare_cached("SELECT up, seq, ids FROM syncs WHERE device_id = ?1 AND boot_id = ?2")?;
+    let rows = st.query_map(params![device, boot], |r| {
+        Ok(SyncRec {
+            key: (r.get(0)?, r.get(1)?),
+            ids: decode_ids(&r.get::<_, Vec<u8>>(2)?),
+        })
+    })?;
+    rows.collect()
+}
+
+fn next_start(tx: &Transaction, s: &Sess) -> Result<Option<i64>, StoreError> {
+    let Some(mac) = &s.mac else { return Ok(None) };
+    tx.prepare_cached(
+        "SELECT min(start_ms) FROM sessions WHERE device_id = ?1 AND mac = ?2
+         AND (start_ms > ?3 OR (start_ms = ?3 AND id > ?4))",
+    )?
+    .query_row(params![s.device_id, mac, s.start_ms, s.id], |r| r.get(0))
+}
+
+/// Merges the seq numbers of one message into the device's received runs.
+fn record_seqs(
+    tx: &Transaction,
+    device: &str,
+    boot: &str,
+    epoch: u32,
+    seqs: &mut Vec<i64>,
+) -> Result<(), StoreError> {
+    seqs.sort_unstable();
+    seqs.dedup();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &s in seqs.iter() {
+        match runs.last_mut() {
+            Some(r) if r.1 + 1 == s => r.1 = s,
+            _ => runs.push((s, s)),
+        }
+    }
+    for (mut lo, mut hi) in runs {
+        let mut st = tx.prepare_cached(
+            "SELECT lo, hi FROM seq_runs WHERE device_id = ?1 AND boot_id = ?2 AND epoch = ?3
+             AND lo <= ?5 + 1 AND hi >= ?4 - 1",
+        )?;
+        let touching: Vec<(i64, i64)> = st
+            .query_map(params![device, boot, epoch, lo, hi], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (l, h) in touching {
+            lo = lo.min(l);
+            hi = hi.max(h);
+            tx.prepare_cached(
+                "DELETE FROM seq_runs WHERE device_id = ?1 AND boot_id = ?2 AND epoch = ?3 AND lo = ?4",
+            )?
+            .execute(params![device, boot, epoch, l])?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO seq_runs (device_id, boot_id, epoch, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![device, boot, epoch, lo, hi])?;
+    }
+    Ok(())
+}
+
+/// Recomputes the device row's boot, epoch, last seq and seq gaps from the boot/epoch tables.
+fn refresh_device(tx: &Transaction, device: &str) -> Result<(), StoreError> {
+    let boot = newest_boot(tx, device)?;
+    let epoch: Option<i64> = match &boot {
+        Some(b) => tx
+            .prepare_cached(
+                "SELECT epoch FROM epochs WHERE device_id = ?1 AND boot_id = ?2
+                 ORDER BY last_up DESC, epoch DESC LIMIT 1",
+            )?
+            .query_row(params![device, b], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
+    let last_seq: Option<i64> = match (&boot, epoch) {
+        (Some(b), Some(e)) => tx
+            .prepare_cached(
+                "SELECT max(hi) FROM seq_runs WHERE device_id = ?1 AND boot_id = ?2 AND epoch = ?3",
+            )?
+            .query_row(params![device, b, e], |r| r.get(0))?,
+        _ => None,
+    };
+    let gaps: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(sum(span - covered), 0) FROM (
+               SELECT max(hi) - min(lo) + 1 AS span, sum(hi - lo + 1) AS covered
+               FROM seq_runs WHERE device_id = ?1 GROUP BY boot_id, epoch)",
+        )?
+        .query_row([device], |r| r.get(0))?;
+    tx.prepare_cached(
+        "UPDATE devices SET boot_id = ?2, agent_epoch = ?3, last_seq = ?4, seq_gaps = ?5 WHERE id = ?1",
+    )?
+    .execute(params![device, boot, epoch, last_seq, gaps])?;
+    Ok(())
+}
+
+/// Sessions loaded during one message, keyed by id, plus what they make stale.
+struct Work<'a> {
+    tx: &'a Transaction<'a>,
+    device: String,
+    rows: BTreeMap<i64, Sess>,
+    touched: BTreeSet<i64>,
+    macs: BTreeSet<String>,
+    boots: BTreeSet<String>,
+}
+
+impl<'a> Work<'a> {
+    fn new(tx: &'a Transaction<'a>, device: &str) -> Work<'a> {
+        Work {
+            tx,
+            device: device.to_owned(),
+            rows: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            macs: BTreeSet::new(),
+            boots: BTreeSet::new(),
+        }
+    }
+
+    fn load(&mut self, id: i64) -> Result<bool, StoreError> {
+        if self.rows.contains_key(&id) {
+            return Ok(true);
+        }
+        match load_session(self.tx, &self.device, id)? {
+            Some(s) => {
+                self.rows.insert(id, s);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The row of session `id`, created from this first evidence if unknown.
+    fn touch(
+        &mut self,
+        id: SessionId,
+        boot: &str,
+        key: Key,
+        wall: i64,
+    ) -> Result<&mut Sess, StoreError> {
+        let i = id.0 as i64;
+        if !self.load(i)? {
+            self.rows
+                .insert(i, Sess::new(&self.device, id, boot, key, wall));
+        }
+        self.touched.insert(i);
+        Ok(self.rows.get_mut(&i).expect("just loaded"))
+    }
+
+    /// Writes facts of touched rows, widens the set to every row whose derived stop may have
+    /// changed, recomputes those stops and writes them (closures first).
+    fn finish(mut self) -> Result<(), StoreError> {
+        for id in &self.touched {
+            let s = &self.rows[id];
+            if let Some(m) = &s.mac {
+                self.macs.insert(m.clone());
+            }
+            s.upsert(self.tx, true)?;
+        }
+        let mut more: Vec<i64> = Vec::new();
+        for m in &self.macs {
+            more.extend(live_ids_by_mac(self.tx, &self.device, m)?);
+        }
+        for b in &self.boots {
+            more.extend(live_ids_by_boot(self.tx, &self.device, b)?);
+        }
+        for id in more {
+            self.load(id)?;
+        }
+        let newest = newest_boot(self.tx, &self.device)?;
+        let mut syncs: HashMap<String, Vec<SyncRec>> = HashMap::new();
+        let mut boot_last: HashMap<String, Option<i64>> = HashMap::new();
+        let mut closed: Vec<&Sess> = Vec::new();
+        let mut open: Vec<&Sess> = Vec::new();
+        let mut derived: Vec<Sess> = Vec::with_capacity(self.rows.len());
+        for s in self.rows.values() {
+            let mut s = s.clone();
+            if s.is_final() {
+                s.missing = None;
+                s.next_start_ms = None;
+            } else {
+                let reboot_at = if newest.as_deref() == Some(s.boot_id.as_str()) {
+                    None
+                } else {
+                    if !boot_last.contains_key(&s.boot_id) {
+                        let v = boot_last_ms(self.tx, &self.device, &s.boot_id)?;
+                        boot_last.insert(s.boot_id.clone(), v);
+                    }
+                    boot_last[&s.boot_id]
+                };
+                if !syncs.contains_key(&s.boot_id) {
+                    let v = load_syncs(self.tx, &self.device, &s.boot_id)?;
+                    syncs.insert(s.boot_id.clone(), v);
+                }
+                s.missing = syncs[&s.boot_id]
+                    .iter()
+                    .filter(|y| y.key > s.first && y.ids.binary_search(&s.id).is_err())
+                    .map(|y| y.key)
+                    .max();
+                s.next_start_ms = next_start(self.tx, &s)?;
+                let cx = Context {
+                    reboot_at,
+                    missing: s.missing,
+                    next_start_ms: s.next_start_ms,
+                };
+                let d = derive(&s, &cx);
+                s.stop_ms = d.as_ref().map(|d| d.0);
+                s.stop_reason = d.as_ref().map(|d| d.1.clone());
+                s.stop_inferred = d.as_ref().is_some_and(|d| d.2);
+            }
+            if let Some((ms, r)) = &s.agent_stop {
+                s.stop_ms = Some(*ms);
+                s.stop_reason = Some(r.clone());
+                s.stop_inferred = false;
+            }
+            derived.push(s);
+        }
+        for s in &derived {
+            if s.stop_ms.is_some() {
+                closed.push(s);
+            } else {
+                open.push(s);
+            }
+        }
+        for s in closed.into_iter().chain(open) {
+            if self.rows.get(&s.id) != Some(s) || self.touched.contains(&s.id) {
+                s.upsert(self.tx, false)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges one decoded events batch of a device, received at `receive_ms` (collector clock).
+///
+/// The caller has checked that the topic's device id matches `b.device_id`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), StoreError> {
+    let device = b.device_id.as_str();
+    let boot = b.boot_id.to_string();
+    ensure_device(tx, device, receive_ms)?;
+
+    let stamps: Vec<Option<Stamp>> = b.events.iter().map(|e| b.stamp_of(e)).collect();
+    let newest_up = stamps
+        .iter()
+        .flatten()
+        .map(|s| s.uptime_ms)
+        .max()
+        .unwrap_or(b.base_uptime_ms);
+    let bad_times = stamps.iter().filter(|s| s.is_none()).count();
+    if bad_times > 0 {
+        count(tx, "events_bad_time", bad_times as i64)?;
+    }
+    let origin_cand = (!b.clock_synced).then(|| origin_candidate(receive_ms, newest_up));
+    // Lower the boot's origin estimate (a running minimum) first, so the stored estimate is
+    // what converts this batch's times; the sentinels leave first/last seen untouched.
+    let before = newest_boot(tx, device)?;
+    let origin = observe_boot(tx, device, &boot, i64::MAX, i64::MIN, origin_cand)?;
+    let clock = Clock {
+        synced: b.clock_synced,
+        origin_ms: origin.or(origin_cand).unwrap_or(0),
+    };
+    let corrected = !b.clock_synced;
+    let walls: Vec<i64> = stamps.iter().flatten().map(|s| clock.wall(*s)).collect();
+    let base_wall = clock.wall(b.base());
+    let lo = walls.iter().copied().min().unwrap_or(base_wall);
+    let hi = walls.iter().copied().max().unwrap_or(base_wall);
+    observe_boot(tx, device, &boot, lo, hi, None)?;
+
+    let mut w = Work::new(tx, device);
+    let mut seqs: Vec<i64> = Vec::new();
+    let mut last_up: Option<i64> = None;
+    for (ev, st) in b.events.iter().zip(&stamps) {
+        let Some(st) = *st else { continue };
+        let key: Key = (clamp_i64(st.uptime_ms), clamp_i64(ev.seq()));
+        let wall = clock.wall(st);
+        if !matches!(ev, Event::Unknown { .. }) {
+            seqs.push(key.1);
+            last_up = Some(last_up.map_or(key.0, |u: i64| u.max(key.0)));
+        }
+        match ev {
+            Event::Start(e) => {
+                let s = w.touch(e.id, &boot, key, wall)?;
+                s.seen(key, wall, corrected);
+                s.seen_open(key);
+                let start = wall.saturating_sub(clamp_i64(e.age_ms));
+                s.start_ms = if s.has_start {
+                    s.start_ms.min(start)
+                } else {
+                    start
+                };
+                s.has_start = true;
+                s.mac = Some(e.mac.to_string());
+                s.ssid = Some(String::from_utf8_lossy(&e.ssid).into_owned());
+                s.ifname = Some(e.ifname.clone());
+                s.bssid = Some(e.bssid.to_string());
+                s.freq_mhz = Some(i64::from(e.freq_mhz));
+                s.signal_at(key, e.signal_dbm);
+            }
+            Event::Update(e) => {
+                let s = w.touch(e.id, &boot, key, wall)?;
+                s.seen(key, wall, corrected);
+                s.seen_open(key);
+                s.counters(e.rx_bytes, e.tx_bytes, e.rx_packets, e.tx_packets);
+                s.signal_at(key, e.signal_avg_dbm);
+                s.activity_at(wall, e.inactive_ms);
+            }
+            Event::Stop(e) => {
+                let s = w.touch(e.id, &boot, key, wall)?;
+                s.seen(key, wall, corrected);
+                s.counters(e.rx_bytes, e.tx_bytes, e.rx_packets, e.tx_packets);
+                s.signal_at(key, e.signal_avg_dbm);
+                s.activity_at(wall, e.inactive_ms);
+                let stop = (
+                    wall.saturating_sub(clamp_i64(e.age_ms)),
+                    e.reason.as_str().to_owned(),
+                );
+                s.agent_stop = Some(match s.agent_stop.take() {
+                    Some(old) => old.min(stop),
+                    None => stop,
+                });
+            }
+            Event::Sync(e) => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO syncs (device_id, boot_id, up, seq, wall_ms, ids)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    device,
+                    boot,
+                    key.0,
+                    key.1,
+                    wall,
+                    encode_ids(&e.ids)
+                ])?;
+                for id in &e.ids {
+                    let s = w.touch(*id, &boot, key, wall)?;
+                    s.seen(key, wall, corrected);
+                    s.seen_open(key);
+                }
+                w.boots.insert(boot.clone());
+            }
+            Event::Unknown { .. } => count(tx, "events_unknown_kind", 1)?,
+        }
+    }
+    if let Some(up) = last_up {
+        tx.prepare_cached(
+            "INSERT INTO epochs (device_id, boot_id, epoch, last_up) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (device_id, boot_id, epoch) DO UPDATE SET last_up = max(last_up, excluded.last_up)",
+        )?
+        .execute(params![device, boot, b.agent_epoch, up])?;
+        record_seqs(tx, device, &boot, b.agent_epoch, &mut seqs)?;
+    }
+    stale_boots(tx, device, &boot, before, &mut w.boots)?;
+    w.finish()?;
+    refresh_device(tx, device)
+}
+
+/// Adds to `boots` the boots whose sessions' reboot rule may have changed: the previously
+/// newest boot when a newer one appeared, and `boot` itself when it is not the newest.
+fn stale_boots(
+    tx: &Transaction,
+    device: &str,
+    boot: &str,
+    before: Option<String>,
+    boots: &mut BTreeSet<String>,
+) -> Result<(), StoreError> {
+    let after = newest_boot(tx, device)?;
+    if let Some(b) = before {
+        if after.as_deref() != Some(b.as_str()) {
+            boots.insert(b);
+        }
+    }
+    if after.as_deref() != Some(boot) {
+        boots.insert(boot.to_owned());
+    }
+    Ok(())
+}
+
+/// Merges a status message: device metadata and counters (newest status wins), and its boot.
+///
+/// # Errors
+/// SQLite errors.
+pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(), StoreError> {
+    let device = s.device_id.as_str();
+    let boot = s.boot_id.to_string();
+    ensure_device(tx, device, receive_ms)?;
+    let origin_cand = (!s.clock_synced).then(|| origin_candidate(receive_ms, s.uptime_ms));
+    let stamp = Stamp {
+        wall_ms: s.wall_ms,
+        uptime_ms: s.uptime_ms,
+    };
+    let before = newest_boot(tx, device)?;
+    let origin = observe_boot(tx, device, &boot, i64::MAX, i64::MIN, origin_cand)?;
+    let wall = Clock {
+        synced: s.clock_synced,
+        origin_ms: origin.or(origin_cand).unwrap_or(0),
+    }
+    .wall(stamp);
+    observe_boot(tx, device, &boot, wall, wall, None)?;
+
+    let newest = newest_boot(tx, device)?;
+    let (cur_boot, cur_up): (Option<String>, Option<i64>) = tx
+        .prepare_cached("SELECT status_boot, status_uptime_ms FROM devices WHERE id = ?1")?
+        .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let up = clamp_i64(s.uptime_ms);
+    let wins = newest.as_deref() == Some(boot.as_str())
+        && (cur_boot.as_deref() != Some(boot.as_str()) || cur_up.is_none_or(|c| up >= c));
+    if wins {
+        tx.prepare_cached(
+            "UPDATE devices SET name = :name, organization = :org, grp = :grp, online = :online,
+             agent_version = :ver, status_boot = :boot, status_uptime_ms = :up,
+             published = :published, dropped = :dropped, reconnects = :reconnects,
+             outbox_depth = :outbox, failed_joins = :failed, tracker_overflow = :overflow
+             WHERE id = :id",
+        )?
+        .execute(named_params! {
+            ":id": device,
+            ":name": s.name,
+            ":org": s.organization,
+            ":grp": s.group,
+            ":online": s.online,
+            ":ver": s.agent_version,
+            ":boot": boot,
+            ":up": up,
+            ":published": clamp_i64(s.published),
+            ":dropped": clamp_i64(s.dropped),
+            ":reconnects": clamp_i64(s.reconnects),
+            ":outbox": s.outbox_depth,
+            ":failed": clamp_i64(s.failed_joins),
+            ":overflow": clamp_i64(s.tracker_overflow),
+        })?;
+    }
+    let mut w = Work::new(tx, device);
+    stale_boots(tx, device, &boot, before, &mut w.boots)?;
+    w.finish()?;
+    refresh_device(tx, device)
+}
+
+/// Marks every open session of `device` as expired at `at_ms` (the device's last-seen time):
+/// a provisional stop, undone if the agent later reports a session open after `at_ms`.
+/// Returns how many sessions it closed.
+///
+/// # Errors
+/// SQLite errors.
+pub fn expire_device(tx: &Transaction, device: &str, at_ms: i64) -> Result<usize, StoreError> {
+    let ids: Vec<i64> = {
+        let mut st =
+            tx.prepare_cached("SELECT id FROM sessions WHERE device_id = ?1 AND stop_ms IS NULL")?;
+        let rows = st.query_map([device], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut w = Work::new(tx, device);
+    for id in &ids {
+        w.load(*id)?;
+        let s = w.rows.get_mut(id).expect("loaded");
+        s.expired_ms = Some(s.expired_ms.map_or(at_ms, |e| e.max(at_ms)));
+        w.touched.insert(*id);
+    }
+    w.finish()?;
+    Ok(ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sess() -> Sess {
+        let mut s = Sess::new("d", SessionId(1), "b", (100, 1), 1_000);
+        s.open = Some((100, 1));
+        s
+    }
+
+    #[test]
+    fn agent_stop_beats_inferred() {
+        let mut s = sess();
+        s.agent_stop = Some((1_500, "left".into()));
+        let cx = Context {
+            reboot_at: Some(1_200),
+            ..Context::default()
+        };
+        assert_eq!(derive(&s, &cx), Some((1_500, "left".into(), false)));
+    }
+
+    #[test]
+    fn missing_is_undone_by_later_open_evidence() {
+        let mut s = sess();
+        let cx = Context {
+            missing: Some((200, 5)),
+            ..Context::default()
+        };
+        assert_eq!(derive(&s, &cx).map(|d| d.1), Some("missing".into()));
+        s.seen_open((300, 7));
+        assert_eq!(derive(&s, &cx), None);
+    }
+
+    #[test]
+    fn earliest_inferred_stop_wins() {
+        let mut s = sess();
+        s.last_seen_ms = 5_000;
+        let cx = Context {
+            reboot_at: Some(6_000),
+            next_start_ms: Some(4_000),
+            ..Context::default()
+        };
+        assert_eq!(derive(&s, &cx), Some((4_000, "superseded".into(), true)));
+    }
+
+    #[test]
+    fn expired_is_provisional() {
+        let mut s = sess();
+        s.expired_ms = Some(2_000);
+        assert_eq!(derive(&s, &Context::default()).map(|d| d.0), Some(2_000));
+        s.last_seen_ms = 2_500;
+        assert_eq!(derive(&s, &Context::default()), None);
+    }
+
+    #[test]
+    fn topics_parse() {
+        assert_eq!(
+            parse_topic("p/v1", "p/v1/ap1/events"),
+            Some(("ap1", TopicKind::Events))
+        );
+        assert_eq!(
+            parse_topic("p/v1", "p/v1/ap1/status"),
+            Some(("ap1", TopicKind::Status))
+        );
+        assert_eq!(parse_topic("p/v1", "p/v1/ap1/other"), None);
+        assert_eq!(parse_topic("p/v1", "p/v1//events"), None);
+        assert_eq!(parse_topic("p/v1", "q/ap1/events"), None);
+    }
+}
