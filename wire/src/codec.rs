@@ -77,7 +77,10 @@ impl DecodeError {
 
     fn from_cbor(e: decode::Error) -> DecodeError {
         use core::error::Error as _;
-        if let Some(l) = e.source().and_then(|s| s.downcast_ref::<bounded::TooLong>()) {
+        if let Some(l) = e
+            .source()
+            .and_then(|s| s.downcast_ref::<bounded::TooLong>())
+        {
             return DecodeError::LimitExceeded {
                 field: l.field,
                 len: l.len,
@@ -85,9 +88,7 @@ impl DecodeError {
             };
         }
         if e.is_end_of_input() {
-            DecodeError::Truncated {
-                pos: e.position(),
-            }
+            DecodeError::Truncated { pos: e.position() }
         } else if e.is_type_mismatch() {
             DecodeError::WrongType {
                 detail: e.to_string(),
@@ -172,7 +173,11 @@ pub(crate) mod bounded {
     }
 
     /// Reads a definite- or indefinite-length text, refusing more than `max` bytes.
-    fn text_limited(d: &mut Decoder<'_>, field: &'static str, max: usize) -> Result<String, decode::Error> {
+    fn text_limited(
+        d: &mut Decoder<'_>,
+        field: &'static str,
+        max: usize,
+    ) -> Result<String, decode::Error> {
         let p = d.position();
         let mut out = String::new();
         for chunk in d.str_iter()? {
@@ -187,7 +192,11 @@ pub(crate) mod bounded {
     }
 
     /// Reads a definite- or indefinite-length byte string, refusing more than `max` bytes.
-    fn bytes_limited(d: &mut Decoder<'_>, field: &'static str, max: usize) -> Result<Vec<u8>, decode::Error> {
+    fn bytes_limited(
+        d: &mut Decoder<'_>,
+        field: &'static str,
+        max: usize,
+    ) -> Result<Vec<u8>, decode::Error> {
         let p = d.position();
         let mut out = Vec::new();
         for chunk in d.bytes_iter()? {
@@ -249,7 +258,10 @@ pub(crate) mod bounded {
         text_limited(d, "text", limits::MAX_TEXT_BYTES)
     }
 
-    pub fn opt_text<Ctx>(d: &mut Decoder<'_>, _: &mut Ctx) -> Result<Option<String>, decode::Error> {
+    pub fn opt_text<Ctx>(
+        d: &mut Decoder<'_>,
+        _: &mut Ctx,
+    ) -> Result<Option<String>, decode::Error> {
         if d.datatype()? == Type::Null {
             d.skip()?;
             return Ok(None);
@@ -265,11 +277,17 @@ pub(crate) mod bounded {
         bytes_limited(d, "ssid", limits::MAX_SSID_BYTES)
     }
 
-    pub fn events<'b, Ctx>(d: &mut Decoder<'b>, ctx: &mut Ctx) -> Result<Vec<Event>, decode::Error> {
+    pub fn events<'b, Ctx>(
+        d: &mut Decoder<'b>,
+        ctx: &mut Ctx,
+    ) -> Result<Vec<Event>, decode::Error> {
         array_limited(d, ctx, "events", limits::MAX_EVENTS_PER_BATCH)
     }
 
-    pub fn sync_ids<'b, Ctx>(d: &mut Decoder<'b>, ctx: &mut Ctx) -> Result<Vec<SessionId>, decode::Error> {
+    pub fn sync_ids<'b, Ctx>(
+        d: &mut Decoder<'b>,
+        ctx: &mut Ctx,
+    ) -> Result<Vec<SessionId>, decode::Error> {
         array_limited(d, ctx, "ids", limits::MAX_SYNC_IDS)
     }
 

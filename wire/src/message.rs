@@ -159,7 +159,11 @@ impl Event {
 }
 
 impl<C> Encode<C> for Event {
-    fn encode<W: Write>(&self, e: &mut Encoder<W>, ctx: &mut C) -> Result<(), encode::Error<W::Error>> {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        ctx: &mut C,
+    ) -> Result<(), encode::Error<W::Error>> {
         e.array(2)?;
         match self {
             Event::Start(x) => e.u32(Self::START)?.encode_with(x, ctx)?,
@@ -313,7 +317,11 @@ impl StopReason {
 }
 
 impl<C> Encode<C> for StopReason {
-    fn encode<W: Write>(&self, e: &mut Encoder<W>, _: &mut C) -> Result<(), encode::Error<W::Error>> {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), encode::Error<W::Error>> {
         e.u8(self.code())?.ok()
     }
 }

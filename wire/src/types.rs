@@ -88,7 +88,11 @@ impl FromStr for MacAddr {
 }
 
 impl<C> Encode<C> for MacAddr {
-    fn encode<W: Write>(&self, e: &mut Encoder<W>, _: &mut C) -> Result<(), encode::Error<W::Error>> {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), encode::Error<W::Error>> {
         e.bytes(&self.0)?.ok()
     }
 }
@@ -175,7 +179,11 @@ impl FromStr for BootId {
 }
 
 impl<C> Encode<C> for BootId {
-    fn encode<W: Write>(&self, e: &mut Encoder<W>, _: &mut C) -> Result<(), encode::Error<W::Error>> {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), encode::Error<W::Error>> {
         e.bytes(&self.0)?.ok()
     }
 }
@@ -228,7 +236,8 @@ impl Offset {
     /// The absolute stamp `base + self`, or `None` if it falls outside `u64` (hostile input).
     pub fn resolve(self, base: Stamp) -> Option<Stamp> {
         let up = i128::from(base.uptime_ms) + i128::from(self.uptime_ms);
-        let wall = i128::from(base.wall_ms) + i128::from(self.uptime_ms) + i128::from(self.wall_adj_ms);
+        let wall =
+            i128::from(base.wall_ms) + i128::from(self.uptime_ms) + i128::from(self.wall_adj_ms);
         Some(Stamp {
             wall_ms: u64::try_from(wall).ok()?,
             uptime_ms: u64::try_from(up).ok()?,
@@ -237,7 +246,11 @@ impl Offset {
 }
 
 impl<C> Encode<C> for Offset {
-    fn encode<W: Write>(&self, e: &mut Encoder<W>, _: &mut C) -> Result<(), encode::Error<W::Error>> {
+    fn encode<W: Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), encode::Error<W::Error>> {
         if self.wall_adj_ms == 0 {
             e.i64(self.uptime_ms)?.ok()
         } else {
