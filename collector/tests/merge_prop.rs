@@ -1,0 +1,299 @@
+//! Property: a device's events applied in any order, with duplicates, give exactly the rows
+//! of the in-order stream (applied directly through the merge layer, no MQTT).
+
+use proptest::prelude::*;
+use rusqlite::Connection;
+use wifisess_collector::{merge, schema};
+use wifisess_wire::{
+    Batch, BootId, Event, MacAddr, SessionId, Stamp, Start, Stop, StopReason, Sync, Update,
+};
+
+#[derive(Debug, Clone)]
+enum Act {
+    Start(u8),
+    Update(u8),
+    Stop(u8),
+    Sync,
+    Restart,
+    Reboot,
+    Lose,
+    Flush,
+    Tick(u16),
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        4 => (0u8..3).prop_map(Act::Start),
+        4 => any::<u8>().prop_map(Act::Update),
+        3 => any::<u8>().prop_map(Act::Stop),
+        1 => Just(Act::Sync),
+        1 => Just(Act::Restart),
+        1 => Just(Act::Reboot),
+        1 => Just(Act::Lose),
+        2 => Just(Act::Flush),
+        3 => (1u16..5000).prop_map(Act::Tick),
+    ]
+}
+
+/// A simulated agent: emits batches the way the real one would (seq per run, uptime per boot).
+struct Agent {
+    dev: String,
+    dev_no: u64,
+    boot: u8,
+    epoch: u32,
+    seq: u64,
+    up: u64,
+    wall: u64,
+    next_id: u64,
+    open: Vec<(SessionId, u8, u64)>,
+    lose_next: bool,
+    pending: Vec<(Stamp, Event)>,
+    out: Vec<(Batch, i64)>,
+}
+
+impl Agent {
+    fn new(dev_no: u64) -> Agent {
+        Agent {
+            dev: format!("ap{dev_no}"),
+            dev_no,
+            boot: 0,
+            epoch: 1,
+            seq: 0,
+            up: 10_000,
+            wall: 1_700_000_000_000 + dev_no * 1000,
+            next_id: 1,
+            open: Vec::new(),
+            lose_next: false,
+            pending: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn tick(&mut self, ms: u64) {
+        self.up += ms;
+        self.wall += ms;
+    }
+
+    fn emit(&mut self, mut e: Event) {
+        self.tick(7);
+        self.seq += 1;
+        e.set_seq(self.seq);
+        if std::mem::take(&mut self.lose_next) {
+            return;
+        }
+        let at = Stamp {
+            wall_ms: self.wall,
+            uptime_ms: self.up,
+        };
+        self.pending.push((at, e));
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut b = Batch {
+            device_id: self.dev.clone(),
+            boot_id: BootId([self.boot; 16]),
+            agent_epoch: self.epoch,
+            base_wall_ms: 0,
+            base_uptime_ms: 0,
+            clock_synced: true,
+            events: Vec::new(),
+        };
+        b.set_base(self.pending[0].0);
+        let last = self.pending.last().unwrap().0.wall_ms as i64;
+        for (at, e) in self.pending.drain(..) {
+            assert!(b.push(at, e));
+        }
+        self.out.push((b, last + 5));
+    }
+
+    fn sync(&mut self) {
+        let ids = self.open.iter().map(|o| o.0).collect();
+        self.emit(Event::Sync(Sync {
+            seq: 0,
+            at: Default::default(),
+            ids,
+        }));
+    }
+
+    fn counters(&self, birth: u64) -> (u64, u64) {
+        let age = self.up.saturating_sub(birth);
+        (age * 3, age * 2)
+    }
+
+    fn step(&mut self, a: &Act) {
+        match *a {
+            Act::Start(mac) => {
+                if let Some(i) = self.open.iter().position(|o| o.1 == mac) {
+                    self.stop_at(i, StopReason::RoamedLocal);
+                }
+                let id = SessionId(self.dev_no << 40 | self.next_id);
+                self.next_id += 1;
+                self.open.push((id, mac, self.up));
+                self.emit(Event::Start(Start {
+                    seq: 0,
+                    at: Default::default(),
+                    id,
+                    mac: MacAddr([2, 0, 0, 0, self.dev_no as u8, mac]),
+                    ifname: format!("phy0-ap{}", mac % 2),
+                    ssid: b"campus".to_vec(),
+                    bssid: MacAddr([4, 0, 0, 0, 0, self.dev_no as u8]),
+                    freq_mhz: 2412,
+                    age_ms: 300,
+                    signal_dbm: Some(-40 - mac as i8),
+                }));
+            }
+            Act::Update(k) if !self.open.is_empty() => {
+                let (id, _, birth) = self.open[k as usize % self.open.len()];
+                let (rx, tx) = self.counters(birth);
+                self.emit(Event::Update(Update {
+                    seq: 0,
+                    at: Default::default(),
+                    id,
+                    rx_bytes: rx,
+                    tx_bytes: tx,
+                    rx_packets: rx / 100,
+                    tx_packets: tx / 100,
+                    signal_avg_dbm: Some(-50 - (k % 20) as i8),
+                    inactive_ms: Some(u32::from(k) * 10),
+                }));
+            }
+            Act::Stop(k) if !self.open.is_empty() => {
+                let i = k as usize % self.open.len();
+                self.stop_at(i, StopReason::Left);
+            }
+            Act::Update(_) | Act::Stop(_) => {}
+            Act::Sync => self.sync(),
+            Act::Restart => {
+                self.flush();
+                self.epoch += 1;
+                self.seq = 0;
+                self.tick(2_000);
+                self.sync();
+            }
+            Act::Reboot => {
+                self.flush();
+                self.boot += 1;
+                self.epoch += 1;
+                self.seq = 0;
+                self.open.clear();
+                self.wall += 60_000;
+                self.up = 5_000;
+                self.sync();
+            }
+            Act::Lose => self.lose_next = true,
+            Act::Flush => self.flush(),
+            Act::Tick(ms) => self.tick(u64::from(ms)),
+        }
+    }
+
+    fn stop_at(&mut self, i: usize, reason: StopReason) {
+        let (id, _, birth) = self.open.remove(i);
+        let (rx, tx) = self.counters(birth);
+        self.emit(Event::Stop(Stop {
+            seq: 0,
+            at: Default::default(),
+            id,
+            reason,
+            age_ms: 100,
+            rx_bytes: rx,
+            tx_bytes: tx,
+            rx_packets: rx / 100,
+            tx_packets: tx / 100,
+            signal_avg_dbm: Some(-55),
+            inactive_ms: Some(100),
+        }));
+    }
+}
+
+fn streams(plans: &[Vec<Act>]) -> Vec<Vec<(Batch, i64)>> {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(n, acts)| {
+            let mut a = Agent::new(n as u64 + 1);
+            for x in acts {
+                a.step(x);
+            }
+            a.flush();
+            a.out
+        })
+        .collect()
+}
+
+fn apply(conn: &mut Connection, batches: &[&(Batch, i64)]) {
+    for (b, rx) in batches {
+        let tx = conn.transaction().unwrap();
+        merge::apply_batch(&tx, b, *rx).unwrap();
+        tx.commit().unwrap();
+    }
+}
+
+fn dump(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut st = conn.prepare(sql).unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        let mut s = String::new();
+        for i in 0..n {
+            let v: rusqlite::types::Value = r.get(i)?;
+            s.push_str(&format!("{v:?}|"));
+        }
+        Ok(s)
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn snapshot(conn: &Connection) -> (Vec<String>, Vec<String>) {
+    (
+        dump(conn, "SELECT * FROM sessions ORDER BY device_id, id"),
+        dump(conn, "SELECT * FROM devices ORDER BY id"),
+    )
+}
+
+fn db() -> Connection {
+    let mut c = Connection::open_in_memory().unwrap();
+    schema::migrate(&mut c).unwrap();
+    c
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_order_and_duplication_gives_the_in_order_rows(
+        plans in prop::collection::vec(prop::collection::vec(act(), 1..40), 1..4),
+        keys in prop::collection::vec(any::<u32>(), 200),
+        dups in prop::collection::vec(0u8..4, 200),
+    ) {
+        let per_device = streams(&plans);
+        let mut a = db();
+        let in_order: Vec<&(Batch, i64)> = per_device.iter().flatten().collect();
+        apply(&mut a, &in_order);
+
+        // Shuffle: every batch (and 1 in 4 a second copy) gets a random sort key.
+        let mut shuffled: Vec<(u32, &(Batch, i64))> = Vec::new();
+        for (i, b) in in_order.iter().enumerate() {
+            shuffled.push((keys[i % keys.len()].rotate_left(i as u32), b));
+            if dups[i % dups.len()] == 0 {
+                shuffled.push((keys[(i * 7 + 3) % keys.len()], b));
+            }
+        }
+        shuffled.sort_by_key(|x| x.0);
+        let mut b = db();
+        apply(&mut b, &shuffled.iter().map(|x| x.1).collect::<Vec<_>>());
+
+        let (sa, da) = snapshot(&a);
+        let (sb, db_) = snapshot(&b);
+        prop_assert_eq!(sa, sb);
+        prop_assert_eq!(da, db_);
+        // The schema's promise: at most one open session per (device, mac).
+        let dup_open: i64 = b.query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM sessions WHERE stop_ms IS NULL AND mac IS NOT NULL
+             GROUP BY device_id, mac HAVING count(*) > 1)", [], |r| r.get(0)).unwrap();
+        prop_assert_eq!(dup_open, 0);
+    }
+}
