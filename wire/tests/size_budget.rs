@@ -98,7 +98,7 @@ fn measure() -> Vec<Row> {
             seq: 100_004,
             at: AT,
             ids: (0..n)
-                .map(|i| SessionId(0x8c3f_1e2d_4b5a_6978 ^ (i << 52)))
+                .map(|i| SessionId(0x2e54_e977_2628_b375 ^ (i << 52)))
                 .collect(),
         })
     };

@@ -38,11 +38,15 @@ pub fn batch(events: Vec<Event>) -> Batch {
     }
 }
 
+/// The session id `docs/wire.md` derives for this client: boot id above, `phy0-ap0`,
+/// 3c:22:fb:12:34:56, associated at boot time 3 456 788 212 ms (the batch base less 800 ms).
+pub const SESSION: SessionId = SessionId(0x2e54_e977_2628_b375);
+
 pub fn start(seq: u64, at: Offset) -> Start {
     Start {
         seq,
         at,
-        id: SessionId(0x8c3f_1e2d_4b5a_6978),
+        id: SESSION,
         mac: mac("3c:22:fb:12:34:56"),
         ifname: "phy0-ap0".into(),
         ssid: SSID_5G.to_vec(),
@@ -57,7 +61,7 @@ pub fn update(seq: u64, at: Offset) -> Update {
     Update {
         seq,
         at,
-        id: SessionId(0x8c3f_1e2d_4b5a_6978),
+        id: SESSION,
         rx_bytes: 5_368_709_120,
         tx_bytes: 12_884_901_888,
         rx_packets: 4_123_456,
@@ -71,7 +75,7 @@ pub fn stop(seq: u64, at: Offset) -> Stop {
     Stop {
         seq,
         at,
-        id: SessionId(0x8c3f_1e2d_4b5a_6978),
+        id: SESSION,
         reason: StopReason::Left,
         age_ms: 800,
         rx_bytes: 5_368_712_345,
@@ -136,7 +140,7 @@ pub fn golden_batch_sync() -> Batch {
             seq: 65_537,
             at: offset(0),
             ids: vec![
-                SessionId(0x8c3f_1e2d_4b5a_6978),
+                SESSION,
                 SessionId(0x0123_4567_89ab_cdef),
                 SessionId(0xfedc_ba98_7654_3210),
             ],
