@@ -1,0 +1,279 @@
+//! Test support: a private mosquitto per test, the collector as a real process, a publisher.
+
+#![allow(dead_code)]
+
+use std::io::Read as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
+use rusqlite::Connection;
+
+/// Polls `f` until it returns `Some` or `timeout` passes (then panics with `what`).
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ensure_mosquitto() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto",
+        ])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "mosquitto is not installed and apt-get install mosquitto failed"
+    );
+    "/usr/sbin/mosquitto".into()
+}
+
+/// A mosquitto on its own port, killed on drop.
+pub struct Broker {
+    pub port: u16,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let bin = ensure_mosquitto();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                 persistence_location {}/\nmax_queued_messages 0\nmax_inflight_messages 100\n\
+                 log_dest stderr\nlog_type error\nlog_type warning\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mosquitto");
+        wait_for("mosquitto to listen", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Broker { port, child, dir }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wifisess-collector")
+}
+
+/// `wifisess-collector run` as a child process, logging to a file; killed on drop.
+pub struct Collector {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Collector {
+    pub fn start(db: &Path, port: u16, log: &Path) -> Collector {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--db"])
+            .arg(db)
+            .args(["--broker", &format!("mqtt://127.0.0.1:{port}")])
+            .env("WIFISESS_CLIENT_ID", format!("collector-{port}"))
+            .current_dir(db.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("starting the collector");
+        Collector {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        wait_for("collector to exit", Duration::from_secs(20), || {
+            self.child.try_wait().unwrap()
+        })
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Publishes every `(topic, payload)` with QoS 1 and returns when the broker acked all.
+pub fn publish_all(port: u16, msgs: Vec<(String, Vec<u8>)>) {
+    let mut opts = MqttOptions::new(
+        format!("pub-{}-{}", std::process::id(), free_port()),
+        "127.0.0.1",
+        port,
+    );
+    opts.set_max_packet_size(512 * 1024, 512 * 1024);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut conn) = Client::new(opts, 100);
+    let n = msgs.len();
+    let (tx, rx) = mpsc::channel();
+    let pump = std::thread::spawn(move || {
+        let mut acked = 0;
+        for ev in conn.iter() {
+            match ev {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acked += 1;
+                    if acked == n {
+                        break;
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+                Ok(_) => {}
+                Err(e) => panic!("publisher: {e}"),
+            }
+        }
+        let _ = tx.send(acked);
+    });
+    for (t, p) in msgs {
+        client.publish(t, QoS::AtLeastOnce, false, p).unwrap();
+    }
+    let acked = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("publisher acks");
+    assert_eq!(acked, n);
+    let _ = client.disconnect();
+    let _ = pump.join();
+}
+
+pub fn open_db(db: &Path) -> Connection {
+    let c = Connection::open(db).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+pub fn scalar(db: &Path, sql: &str) -> i64 {
+    if !db.exists() {
+        return 0;
+    }
+    open_db(db).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}
+
+/// Waits until the collector is subscribed: publishes a probe status until its row appears.
+pub fn wait_subscribed(db: &Path, port: u16) {
+    let status = wifisess_wire::Status {
+        device_id: "probe".into(),
+        boot_id: wifisess_wire::BootId([9; 16]),
+        agent_epoch: 1,
+        online: true,
+        graceful: false,
+        wall_ms: 1_700_000_000_000,
+        uptime_ms: 1,
+        clock_synced: true,
+        agent_version: "test".into(),
+        name: None,
+        organization: None,
+        group: None,
+        interfaces: vec![],
+        published: 0,
+        dropped: 0,
+        reconnects: 0,
+        outbox_depth: 0,
+        failed_joins: 0,
+        tracker_overflow: 0,
+    };
+    let payload = wifisess_wire::encode_status(&status);
+    wait_for(
+        "the collector to subscribe",
+        Duration::from_secs(30),
+        || {
+            publish_all(
+                port,
+                vec![("wifisess/v1/probe/status".into(), payload.clone())],
+            );
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < deadline {
+                if scalar(db, "SELECT count(*) FROM devices WHERE id = 'probe'") == 1 {
+                    return Some(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        },
+    );
+}
+
+/// `wifisess-collector sessions --format json` rows.
+pub fn sessions_json(db: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(bin())
+        .args(["sessions", "--format", "json", "--db"])
+        .arg(db)
+        .args(extra)
+        .current_dir(db.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sessions failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
