@@ -95,7 +95,7 @@ fn topic(dev: &str) -> String {
     format!("wifisess/v1/{dev}/events")
 }
 
-fn by_id<'a>(rows: &'a [Value], id: u64) -> &'a Value {
+fn by_id(rows: &[Value], id: u64) -> &Value {
     let hex = format!("{id:016x}");
     rows.iter()
         .find(|r| r["id"] == hex.as_str())
