@@ -2,6 +2,7 @@
 //! them as CBOR over MQTT.
 
 pub mod config;
+pub mod nl80211;
 pub mod outbox;
 pub mod session;
 pub mod station;
