@@ -243,7 +243,9 @@ pub fn table(rows: &[SessionRow]) -> String {
         for (i, c) in cells.iter().enumerate() {
             out.push_str(&format!("{:<width$}  ", c, width = w[i]));
         }
-        out.truncate(out.trim_end().len());
+        while out.ends_with(' ') {
+            out.pop();
+        }
         out.push('\n');
     };
     line(&mut out, &head);
