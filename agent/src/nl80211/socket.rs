@@ -78,6 +78,7 @@ impl Capture {
 
     fn write(&self, label: &str, bytes: &[u8]) {
         let n = CAPTURE_SEQ.fetch_add(1, Ordering::Relaxed);
+        let label = label.replace(' ', "_");
         let path = self.dir.join(format!("{n:04}-{label}.bin"));
         if let Err(e) = std::fs::write(&path, bytes) {
             eprintln!("capture {}: {e}", path.display());
