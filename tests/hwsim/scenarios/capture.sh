@@ -1,0 +1,34 @@
+# Captures raw nl80211 datagrams for the parser fixtures (agent/tests/fixtures/netlink/) and
+# prints them as "CAPTURE <set>/<file> <hex>" lines; tests/hwsim/capture-fixtures.sh writes
+# them out. Checks nothing beyond the captures being there.
+
+start_ap wlan0 lab-capture "correct horse battery"
+mkdir -p /tmp/cap/interfaces /tmp/cap/stations /tmp/cap/events
+WIFISESS_NL_CAPTURE=/tmp/cap/interfaces wifisess-agent stations --json
+
+WIFISESS_NL_CAPTURE=/tmp/cap/events wifisess-agent watch --poll 600 \
+    >/tmp/watch.jsonl 2>>/tmp/agent-watch.log &
+echo $! >/tmp/watch.pid
+sleep 2
+start_client wlan1 lab-capture "correct horse battery"
+start_client wlan2 lab-capture "correct horse battery"
+wait_for 20 client_connected wlan1 || fail "wlan1 did not connect"
+wait_for 20 client_connected wlan2 || fail "wlan2 did not connect"
+wait_for 10 sh -c '[ "$(grep -c "\"kind\":\"start\"" /tmp/watch.jsonl)" -ge 2 ]'
+sleep 1
+WIFISESS_NL_CAPTURE=/tmp/cap/stations wifisess-agent stations --json
+stop_client wlan1
+sleep 2
+stop_watch
+cat /tmp/watch.jsonl
+iw dev wlan0 station dump
+# Keep the events, the first dumps and two single-station answers (the probes repeat).
+ls /tmp/cap/events/*-NL80211_CMD_GET_STATION.bin | sed 1,2d | xargs rm -f
+ls /tmp/cap/events/*-NL80211_CMD_GET_STATION_dump.bin | sed 1,2d | xargs rm -f
+ls /tmp/cap/events/*-NL80211_CMD_GET_INTERFACE.bin | sed 1,2d | xargs rm -f
+for f in /tmp/cap/*/*.bin; do
+    rel="${f#/tmp/cap/}"
+    echo "CAPTURE $rel $(od -An -tx1 -v "$f" | tr -d ' \n')"
+done
+check "captured events" [ -n "$(ls /tmp/cap/events/ | grep event)" ]
+pass
