@@ -73,7 +73,9 @@ pub fn describe(e: &ConnectionError) -> String {
         ConnectionError::ConnectionRefused(code) => {
             let why = match code {
                 ConnectReturnCode::BadUserNamePassword => "bad user name or password",
-                ConnectReturnCode::NotAuthorized => "not authorized",
+                ConnectReturnCode::NotAuthorized => {
+                    "not authorized (bad user name or password, or no access)"
+                }
                 ConnectReturnCode::BadClientId => "client id rejected",
                 ConnectReturnCode::ServiceUnavailable => "service unavailable",
                 ConnectReturnCode::RefusedProtocolVersion => "MQTT 3.1.1 not supported",
