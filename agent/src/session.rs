@@ -74,3 +74,624 @@ pub enum Output {
         mac: MacAddr,
     },
 }
+
+use heapless::{FnvIndexMap, Vec as HVec};
+use sha2::{Digest, Sha256};
+use wifisess_wire::{BootId, SessionId, Start, Stop, StopReason, Sync, Update};
+
+/// Most sessions one device tracks at once (a power of two; far above what an AP serves).
+pub const MAX_SESSIONS: usize = 512;
+/// Most stations waiting for authorization at once.
+pub const MAX_PENDING: usize = 64;
+/// Most AP interfaces on one device.
+pub const MAX_IFACES: usize = 32;
+
+/// First authorization probe after an association, ms; doubles per attempt up to
+/// [`PROBE_MAX_MS`].
+const PROBE_FIRST_MS: u64 = 50;
+const PROBE_MAX_MS: u64 = 2_000;
+/// A station not authorized this long after associating is given up as a failed join.
+const PENDING_GIVE_UP_MS: u64 = 30_000;
+
+/// Settings of the tracker (SPEC §3.2).
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    /// This boot's kernel boot id, hashed into every session id.
+    pub boot_id: BootId,
+    /// A client rejoining the same interface within this many ms continues its session.
+    pub rejoin_grace_ms: u64,
+    /// Interval between interim updates of an open session, ms.
+    pub interim_ms: u64,
+    /// MAC privacy: when set, every published MAC is HMAC-SHA256(key, MAC) truncated to six
+    /// bytes, locally administered.
+    pub mac_key: Option<Vec<u8>>,
+}
+
+impl TrackerConfig {
+    /// The defaults of SPEC §3.2: 10 s rejoin grace, 300 s interim interval, no MAC privacy.
+    pub fn new(boot_id: BootId) -> Self {
+        TrackerConfig {
+            boot_id,
+            rejoin_grace_ms: 10_000,
+            interim_ms: 300_000,
+            mac_key: None,
+        }
+    }
+}
+
+/// Counters the tracker reports in the status message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Sessions open now (including ones held back by the rejoin grace).
+    pub open: u32,
+    /// Stations that associated but never authorized.
+    pub failed_joins: u64,
+    /// Authorized stations that found the session table full (no session recorded).
+    pub overflow: u64,
+}
+
+/// Traffic counters of a session, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counters {
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_packets: u64,
+    tx_packets: u64,
+}
+
+impl Counters {
+    fn read(st: &StationInfo) -> Option<Counters> {
+        if st.rx_bytes.is_none()
+            && st.tx_bytes.is_none()
+            && st.rx_packets.is_none()
+            && st.tx_packets.is_none()
+        {
+            return None;
+        }
+        Some(Counters {
+            rx_bytes: st.rx_bytes.unwrap_or(0),
+            tx_bytes: st.tx_bytes.unwrap_or(0),
+            rx_packets: st.rx_packets.map_or(0, u64::from),
+            tx_packets: st.tx_packets.map_or(0, u64::from),
+        })
+    }
+
+    fn plus(self, o: Counters) -> Counters {
+        Counters {
+            rx_bytes: self.rx_bytes.saturating_add(o.rx_bytes),
+            tx_bytes: self.tx_bytes.saturating_add(o.tx_bytes),
+            rx_packets: self.rx_packets.saturating_add(o.rx_packets),
+            tx_packets: self.tx_packets.saturating_add(o.tx_packets),
+        }
+    }
+
+    fn max(self, o: Counters) -> Counters {
+        Counters {
+            rx_bytes: self.rx_bytes.max(o.rx_bytes),
+            tx_bytes: self.tx_bytes.max(o.tx_bytes),
+            rx_packets: self.rx_packets.max(o.rx_packets),
+            tx_packets: self.tx_packets.max(o.tx_packets),
+        }
+    }
+}
+
+/// When a station associated, as the kernel reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Assoc {
+    /// Association time, ms of CLOCK_BOOTTIME.
+    uptime_ms: u64,
+    /// The exact value hashed into the session id, ns (see `docs/wire.md`).
+    key_ns: u64,
+    /// True when from `ASSOC_AT_BOOTTIME`; false when derived from `CONNECTED_TIME`, whose
+    /// one-second resolution makes each reading differ by up to a second.
+    exact: bool,
+}
+
+impl Assoc {
+    /// From `ASSOC_AT_BOOTTIME`, else `CONNECTED_TIME` (second precision), else now.
+    fn of(st: &StationInfo, now: Stamp) -> Assoc {
+        if let Some(ns) = st.assoc_at_boottime_ns {
+            return Assoc {
+                uptime_ms: ns / 1_000_000,
+                key_ns: ns,
+                exact: true,
+            };
+        }
+        let now_s = now.uptime_ms / 1000;
+        let s = now_s.saturating_sub(st.connected_s.map_or(0, u64::from));
+        Assoc {
+            uptime_ms: match st.connected_s {
+                Some(c) => now.uptime_ms.saturating_sub(u64::from(c) * 1000),
+                None => now.uptime_ms,
+            },
+            key_ns: s.saturating_mul(1_000_000_000),
+            exact: false,
+        }
+    }
+
+    /// Whether two readings describe the same association.
+    fn same_as(&self, o: &Assoc) -> bool {
+        if self.exact && o.exact {
+            self.key_ns == o.key_ns
+        } else {
+            self.uptime_ms.abs_diff(o.uptime_ms) <= 1_500
+        }
+    }
+}
+
+/// A session held back by the rejoin grace: the station left at `at`.
+#[derive(Clone, Copy, Debug)]
+struct Leaving {
+    at: Stamp,
+    reason: StopReason,
+}
+
+#[derive(Clone, Debug)]
+struct Session {
+    id: SessionId,
+    ifindex: u32,
+    /// The current association (a merged rejoin replaces it; the id stays).
+    assoc: Assoc,
+    /// Counters of earlier associations merged into this session by the rejoin grace.
+    base: Counters,
+    /// Latest reading of the current association.
+    cur: Counters,
+    /// Highest value reported so far: reports never go down.
+    reported: Counters,
+    signal_avg_dbm: Option<i8>,
+    inactive_ms: Option<u32>,
+    /// Time of the latest observation that showed the station.
+    last_seen: Stamp,
+    /// Uptime ms at which the next interim update is due.
+    next_update_ms: u64,
+    leaving: Option<Leaving>,
+}
+
+impl Session {
+    fn counters(&mut self) -> Counters {
+        self.reported = self.reported.max(self.base.plus(self.cur));
+        self.reported
+    }
+
+    fn refresh(&mut self, st: &StationInfo, now: Stamp) {
+        if let Some(c) = Counters::read(st) {
+            self.cur = self.cur.max(c);
+        }
+        self.signal_avg_dbm = st.signal_avg_dbm.or(st.signal_dbm).or(self.signal_avg_dbm);
+        self.inactive_ms = st.inactive_ms.or(self.inactive_ms);
+        self.last_seen = now;
+    }
+}
+
+/// A station associated but not (yet) authorized.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    ifindex: u32,
+    mac: MacAddr,
+    assoc_uptime_ms: u64,
+    next_probe_ms: u64,
+    probe_gap_ms: u64,
+}
+
+/// The session tracker of SPEC §3.2. See the module docs.
+pub struct Tracker {
+    cfg: TrackerConfig,
+    ifaces: HVec<Iface, MAX_IFACES>,
+    sessions: FnvIndexMap<MacAddr, Session, MAX_SESSIONS>,
+    pending: HVec<Pending, MAX_PENDING>,
+    stats: TrackerStats,
+}
+
+/// The stable session id of SPEC §3.2, defined in `docs/wire.md`: the first 8 bytes,
+/// big-endian, of SHA-256("wifisess/session/v1\0" ‖ boot id ‖ len(ifname) ‖ ifname ‖ MAC ‖
+/// association time in ns, big-endian).
+pub fn session_id(boot_id: &BootId, ifname: &str, mac: &MacAddr, assoc_ns: u64) -> SessionId {
+    let name = &ifname.as_bytes()[..ifname.len().min(255)];
+    let mut h = Sha256::new();
+    h.update(b"wifisess/session/v1\0");
+    h.update(boot_id.0);
+    h.update([name.len() as u8]);
+    h.update(name);
+    h.update(mac.0);
+    h.update(assoc_ns.to_be_bytes());
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    SessionId(u64::from_be_bytes(first))
+}
+
+/// MAC privacy: HMAC-SHA256(key, MAC) truncated to 6 bytes, unicast and locally administered.
+pub fn pseudonymize(key: &[u8], mac: &MacAddr) -> MacAddr {
+    use hmac::{Hmac, Mac};
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    m.update(&mac.0);
+    let d = m.finalize().into_bytes();
+    let mut out = [0u8; 6];
+    out.copy_from_slice(&d[..6]);
+    out[0] = (out[0] | 0x02) & !0x01;
+    MacAddr(out)
+}
+
+impl Tracker {
+    /// A tracker with no interfaces and no sessions.
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Tracker {
+            cfg,
+            ifaces: HVec::new(),
+            sessions: FnvIndexMap::new(),
+            pending: HVec::new(),
+            stats: TrackerStats::default(),
+        }
+    }
+
+    /// Applies one input observed at `now`, appending what follows to `out`.
+    pub fn handle(&mut self, input: Input<'_>, now: Stamp, out: &mut Vec<Output>) {
+        match input {
+            Input::Interfaces(list) => self.set_interfaces(list, now, out),
+            Input::Dump { ifindex, stations } => self.dump(ifindex, stations, now, out),
+            Input::NewStation { ifindex, station } => self.observe(ifindex, station, now, out),
+            Input::Probed {
+                ifindex,
+                mac,
+                station,
+            } => match station {
+                Some(st) => {
+                    let st = StationInfo { mac, ..st.clone() };
+                    self.observe(ifindex, &st, now, out)
+                }
+                None => self.station_gone(ifindex, &mac, None, now),
+            },
+            Input::DelStation { ifindex, station } => {
+                self.station_gone(ifindex, &station.mac, Some(station), now)
+            }
+            Input::Tick => {}
+        }
+        self.run_timers(now, out);
+    }
+
+    /// The uptime (ms) at which the tracker next needs an [`Input::Tick`], if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let grace = self.cfg.rejoin_grace_ms;
+        let sessions = self.sessions.iter().filter_map(|(mac, s)| match s.leaving {
+            // A stop held back by a pending rejoin waits for that station's probes.
+            Some(_) if self.rejoin_pending(mac, s.ifindex) => None,
+            Some(l) => Some(l.at.uptime_ms.saturating_add(grace)),
+            None => Some(s.next_update_ms),
+        });
+        let probes = self.pending.iter().map(|p| p.next_probe_ms);
+        sessions.chain(probes).min()
+    }
+
+    fn rejoin_pending(&self, mac: &MacAddr, ifindex: u32) -> bool {
+        self.pending
+            .iter()
+            .any(|p| p.mac == *mac && p.ifindex == ifindex)
+    }
+
+    /// A sync event listing every open session (sent after each broker connect).
+    pub fn sync(&self, now: Stamp) -> Timed {
+        Timed {
+            at: now,
+            event: Event::Sync(Sync {
+                seq: 0,
+                at: Default::default(),
+                ids: self.sessions.values().map(|s| s.id).collect(),
+            }),
+        }
+    }
+
+    /// Counters for the status message.
+    pub fn stats(&self) -> TrackerStats {
+        TrackerStats {
+            open: self.sessions.len() as u32,
+            ..self.stats
+        }
+    }
+
+    /// The AP interfaces the tracker knows.
+    pub fn interfaces(&self) -> &[Iface] {
+        &self.ifaces
+    }
+
+    fn iface(&self, ifindex: u32) -> Option<&Iface> {
+        self.ifaces.iter().find(|i| i.ifindex == ifindex)
+    }
+
+    fn published_mac(&self, mac: &MacAddr) -> MacAddr {
+        match &self.cfg.mac_key {
+            Some(key) => pseudonymize(key, mac),
+            None => *mac,
+        }
+    }
+
+    fn set_interfaces(&mut self, list: &[Iface], now: Stamp, out: &mut Vec<Output>) {
+        self.ifaces.clear();
+        for i in list.iter().take(MAX_IFACES) {
+            let _ = self.ifaces.push(i.clone());
+        }
+        let gone: HVec<MacAddr, MAX_SESSIONS> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| self.iface(s.ifindex).is_none())
+            .map(|(m, _)| *m)
+            .collect();
+        for mac in gone {
+            let left_at = self
+                .sessions
+                .get(&mac)
+                .and_then(|s| s.leaving)
+                .map_or(now, |l| l.at);
+            self.stop(&mac, StopReason::InterfaceDown, left_at, now, out);
+        }
+        let ifaces = &self.ifaces;
+        self.pending
+            .retain(|p| ifaces.iter().any(|i| i.ifindex == p.ifindex));
+    }
+
+    fn dump(&mut self, ifindex: u32, stations: &[StationInfo], now: Stamp, out: &mut Vec<Output>) {
+        if self.iface(ifindex).is_none() {
+            return;
+        }
+        for st in stations {
+            self.observe(ifindex, st, now, out);
+        }
+        let listed = |mac: &MacAddr| stations.iter().any(|st| st.mac == *mac);
+        for (mac, s) in self.sessions.iter_mut() {
+            if s.ifindex == ifindex && s.leaving.is_none() && !listed(mac) {
+                s.leaving = Some(Leaving {
+                    at: s.last_seen,
+                    reason: StopReason::Vanished,
+                });
+            }
+        }
+        let before = self.pending.len();
+        self.pending
+            .retain(|p| p.ifindex != ifindex || listed(&p.mac));
+        self.stats.failed_joins += (before - self.pending.len()) as u64;
+    }
+
+    /// A station was seen (event, probe answer or dump row) on `ifindex`.
+    fn observe(&mut self, ifindex: u32, st: &StationInfo, now: Stamp, out: &mut Vec<Output>) {
+        let Some(iface) = self.iface(ifindex).cloned() else {
+            return;
+        };
+        let assoc = Assoc::of(st, now);
+        let authorized = st.authorized == Some(true);
+
+        if let Some(s) = self.sessions.get_mut(&st.mac) {
+            if s.ifindex == ifindex {
+                if s.assoc.same_as(&assoc) {
+                    if authorized {
+                        s.refresh(st, now);
+                    }
+                    return;
+                }
+                if !authorized {
+                    // A new association on the same interface, not authorized yet: wait for it
+                    // (the running grace, if any, is held while it is pending).
+                    self.add_pending(ifindex, st.mac, assoc, now);
+                    return;
+                }
+                if assoc.uptime_ms < s.assoc.uptime_ms {
+                    return; // an older view of this station than we already hold
+                }
+                // Rejoined (flap): the session goes on if the old association ended within the
+                // grace (when its end was never seen: its last sighting); counters add up.
+                let ended = s.leaving.map_or(s.last_seen.uptime_ms, |l| l.at.uptime_ms);
+                if assoc.uptime_ms.saturating_sub(ended) <= self.cfg.rejoin_grace_ms {
+                    s.base = s.base.plus(s.cur);
+                    s.cur = Counters::default();
+                    s.assoc = assoc;
+                    s.leaving = None;
+                    s.refresh(st, now);
+                    self.remove_pending(ifindex, &st.mac);
+                    return;
+                }
+                // An end never seen (its event was lost) is placed at the new association.
+                let (reason, left_at) = match s.leaving {
+                    Some(l) => (l.reason, l.at),
+                    None => (StopReason::Vanished, stamp_at_uptime(now, assoc.uptime_ms)),
+                };
+                self.stop(&st.mac, reason, left_at, now, out);
+            } else {
+                if !authorized || assoc.uptime_ms < s.assoc.uptime_ms {
+                    if !authorized {
+                        self.add_pending(ifindex, st.mac, assoc, now);
+                    }
+                    return;
+                }
+                // Roamed to another interface of this device: the newer association wins.
+                let left_at = match s.leaving {
+                    Some(l) => l.at,
+                    None => stamp_at_uptime(now, assoc.uptime_ms.max(s.assoc.uptime_ms)),
+                };
+                self.stop(&st.mac, StopReason::RoamedLocal, left_at, now, out);
+            }
+        }
+        if !authorized {
+            self.add_pending(ifindex, st.mac, assoc, now);
+            return;
+        }
+        self.remove_pending(ifindex, &st.mac);
+        let id = session_id(&self.cfg.boot_id, &iface.ifname, &st.mac, assoc.key_ns);
+        let start = Start {
+            seq: 0,
+            at: Default::default(),
+            id,
+            mac: self.published_mac(&st.mac),
+            ifname: iface.ifname.as_str().into(),
+            ssid: iface.ssid.to_vec(),
+            bssid: iface.bssid,
+            freq_mhz: iface.freq_mhz,
+            age_ms: now.uptime_ms.saturating_sub(assoc.uptime_ms),
+            signal_dbm: st.signal_dbm,
+        };
+        let mut s = Session {
+            id,
+            ifindex,
+            assoc,
+            base: Counters::default(),
+            cur: Counters::default(),
+            reported: Counters::default(),
+            signal_avg_dbm: None,
+            inactive_ms: None,
+            last_seen: now,
+            next_update_ms: now.uptime_ms.saturating_add(self.cfg.interim_ms),
+            leaving: None,
+        };
+        s.refresh(st, now);
+        if self.sessions.insert(st.mac, s).is_err() {
+            self.stats.overflow += 1;
+            return;
+        }
+        out.push(Output::Event(Timed {
+            at: now,
+            event: Event::Start(start),
+        }));
+    }
+
+    /// The kernel no longer has the station: `DEL_STATION` (with its final counters) or a
+    /// probe that found nothing.
+    fn station_gone(&mut self, ifindex: u32, mac: &MacAddr, st: Option<&StationInfo>, now: Stamp) {
+        if self.remove_pending(ifindex, mac) {
+            self.stats.failed_joins += 1;
+        }
+        if let Some(s) = self.sessions.get_mut(mac) {
+            if s.ifindex == ifindex && s.leaving.is_none() {
+                if let Some(st) = st {
+                    s.refresh(st, now);
+                }
+                s.leaving = Some(Leaving {
+                    at: now,
+                    reason: StopReason::Left,
+                });
+            }
+        }
+    }
+
+    fn add_pending(&mut self, ifindex: u32, mac: MacAddr, assoc: Assoc, now: Stamp) {
+        if let Some(p) = self
+            .pending
+            .iter_mut()
+            .find(|p| p.mac == mac && p.ifindex == ifindex)
+        {
+            p.assoc_uptime_ms = assoc.uptime_ms;
+            return;
+        }
+        let p = Pending {
+            ifindex,
+            mac,
+            assoc_uptime_ms: assoc.uptime_ms,
+            next_probe_ms: now.uptime_ms.saturating_add(PROBE_FIRST_MS),
+            probe_gap_ms: PROBE_FIRST_MS,
+        };
+        if self.pending.push(p).is_err() {
+            self.stats.overflow += 1;
+        }
+    }
+
+    fn remove_pending(&mut self, ifindex: u32, mac: &MacAddr) -> bool {
+        let before = self.pending.len();
+        self.pending
+            .retain(|p| !(p.ifindex == ifindex && p.mac == *mac));
+        self.pending.len() != before
+    }
+
+    /// Ends the session of `mac`, which stopped at `left_at`; the event is emitted `now`.
+    fn stop(
+        &mut self,
+        mac: &MacAddr,
+        reason: StopReason,
+        left_at: Stamp,
+        now: Stamp,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(mut s) = self.sessions.remove(mac) else {
+            return;
+        };
+        let c = s.counters();
+        out.push(Output::Event(Timed {
+            at: now,
+            event: Event::Stop(Stop {
+                seq: 0,
+                at: Default::default(),
+                id: s.id,
+                reason,
+                age_ms: now.uptime_ms.saturating_sub(left_at.uptime_ms),
+                rx_bytes: c.rx_bytes,
+                tx_bytes: c.tx_bytes,
+                rx_packets: c.rx_packets,
+                tx_packets: c.tx_packets,
+                signal_avg_dbm: s.signal_avg_dbm,
+                inactive_ms: s.inactive_ms,
+            }),
+        }));
+    }
+
+    fn run_timers(&mut self, now: Stamp, out: &mut Vec<Output>) {
+        let grace = self.cfg.rejoin_grace_ms;
+        let expired: HVec<(MacAddr, Leaving), MAX_SESSIONS> = self
+            .sessions
+            .iter()
+            .filter_map(|(m, s)| Some((*m, s.leaving?, s.ifindex)))
+            .filter(|(m, l, ifindex)| {
+                now.uptime_ms >= l.at.uptime_ms.saturating_add(grace)
+                    && !self.rejoin_pending(m, *ifindex)
+            })
+            .map(|(m, l, _)| (m, l))
+            .collect();
+        for (mac, l) in expired {
+            self.stop(&mac, l.reason, l.at, now, out);
+        }
+
+        let interim = self.cfg.interim_ms.max(1);
+        for s in self.sessions.values_mut() {
+            if s.leaving.is_some() || now.uptime_ms < s.next_update_ms {
+                continue;
+            }
+            s.next_update_ms = now.uptime_ms.saturating_add(interim);
+            let c = s.counters();
+            out.push(Output::Event(Timed {
+                at: now,
+                event: Event::Update(Update {
+                    seq: 0,
+                    at: Default::default(),
+                    id: s.id,
+                    rx_bytes: c.rx_bytes,
+                    tx_bytes: c.tx_bytes,
+                    rx_packets: c.rx_packets,
+                    tx_packets: c.tx_packets,
+                    signal_avg_dbm: s.signal_avg_dbm,
+                    inactive_ms: s.inactive_ms,
+                }),
+            }));
+        }
+
+        let before = self.pending.len();
+        self.pending
+            .retain(|p| now.uptime_ms < p.assoc_uptime_ms.saturating_add(PENDING_GIVE_UP_MS));
+        self.stats.failed_joins += (before - self.pending.len()) as u64;
+        for p in self.pending.iter_mut() {
+            if now.uptime_ms >= p.next_probe_ms {
+                p.probe_gap_ms = (p.probe_gap_ms * 2).min(PROBE_MAX_MS);
+                p.next_probe_ms = now.uptime_ms.saturating_add(p.probe_gap_ms);
+                out.push(Output::Probe {
+                    ifindex: p.ifindex,
+                    mac: p.mac,
+                });
+            }
+        }
+    }
+}
+
+/// The stamp of an earlier uptime, assuming the wall clock ran with uptime since.
+fn stamp_at_uptime(now: Stamp, uptime_ms: u64) -> Stamp {
+    let back = now.uptime_ms.saturating_sub(uptime_ms);
+    Stamp {
+        wall_ms: now.wall_ms.saturating_sub(back),
+        uptime_ms: now.uptime_ms - back,
+    }
+}
+
+#[cfg(test)]
+mod tests;
