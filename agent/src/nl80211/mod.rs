@@ -6,6 +6,7 @@
 //! `recv_timeout` loop or a tokio runtime — can consume events from a channel.
 
 pub mod clock;
+pub mod cmd;
 pub mod consts;
 pub mod json;
 pub mod parse;
