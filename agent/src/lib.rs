@@ -5,6 +5,7 @@ pub mod config;
 pub mod nl80211;
 pub mod outbox;
 pub mod publish;
+pub mod run;
 pub mod session;
 pub mod station;
 pub mod uci;

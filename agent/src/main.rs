@@ -1,0 +1,126 @@
+//! `wifisess-agent`: parses the command line and dispatches; exit codes 0 ok, 1 runtime
+//! failure, 2 bad usage.
+
+use std::process::ExitCode;
+
+use wifisess_agent::nl80211::cmd::{self, WatchOptions};
+
+const HELP: &str = "\
+wifisess-agent — Wi-Fi client sessions from nl80211
+
+Usage:
+  wifisess-agent stations [--json]
+      List AP interfaces and their stations (one-shot).
+  wifisess-agent watch [--interface IF]... [--rejoin-grace S] [--interim S] [--poll S]
+      Track sessions and print each session event as one JSON line on stdout.
+      Defaults: rejoin grace 10 s, interim 300 s, poll 10 s.
+  wifisess-agent run [--config PATH] [--broker URL] [--device-id ID] [--interface IF]...
+                     [--log-level L]
+      Track sessions and publish them over MQTT until SIGTERM (see docs/agent.md).
+  wifisess-agent check-config [--config PATH]
+      Print the effective configuration and where each value came from.
+  wifisess-agent --help | --version
+
+Environment:
+  WIFISESS_NL_CAPTURE=DIR   write every received netlink datagram to DIR (test fixtures)
+";
+
+enum Command {
+    Help,
+    Version,
+    Stations { json: bool },
+    Watch(WatchOptions),
+    Run(wifisess_agent::run::RunArgs),
+}
+
+fn seconds_ms(v: std::ffi::OsString, opt: &str) -> Result<u64, String> {
+    let s = v.to_string_lossy();
+    let secs: f64 = s
+        .parse()
+        .ok()
+        .filter(|x: &f64| x.is_finite() && *x >= 0.0 && *x < 1e9)
+        .ok_or_else(|| format!("{opt}: not a number of seconds: {s:?}"))?;
+    Ok((secs * 1000.0).round() as u64)
+}
+
+fn parse_args() -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_env();
+    let err = |e: lexopt::Error| e.to_string();
+    let sub = match p.next().map_err(err)? {
+        None => return Ok(Command::Help),
+        Some(Long("help") | Short('h')) => return Ok(Command::Help),
+        Some(Long("version") | Short('V')) => return Ok(Command::Version),
+        Some(Value(v)) => v.string().map_err(err)?,
+        Some(a) => return Err(a.unexpected().to_string()),
+    };
+    match sub.as_str() {
+        "stations" => {
+            let mut json = false;
+            while let Some(a) = p.next().map_err(err)? {
+                match a {
+                    Long("json") => json = true,
+                    Long("help") | Short('h') => return Ok(Command::Help),
+                    a => return Err(a.unexpected().to_string()),
+                }
+            }
+            Ok(Command::Stations { json })
+        }
+        "watch" => {
+            let mut o = WatchOptions::default();
+            while let Some(a) = p.next().map_err(err)? {
+                match a {
+                    Long("interface") | Short('i') => o
+                        .interfaces
+                        .push(p.value().map_err(err)?.string().map_err(err)?),
+                    Long("rejoin-grace") => {
+                        o.rejoin_grace_ms = seconds_ms(p.value().map_err(err)?, "--rejoin-grace")?
+                    }
+                    Long("interim") => {
+                        o.interim_ms = seconds_ms(p.value().map_err(err)?, "--interim")?
+                    }
+                    Long("poll") => o.poll_ms = seconds_ms(p.value().map_err(err)?, "--poll")?,
+                    Long("help") | Short('h') => return Ok(Command::Help),
+                    a => return Err(a.unexpected().to_string()),
+                }
+            }
+            Ok(Command::Watch(o))
+        }
+        "run" => Ok(Command::Run(wifisess_agent::run::parse_args(
+            &mut p, false,
+        )?)),
+        "check-config" => Ok(Command::Run(wifisess_agent::run::parse_args(&mut p, true)?)),
+        other => Err(format!("unknown command {other:?} (try --help)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let command = match parse_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wifisess-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let res = match command {
+        Command::Help => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Command::Version => {
+            println!("wifisess-agent {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Stations { json } => cmd::stations(json, &mut stdout.lock()),
+        Command::Watch(o) => cmd::watch(o, &mut stdout.lock()),
+        Command::Run(a) => return wifisess_agent::run::main(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wifisess-agent: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Shared by the mqtt_* tests: a mosquitto per test on a free port (LAB §3), a subscriber
+//! that decodes with the wire crate, and an in-process agent driven through a channel.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use wifisess_agent::config::{Broker as BrokerUrl, Config, MacPrivacy};
+use wifisess_agent::session::Timed;
+use wifisess_wire::{decode_batch, decode_status, Batch, Status};
+
+/// Polls `f` every 50 ms until it returns `Some` or `secs` pass (then panics with `what`).
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A fresh temporary directory.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "wifisess-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A mosquitto process (no persistence) on its own port.
+pub struct Mosquitto {
+    pub port: u16,
+    conf: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    /// Starts mosquitto with `listener PORT 127.0.0.1` and `extra` config lines.
+    pub fn start(dir: &Path, extra: &str) -> Mosquitto {
+        Mosquitto::start_on(free_port(), dir, extra)
+    }
+
+    /// [`Mosquitto::start`] on a given port.
+    pub fn start_on(port: u16, dir: &Path, extra: &str) -> Mosquitto {
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        let anon = if extra.contains("password_file") {
+            ""
+        } else {
+            "allow_anonymous true\n"
+        };
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\n{anon}persistence false\n{extra}\n"),
+        )
+        .unwrap();
+        let mut m = Mosquitto {
+            port,
+            conf,
+            child: None,
+        };
+        m.resume();
+        m
+    }
+
+    /// (Re)starts the process on the same port and waits until it accepts connections.
+    pub fn resume(&mut self) {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (apt-get install mosquitto)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for(10, "mosquitto to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    /// Kills the process (SIGKILL, by pid) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What a subscriber received, decoded.
+#[derive(Default)]
+pub struct Seen {
+    pub batches: Vec<Batch>,
+    pub statuses: Vec<(bool, Status)>,
+}
+
+impl Seen {
+    /// Every (epoch, seq) received, in arrival order.
+    pub fn keys(&self) -> Vec<(u32, u64)> {
+        self.batches
+            .iter()
+            .flat_map(|b| b.events.iter().map(move |e| (b.agent_epoch, e.seq())))
+            .collect()
+    }
+}
+
+/// A subscriber to `wifisess/v1/#` on a background thread; reconnects quickly and
+/// re-subscribes after every connect.
+pub fn subscribe(port: u16) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s2 = seen.clone();
+    let ready = Arc::new(Mutex::new(false));
+    let r2 = ready.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut o = MqttOptions::new(format!("sub-{port}-{}", free_port()), "127.0.0.1", port);
+            o.set_max_packet_size(1 << 20, 1 << 20);
+            let (client, mut el) = AsyncClient::new(o, 16);
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        client
+                            .subscribe("wifisess/v1/#", QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => *r2.lock().unwrap() = true,
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let mut s = s2.lock().unwrap();
+                        if p.topic.ends_with("/events") {
+                            s.batches
+                                .push(decode_batch(&p.payload).expect("a valid batch"));
+                        } else if p.topic.ends_with("/status") {
+                            s.statuses.push((
+                                p.retain,
+                                decode_status(&p.payload).expect("a valid status"),
+                            ));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    });
+    wait_for(10, "the subscription", || {
+        (*ready.lock().unwrap()).then_some(())
+    });
+    seen
+}
+
+/// A configuration for tests: broker on `port`, spool in `dir`.
+pub fn config(port: u16, dir: &Path) -> Config {
+    Config {
+        enabled: true,
+        device_id: "testdev".into(),
+        organization: None,
+        group: None,
+        name: Some("test".into()),
+        broker: Some(BrokerUrl {
+            host: "127.0.0.1".into(),
+            port,
+            tls: false,
+        }),
+        username: None,
+        password: None,
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+        topic_prefix: "wifisess/v1".into(),
+        poll_interval_s: 10,
+        interim_interval_s: 300,
+        rejoin_grace_s: 10,
+        batch_ms: 100,
+        outbox_capacity: 1024,
+        spool_file: dir.join("spool"),
+        mac_privacy: MacPrivacy::Off,
+        mac_key: None,
+        log_level: log::LevelFilter::Info,
+        interfaces: Vec::new(),
+    }
+}
+
+/// An agent running in-process on its own thread, fed through a channel.
+pub struct Agent {
+    pub tx: tokio::sync::mpsc::UnboundedSender<Timed>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Agent {
+    pub fn start(cfg: Config) -> Agent {
+        wifisess_agent::run::init_logging(log::LevelFilter::Info);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let src = wifisess_agent::run::ChannelSource::new(rx);
+                wifisess_agent::run::run_with(&cfg, src, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        Agent {
+            tx,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Graceful stop (as on SIGTERM); returns run's result.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// Asserts that `keys` of one epoch hold every seq 1..=max exactly or more than once, and
+/// returns the number of distinct seqs.
+pub fn assert_no_gap(keys: &[(u32, u64)], epoch: u32) -> u64 {
+    let mut s: Vec<u64> = keys
+        .iter()
+        .filter(|(e, _)| *e == epoch)
+        .map(|(_, s)| *s)
+        .collect();
+    s.sort_unstable();
+    s.dedup();
+    let max = *s.last().unwrap_or(&0);
+    assert_eq!(s, (1..=max).collect::<Vec<_>>(), "gap in epoch {epoch:08x}");
+    max
+}
