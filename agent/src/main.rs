@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use wifisess_agent::nl80211::cmd::{self, WatchOptions};
+use wifisess_agent::nl80211::cmd;
+use wifisess_agent::run::SourceOptions;
 
 const HELP: &str = "\
 wifisess-agent — Wi-Fi client sessions from nl80211
@@ -29,7 +30,7 @@ enum Command {
     Help,
     Version,
     Stations { json: bool },
-    Watch(WatchOptions),
+    Watch(SourceOptions),
     Run(wifisess_agent::run::RunArgs),
 }
 
@@ -67,7 +68,7 @@ fn parse_args() -> Result<Command, String> {
             Ok(Command::Stations { json })
         }
         "watch" => {
-            let mut o = WatchOptions::default();
+            let mut o = SourceOptions::default();
             while let Some(a) = p.next().map_err(err)? {
                 match a {
                     Long("interface") | Short('i') => o
@@ -113,7 +114,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Stations { json } => cmd::stations(json, &mut stdout.lock()),
-        Command::Watch(o) => cmd::watch(o, &mut stdout.lock()),
+        Command::Watch(o) => {
+            wifisess_agent::run::init_logging(log::LevelFilter::Info);
+            cmd::watch(o, &mut stdout.lock())
+        }
         Command::Run(a) => return wifisess_agent::run::main(a),
     };
     match res {

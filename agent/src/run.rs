@@ -22,7 +22,7 @@ use crate::publish::{Identity, Publisher, SourceInfo};
 use crate::session::Timed;
 
 mod nlsource;
-pub use nlsource::Nl80211Source;
+pub use nlsource::{Nl80211Source, SourceOptions};
 
 /// The station side as `run` sees it.
 #[allow(async_fn_in_trait)]
@@ -406,7 +406,8 @@ pub fn run(cfg: &Config, kind: SourceKind) -> anyhow::Result<()> {
                 .await
             }
             SourceKind::Nl80211 => {
-                let src = Nl80211Source::open(cfg).context("nl80211")?;
+                let src =
+                    Nl80211Source::open(SourceOptions::from_config(cfg)).context("nl80211")?;
                 run_with(cfg, src, stop).await
             }
         }

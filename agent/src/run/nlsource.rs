@@ -1,6 +1,6 @@
 //! The real station source: nl80211 events (on their own thread, see
 //! [`spawn_events`](crate::nl80211::spawn_events)) and periodic dumps feeding the session
-//! tracker, the same loop as `wifisess-agent watch` but handing events to the publisher.
+//! tracker. `run` hands its events to the publisher, `watch` prints them.
 
 use std::time::Duration;
 
@@ -13,8 +13,53 @@ use crate::config::{Config, MacPrivacy};
 use crate::nl80211::clock::Clock;
 use crate::nl80211::{spawn_events, Event, Nl80211, SourceMsg};
 use crate::publish::SourceInfo;
+use crate::run::boot_id;
 use crate::session::{Input, Output, Timed, Tracker, TrackerConfig};
 use crate::station::Iface;
+
+/// What the source needs to know: which interfaces, and the tracker's timings.
+#[derive(Clone, Debug)]
+pub struct SourceOptions {
+    /// Only these interfaces (all AP interfaces when empty).
+    pub interfaces: Vec<String>,
+    /// Rejoin grace, ms.
+    pub rejoin_grace_ms: u64,
+    /// Interim update interval, ms.
+    pub interim_ms: u64,
+    /// Reconcile dump (and interface re-discovery) interval, ms.
+    pub poll_ms: u64,
+    /// MAC privacy key, when enabled.
+    pub mac_key: Option<Vec<u8>>,
+}
+
+impl Default for SourceOptions {
+    /// SPEC §3.2 defaults: grace 10 s, interim 300 s, poll 10 s, no MAC privacy.
+    fn default() -> Self {
+        SourceOptions {
+            interfaces: Vec::new(),
+            rejoin_grace_ms: 10_000,
+            interim_ms: 300_000,
+            poll_ms: 10_000,
+            mac_key: None,
+        }
+    }
+}
+
+impl SourceOptions {
+    /// The options of the agent's configuration.
+    pub fn from_config(cfg: &Config) -> SourceOptions {
+        SourceOptions {
+            interfaces: cfg.interfaces.clone(),
+            rejoin_grace_ms: u64::from(cfg.rejoin_grace_s) * 1000,
+            interim_ms: u64::from(cfg.interim_interval_s) * 1000,
+            poll_ms: u64::from(cfg.poll_interval_s) * 1000,
+            mac_key: match cfg.mac_privacy {
+                MacPrivacy::Hmac => cfg.mac_key.as_ref().map(|k| k.as_bytes().to_vec()),
+                _ => None,
+            },
+        }
+    }
+}
 
 /// nl80211 → tracker. See the module documentation.
 pub struct Nl80211Source {
@@ -35,26 +80,24 @@ impl Nl80211Source {
     /// # Errors
     /// nl80211 is not available (no wireless, no permission), or the event thread cannot
     /// be started.
-    pub fn open(cfg: &Config) -> anyhow::Result<Nl80211Source> {
+    pub fn open(opts: SourceOptions) -> anyhow::Result<Nl80211Source> {
         let nl = Nl80211::connect()?;
         // Subscribe before the first discovery, so nothing between the two is missed.
         let events = nl.events()?;
         let (tx, rx) = unbounded_channel();
         spawn_events(events, move |m| tx.send(m).is_ok()).context("event thread")?;
-        let mut tc = TrackerConfig::new(super::boot_id());
-        tc.rejoin_grace_ms = u64::from(cfg.rejoin_grace_s) * 1000;
-        tc.interim_ms = u64::from(cfg.interim_interval_s) * 1000;
-        if cfg.mac_privacy == MacPrivacy::Hmac {
-            tc.mac_key = cfg.mac_key.as_ref().map(|k| k.as_bytes().to_vec());
-        }
+        let mut tc = TrackerConfig::new(boot_id());
+        tc.rejoin_grace_ms = opts.rejoin_grace_ms;
+        tc.interim_ms = opts.interim_ms;
+        tc.mac_key = opts.mac_key;
         Ok(Nl80211Source {
             nl,
             rx,
             tracker: Tracker::new(tc),
             clock: Clock::new(),
-            only: cfg.interfaces.clone(),
+            only: opts.interfaces,
             ifaces: Vec::new(),
-            poll_ms: u64::from(cfg.poll_interval_s) * 1000,
+            poll_ms: opts.poll_ms.max(100),
             next_poll: 0,
             started: false,
         })
@@ -84,7 +127,13 @@ impl Nl80211Source {
         }
     }
 
+    /// Re-discovers the AP interfaces, tells the tracker, and dumps all their stations.
     fn rediscover(&mut self, out: &mut Vec<Timed>) {
+        self.refresh_interfaces(out);
+        self.dump_all(out);
+    }
+
+    fn refresh_interfaces(&mut self, out: &mut Vec<Timed>) {
         match self.nl.ap_interfaces() {
             Ok(mut list) => {
                 if !self.only.is_empty() {
@@ -100,7 +149,15 @@ impl Nl80211Source {
             }
             Err(e) => log::error!("interface discovery: {e}"),
         }
-        self.dump_all(out);
+    }
+
+    /// An interface just switched to AP mode (`SET_INTERFACE`) has no SSID or frequency
+    /// until hostapd beacons, and the kernel multicasts nothing then (no `START_AP`): its
+    /// first station tells us it is beaconing now.
+    fn incomplete(&self, ifindex: u32) -> bool {
+        self.ifaces
+            .iter()
+            .any(|i| i.ifindex == ifindex && (i.ssid.is_empty() || i.freq_mhz == 0))
     }
 
     fn dump_all(&mut self, out: &mut Vec<Timed>) {
@@ -126,13 +183,18 @@ impl Nl80211Source {
     /// Applies one kernel event; true if the interfaces must be re-discovered.
     fn on_event(&mut self, ev: Event, out: &mut Vec<Timed>) -> bool {
         match ev {
-            Event::NewStation(m) if self.watched(m.ifindex) => self.feed(
-                Input::NewStation {
-                    ifindex: m.ifindex,
-                    station: &m.station,
-                },
-                out,
-            ),
+            Event::NewStation(m) if self.watched(m.ifindex) => {
+                if self.incomplete(m.ifindex) {
+                    self.refresh_interfaces(out);
+                }
+                self.feed(
+                    Input::NewStation {
+                        ifindex: m.ifindex,
+                        station: &m.station,
+                    },
+                    out,
+                )
+            }
             Event::DelStation(m) if self.watched(m.ifindex) => self.feed(
                 Input::DelStation {
                     ifindex: m.ifindex,
@@ -190,10 +252,10 @@ impl Source for Nl80211Source {
             Err(_) => {}
         }
         let now = self.clock.uptime_ms();
-        if rediscover {
+        // Interfaces too at each poll: cheap, and it catches SSID/frequency changes that
+        // nobody multicasts.
+        if rediscover || now >= self.next_poll {
             self.rediscover(out);
-        } else if now >= self.next_poll {
-            self.dump_all(out);
         }
         if self
             .tracker
