@@ -2,7 +2,8 @@
 # The real-AP lab (LAB §1): boots a mac80211_hwsim VM (QEMU TCG) with hostapd, wpa_supplicant,
 # iw and a static wifisess-agent, runs one scenario script inside it and reports pass/fail.
 #
-# usage: tests/hwsim/lab.sh [--radios N] [--mqtt-port PORT] [--timeout S] [--log FILE] SCENARIO
+# usage: tests/hwsim/lab.sh [--radios N] [--mqtt-port PORT] [--timeout S] [--log FILE] [--release]
+#                           SCENARIO
 #
 #   SCENARIO      a busybox-ash script, run inside the VM after /lab/helpers.sh is sourced
 #                 (tests/hwsim/vm/helpers.sh). It must end with `pass`; `fail MSG` aborts.
@@ -11,6 +12,8 @@
 #                 HWSIM_MQTT_PORT); the VM has no other network. eth0 is 10.0.2.15/24.
 #   --timeout S   kill the VM after S seconds (default 300; env HWSIM_TIMEOUT)
 #   --log FILE    also write the console to FILE (default target/hwsim/logs/NAME.log)
+#   --release     put the release (size-optimised) agent build in the VM instead of the debug
+#                 one (env HWSIM_AGENT_PROFILE=release)
 #
 # Prints the VM console on stdout. Exit 0 when the scenario printed "SCENARIO PASS", 1 when it
 # failed or the VM did not finish, 2 on bad usage. Everything is cached under target/hwsim/:
@@ -27,10 +30,11 @@ MQTT_PORT="${HWSIM_MQTT_PORT:-}"
 TIMEOUT="${HWSIM_TIMEOUT:-300}"
 LOGFILE=""
 SCENARIO=""
+PROFILE="${HWSIM_AGENT_PROFILE:-debug}"
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -38,6 +42,7 @@ while [ $# -gt 0 ]; do
         --mqtt-port) MQTT_PORT="$2"; shift 2 ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
         --log) LOGFILE="$2"; shift 2 ;;
+        --release) PROFILE=release; shift ;;
         -h|--help) usage ;;
         -*) log "unknown option $1"; usage ;;
         *) [ -z "$SCENARIO" ] || usage; SCENARIO="$1"; shift ;;
@@ -89,10 +94,12 @@ fetch_kernel() {
 
 # ---- the agent, static, in its own target dir (does not disturb other builds) ----------------
 build_agent() {
-    log "building wifisess-agent (static)"
+    log "building wifisess-agent (static, $PROFILE)"
+    local rel=()
+    [ "$PROFILE" = release ] && rel=(--release)
     (cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' cargo build -q -p wifisess-agent \
-        --target x86_64-unknown-linux-gnu --target-dir "$WORK/cargo" >&2)
-    AGENT="$WORK/cargo/x86_64-unknown-linux-gnu/debug/wifisess-agent"
+        "${rel[@]}" --target x86_64-unknown-linux-gnu --target-dir "$WORK/cargo" >&2)
+    AGENT="$WORK/cargo/x86_64-unknown-linux-gnu/$PROFILE/wifisess-agent"
     [ -x "$AGENT" ] || die "agent build produced no binary"
 }
 
@@ -187,7 +194,7 @@ set +e
 timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -smp 1 -m 512 -nographic \
     -no-reboot -kernel "$VMLINUZ" -initrd "$RUN/initrd.gz" "${NET[@]}" \
     -append "console=ttyS0 panic=-1 loglevel=3 hwsim_radios=$RADIOS hwsim_net=${MQTT_PORT:+1}" \
-    </dev/null 2>&1 | tr -d '\r' | tee "$LOGFILE"
+    </dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$LOGFILE"
 qrc=${PIPESTATUS[0]}
 set -e
 dt=$(( $(date +%s) - t0 ))
