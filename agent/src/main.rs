@@ -34,14 +34,32 @@ enum Command {
     Run(wifisess_agent::run::RunArgs),
 }
 
+/// `S` or `S.FFF` seconds as ms (rounded to the ms). Decimal only: no float parser in the
+/// binary (it costs ~15 KB of code and tables, see docs/BENCHMARKS.md).
 fn seconds_ms(v: std::ffi::OsString, opt: &str) -> Result<u64, String> {
     let s = v.to_string_lossy();
-    let secs: f64 = s
-        .parse()
-        .ok()
-        .filter(|x: &f64| x.is_finite() && *x >= 0.0 && *x < 1e9)
-        .ok_or_else(|| format!("{opt}: not a number of seconds: {s:?}"))?;
-    Ok((secs * 1000.0).round() as u64)
+    let bad = || format!("{opt}: not a number of seconds: {s:?}");
+    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || int.len() > 9 {
+        return Err(bad());
+    }
+    let secs: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    // The first four fraction digits, as tenths of a millisecond, then rounded.
+    let mut tenths = 0u64;
+    for (i, c) in frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(4)
+        .enumerate()
+    {
+        tenths += u64::from(c - b'0') * [1000, 100, 10, 1][i];
+    }
+    Ok(secs * 1000 + (tenths + 5) / 10)
 }
 
 fn parse_args() -> Result<Command, String> {
@@ -125,6 +143,41 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("wifisess-agent: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds_ms;
+
+    fn ms(s: &str) -> Result<u64, String> {
+        seconds_ms(s.into(), "--poll")
+    }
+
+    #[test]
+    fn seconds_parse_as_decimal_with_ms_rounding() {
+        assert_eq!(ms("2"), Ok(2000));
+        assert_eq!(ms("0.25"), Ok(250));
+        assert_eq!(ms(".5"), Ok(500));
+        assert_eq!(ms("3."), Ok(3000));
+        assert_eq!(ms("1.23456"), Ok(1235));
+        assert_eq!(ms("1.2344"), Ok(1234));
+        assert_eq!(ms("0.0005"), Ok(1));
+        assert_eq!(ms("999999999"), Ok(999_999_999_000));
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "1e3",
+            "abc",
+            " 1",
+            "1.2.3",
+            "1000000000",
+            "inf",
+            "NaN",
+        ] {
+            assert!(ms(bad).is_err(), "{bad:?} accepted");
         }
     }
 }
