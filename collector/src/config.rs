@@ -26,6 +26,28 @@ pub struct InventoryDevice {
     pub group: Option<String>,
 }
 
+/// What an API bearer token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Every `GET` endpoint.
+    Read,
+    /// Also `POST /api/v1/sessions/refresh`.
+    Admin,
+}
+
+/// An API bearer token (`[[tokens]]`): only its SHA-256 is configured, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// SHA-256 of the token, 64 hex digits (`printf %s TOKEN | sha256sum`).
+    pub sha256: String,
+    /// What the token may do.
+    pub role: Role,
+    /// If set, the token sees only this organization's devices and sessions.
+    pub organization: Option<String>,
+}
+
 /// The collector's settings, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -51,10 +73,12 @@ pub struct Config {
     pub dangling_minutes: u32,
     /// Messages per SQLite transaction at most (group commit).
     pub commit_max_messages: usize,
-    /// `--http ADDR`: accepted, not served yet.
+    /// `--http ADDR`: where the HTTP API listens (`None`: the default, 127.0.0.1:8080).
     pub http: Option<String>,
     /// Inventory.
     pub devices: Vec<InventoryDevice>,
+    /// API bearer tokens; none: the API is open, and only a loopback address may be bound.
+    pub tokens: Vec<TokenConfig>,
 }
 
 impl Default for Config {
@@ -73,6 +97,7 @@ impl Default for Config {
             commit_max_messages: 500,
             http: None,
             devices: Vec::new(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -93,6 +118,8 @@ struct FileConfig {
     http: Option<String>,
     #[serde(default)]
     devices: Vec<InventoryDevice>,
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -187,6 +214,7 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         c.commit_max_messages = f.commit_max_messages.unwrap_or(c.commit_max_messages);
         c.http = f.http.or(c.http);
         c.devices = f.devices;
+        c.tokens = f.tokens;
     }
     if let Some(v) = env("WIFISESS_DB") {
         c.db = PathBuf::from(v);
@@ -238,6 +266,13 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError(
             "commit_max_messages: must be at least 1".into(),
         ));
+    }
+    for (i, t) in c.tokens.iter().enumerate() {
+        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConfigError(format!(
+                "tokens[{i}].sha256: expected 64 hex digits (printf %s TOKEN | sha256sum)"
+            )));
+        }
     }
     if c.db.as_os_str().is_empty() {
         return Err(ConfigError("db: must not be empty".into()));

@@ -24,6 +24,22 @@ struct Received {
     receive_ms: i64,
 }
 
+/// What one group commit did, for the commit hook (HTTP notifications and metrics).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// MQTT messages in the transaction.
+    pub messages: usize,
+    /// Devices whose events or status were merged (sorted, unique).
+    pub devices: Vec<String>,
+    /// Time from the start of the transaction to its commit.
+    pub latency: Duration,
+    /// Commit time, ms since the epoch.
+    pub at_ms: i64,
+}
+
+/// Called by the writer thread after each commit (before the acks); must not block.
+pub type OnCommit = Box<dyn FnMut(&Committed) + Send>;
+
 /// Milliseconds since the Unix epoch now.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -94,21 +110,20 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let mut conn = crate::schema::open(&cfg.db)
         .with_context(|| format!("opening database {}", cfg.db.display()))?;
     apply_inventory(&mut conn, cfg).context("writing the device inventory")?;
-    if let Some(addr) = &cfg.http {
-        log::warn!("--http {addr}: the HTTP API is not implemented yet; nothing listens there");
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     let handle = rt.handle().clone();
-    rt.block_on(serve(cfg, conn, handle))
+    let on_commit = crate::http::start(cfg, &handle)?;
+    rt.block_on(serve(cfg, conn, handle, on_commit))
 }
 
 async fn serve(
     cfg: &Config,
     conn: Connection,
     handle: tokio::runtime::Handle,
+    on_commit: Option<OnCommit>,
 ) -> anyhow::Result<()> {
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.broker_host, cfg.broker_port);
     opts.set_clean_session(false)
@@ -128,7 +143,7 @@ async fn serve(
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let r = write_loop(conn, rx, &client, &handle, &prefix, max);
+                let r = write_loop(conn, rx, &client, &handle, &prefix, max, on_commit);
                 let _ = done_tx.send(r);
             })
             .context("starting the writer thread")?
@@ -256,6 +271,7 @@ fn write_loop(
     rt: &tokio::runtime::Handle,
     prefix: &str,
     max: usize,
+    mut on_commit: Option<OnCommit>,
 ) -> anyhow::Result<()> {
     let mut bad_input = RateLimit::new(20);
     let mut group: Vec<Received> = Vec::with_capacity(max);
@@ -267,6 +283,7 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        let began = Instant::now();
         let outcomes = match commit_group(&mut conn, prefix, &group) {
             Ok(o) => o,
             Err(e) => {
@@ -281,6 +298,22 @@ fn write_loop(
                 o
             }
         };
+        if let Some(hook) = on_commit.as_mut() {
+            let mut devices: Vec<String> = group
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| matches!(o, Outcome::Events { .. } | Outcome::Status))
+                .filter_map(|(m, _)| topic_device(prefix, &m.publish.topic))
+                .collect();
+            devices.sort();
+            devices.dedup();
+            hook(&Committed {
+                messages: group.len(),
+                devices,
+                latency: began.elapsed(),
+                at_ms: now_ms(),
+            });
+        }
         for (m, o) in group.iter().zip(&outcomes) {
             report(&mut bad_input, &m.publish.topic, o);
         }
@@ -290,6 +323,12 @@ fn write_loop(
         }
     }
     Ok(())
+}
+
+/// The device id of `{prefix}/{device}/...`.
+fn topic_device(prefix: &str, topic: &str) -> Option<String> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    rest.split('/').next().map(str::to_owned)
 }
 
 fn commit_group(

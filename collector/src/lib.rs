@@ -5,6 +5,7 @@
 //! [`config`] (TOML + environment + flags).
 
 pub mod config;
+pub mod http;
 pub mod ingest;
 pub mod logger;
 pub mod merge;

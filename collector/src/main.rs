@@ -32,7 +32,7 @@ enum Cmd {
         /// Broker URL, mqtt://host:port.
         #[arg(long, value_name = "URL")]
         broker: Option<String>,
-        /// HTTP API address. Accepted but NOT IMPLEMENTED yet (a later issue): nothing listens.
+        /// HTTP API and dashboard address (default 127.0.0.1:8080; `off` disables it).
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
     },
@@ -102,6 +102,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cmd.is_none() {
+        if let Err(e) = wifisess_collector::http::listen_addr(&cfg) {
+            eprintln!("wifisess-collector: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let r = match cmd {
         None => ingest::run(&cfg),
         Some((open, closed, format)) => sessions(&cfg, open, closed, format),

@@ -1,0 +1,479 @@
+//! Handlers of the JSON API, the CSV export and the embedded dashboard.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::params::{self, Cursor, Params};
+use super::store;
+use super::AppState;
+use crate::ingest::now_ms;
+use crate::query::SessionRow;
+use crate::timefmt::rfc3339_ms;
+
+/// Page size of `GET /api/v1/sessions` without `limit`.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Largest JSON page.
+pub const MAX_PAGE: u32 = 1000;
+/// Rows per database round trip of the streamed CSV.
+const CSV_CHUNK: u32 = 1000;
+
+const INDEX_HTML: &str = include_str!("../../assets/index.html");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const STYLE_CSS: &str = include_str!("../../assets/style.css");
+/// The OpenAPI 3 document of this API (hand-written; a test checks it against [`super::routes`]).
+pub const OPENAPI_JSON: &str = include_str!("../../assets/openapi.json");
+
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the dashboard (no data in it; the page asks the API).
+pub async fn dashboard() -> Response {
+    asset(INDEX_HTML, "text/html; charset=utf-8")
+}
+
+/// `GET /assets/app.js`.
+pub async fn app_js() -> Response {
+    asset(APP_JS, "text/javascript; charset=utf-8")
+}
+
+/// `GET /assets/style.css`.
+pub async fn style_css() -> Response {
+    asset(STYLE_CSS, "text/css; charset=utf-8")
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi() -> Response {
+    asset(OPENAPI_JSON, "application/json")
+}
+
+/// `GET /healthz`: the database answers a read.
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    match st
+        .reader
+        .run(|c| Ok(c.query_row("SELECT count(*) FROM devices", [], |r| r.get::<_, i64>(0))?))
+        .await
+    {
+        Ok(_) => Json(json!({ "status": "ok" })).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "error", "error": "database not readable" })),
+        )
+            .into_response(),
+    }
+}
+
+/// Any other path.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such endpoint (see /api/v1/openapi.json)")
+}
+
+/// A known path with another method.
+pub async fn no_method() -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "method not allowed on this endpoint".into(),
+    }
+}
+
+/// `GET /api/v1/sessions`: the CLI's filters as parameters; JSON pages with a cursor, or the
+/// whole result as streamed CSV with `format=csv`.
+pub async fn sessions(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut p = Params::new(q.as_deref());
+    let mut filter = params::session_filter(&mut p, now)?;
+    filter.organization = who.scope_org(filter.organization.take())?;
+    let format = p.get("format");
+    let cursor = match p.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            Cursor::decode(&c)
+                .ok_or_else(|| ApiError::bad_param("cursor", "not a cursor of this API"))?,
+        ),
+    };
+    let dangling = st.dangling_ms();
+    match format.as_deref() {
+        None | Some("json") => {
+            let limit = p.number("limit", MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
+            p.finish()?;
+            let (rows, next) = st
+                .reader
+                .run(move |c| {
+                    let mut rows = store::sessions_page(
+                        c,
+                        &filter,
+                        cursor.as_ref(),
+                        limit + 1,
+                        now,
+                        dangling,
+                    )?;
+                    let more = rows.len() > limit as usize;
+                    rows.truncate(limit as usize);
+                    let next = if more {
+                        rows.last().map(|r| r.1.clone())
+                    } else {
+                        None
+                    };
+                    let rows: Vec<SessionRow> = rows.into_iter().map(|r| r.0).collect();
+                    Ok((rows, next))
+                })
+                .await?;
+            Ok(Json(json!({
+                "sessions": rows,
+                "next_cursor": next.map(|c| c.encode()),
+            }))
+            .into_response())
+        }
+        Some("csv") => {
+            let limit = p.number("limit", u32::MAX)?;
+            p.finish()?;
+            Ok(csv_response(st, filter, cursor, limit, now))
+        }
+        Some(other) => Err(ApiError::bad_param(
+            "format",
+            format!("expected json or csv: {other:?}"),
+        )),
+    }
+}
+
+/// Column names of the CSV export (the JSON fields, same order).
+pub const CSV_HEADER: &str = "id,device_id,device_name,organization,group,mac,ssid,ifname,bssid,\
+freq_mhz,start,stop,duration_s,last_seen,last_activity,dangling,rx_bytes,tx_bytes,signal_avg,\
+stop_reason,stop_inferred,times_corrected\n";
+
+fn csv_field(out: &mut String, v: &str) {
+    if v.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&v.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(v);
+    }
+}
+
+/// One session as a CSV line (RFC 4180 quoting).
+pub fn csv_line(out: &mut String, r: &SessionRow) {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let cells = [
+        r.id.clone(),
+        r.device_id.clone(),
+        o(&r.device_name),
+        o(&r.organization),
+        o(&r.group),
+        o(&r.mac),
+        o(&r.ssid),
+        o(&r.ifname),
+        o(&r.bssid),
+        n(r.freq_mhz),
+        r.start.clone(),
+        o(&r.stop),
+        r.duration_s.to_string(),
+        r.last_seen.clone(),
+        o(&r.last_activity),
+        r.dangling.to_string(),
+        r.rx_bytes.to_string(),
+        r.tx_bytes.to_string(),
+        n(r.signal_avg),
+        o(&r.stop_reason),
+        r.stop_inferred.to_string(),
+        r.times_corrected.to_string(),
+    ];
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(out, c);
+    }
+    out.push('\n');
+}
+
+/// The CSV body, produced page by page on a blocking thread while the client reads: memory
+/// stays bounded whatever the result size.
+fn csv_response(
+    st: AppState,
+    filter: crate::query::SessionFilter,
+    cursor: Option<Cursor>,
+    limit: Option<u32>,
+    now: i64,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let dangling = st.dangling_ms();
+    tokio::task::spawn_blocking(move || {
+        let r = st.reader.with(|c| {
+            if tx
+                .blocking_send(Bytes::from_static(CSV_HEADER.as_bytes()))
+                .is_err()
+            {
+                return Ok(());
+            }
+            let mut after = cursor;
+            let mut left = limit.map_or(u64::MAX, u64::from);
+            while left > 0 {
+                let n = CSV_CHUNK.min(u32::try_from(left).unwrap_or(u32::MAX));
+                let rows = store::sessions_page(c, &filter, after.as_ref(), n, now, dangling)?;
+                let mut buf = String::with_capacity(rows.len() * 200);
+                for (r, _) in &rows {
+                    csv_line(&mut buf, r);
+                }
+                if tx.blocking_send(Bytes::from(buf)).is_err() {
+                    return Ok(()); // client went away
+                }
+                left -= rows.len() as u64;
+                if rows.len() < n as usize {
+                    break;
+                }
+                after = rows.last().map(|r| r.1.clone());
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            // Headers are out already: the body ends early; the log says why.
+            log::error!("http: CSV export failed: {e}");
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let mut resp = Body::from_stream(stream).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"sessions.csv\""),
+    );
+    resp
+}
+
+/// `GET /api/v1/sessions/{id}`.
+pub async fn session(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<SessionRow>, ApiError> {
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_param("id", "expected 16 hex digits"));
+    }
+    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let hex = id.to_ascii_lowercase();
+    let row = st
+        .reader
+        .run(move |c| Ok(store::session_by_id(c, &hex, now, dangling)?))
+        .await?;
+    match row {
+        // A scoped token is told "not found" for another organization's session.
+        Some(r) if who.sees(r.organization.as_deref()) => Ok(Json(r)),
+        _ => Err(ApiError::not_found(format!("no session {id}"))),
+    }
+}
+
+/// `POST /api/v1/sessions/refresh` (admin): expiry now, on its own write connection (SQLite
+/// serialises it with the writer's transactions); answers what it closed.
+pub async fn refresh(State(st): State<AppState>, who: Principal) -> Result<Response, ApiError> {
+    if !who.admin {
+        return Err(ApiError::forbidden("refresh needs a token with role admin"));
+    }
+    if who.organization.is_some() {
+        return Err(ApiError::forbidden(
+            "refresh acts on every organization; it needs an admin token without organization",
+        ));
+    }
+    let cfg = st.cfg.clone();
+    let now = now_ms();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut conn = crate::schema::open(&cfg.db)?;
+        store::expire_silent(&mut conn, now, cfg.expire_hours).map_err(anyhow::Error::from)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("refresh task: {e}")))?
+    .map_err(|e| ApiError::internal(format!("refresh: {e:#}")))?;
+    let devices: Vec<String> = closed.iter().map(|c| c.0.clone()).collect();
+    let sessions: usize = closed.iter().map(|c| c.1).sum();
+    st.live.notify(devices.clone(), now);
+    Ok(Json(json!({
+        "expired_sessions": sessions,
+        "expired_devices": devices,
+        "expire_hours": st.cfg.expire_hours,
+        "at": rfc3339_ms(now),
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/devices`: filters `organization`, `group`, `device` (id or name).
+pub async fn devices(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let org = who.scope_org(p.get("organization"))?;
+    let group = p.get("group");
+    let device = p.get("device");
+    p.finish()?;
+    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let rows = st
+        .reader
+        .run(move |c| {
+            Ok(store::devices(
+                c,
+                org.as_deref(),
+                group.as_deref(),
+                device.as_deref(),
+                now,
+                dangling,
+            )?)
+        })
+        .await?;
+    Ok(Json(json!({ "devices": rows })).into_response())
+}
+
+/// `GET /api/v1/devices/{id}`: the device, its open sessions and its recent history.
+pub async fn device(
+    State(st): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let history = p.number("history", MAX_PAGE)?.unwrap_or(50);
+    p.finish()?;
+    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let org = who.organization.clone();
+    let out = st
+        .reader
+        .run(move |c| {
+            let mut devs = store::devices(c, org.as_deref(), None, Some(&id), now, dangling)?;
+            let Some(d) = devs.pop().filter(|_| devs.is_empty()) else {
+                return Err(ApiError::not_found(format!("no device {id}")));
+            };
+            let mut f = crate::query::SessionFilter {
+                devices: vec![d.id.clone()],
+                open: Some(true),
+                ..Default::default()
+            };
+            let rows = |f: &crate::query::SessionFilter, n| -> rusqlite::Result<Vec<SessionRow>> {
+                let page = store::sessions_page(c, f, None, n, now, dangling)?;
+                Ok(page.into_iter().map(|r| r.0).collect())
+            };
+            let open = rows(&f, MAX_PAGE)?;
+            f.open = Some(false);
+            let recent = rows(&f, history)?;
+            Ok(json!({ "device": d, "open_sessions": open, "recent_sessions": recent }))
+        })
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /api/v1/status`: totals, per organization, and per device (`device` or `group`).
+pub async fn status(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let org = who.scope_org(p.get("organization"))?;
+    let group = p.get("group");
+    let device = p.get("device");
+    p.finish()?;
+    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let out = st
+        .reader
+        .run(move |c| {
+            let orgs = store::org_counts(c, org.as_deref(), now, dangling)?;
+            let devs = store::devices(
+                c,
+                org.as_deref(),
+                group.as_deref(),
+                device.as_deref(),
+                now,
+                dangling,
+            )?;
+            let sum = |f: fn(&store::OrgCounts) -> i64| orgs.iter().map(f).sum::<i64>();
+            Ok(json!({
+                "generated_at": rfc3339_ms(now),
+                "devices": sum(|o| o.devices),
+                "devices_online": sum(|o| o.devices_online),
+                "open_sessions": sum(|o| o.open_sessions),
+                "dangling_sessions": sum(|o| o.dangling_sessions),
+                "seq_gaps": sum(|o| o.seq_gaps),
+                "organizations": orgs,
+                "device_status": devs,
+            }))
+        })
+        .await?;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /api/v1/presence?group=G&from=T&to=T[&min_minutes=M]`: the attendance report.
+pub async fn presence(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut p = Params::new(q.as_deref());
+    let org = who.scope_org(p.get("organization"))?;
+    let group = p
+        .get("group")
+        .ok_or_else(|| ApiError::bad_param("group", "required"))?;
+    let from = p
+        .time("from", now)?
+        .ok_or_else(|| ApiError::bad_param("from", "required"))?;
+    let to = p
+        .time("to", now)?
+        .ok_or_else(|| ApiError::bad_param("to", "required"))?;
+    if to <= from {
+        return Err(ApiError::bad_param("to", "must be after from"));
+    }
+    let min = p.get("min_minutes");
+    let min_minutes: i64 = match min {
+        None => 0,
+        Some(v) => v.parse().ok().filter(|m| *m >= 0).ok_or_else(|| {
+            ApiError::bad_param("min_minutes", format!("not a number of minutes: {v:?}"))
+        })?,
+    };
+    p.finish()?;
+    let rows = st
+        .reader
+        .run(move |c| {
+            Ok(store::presence(
+                c,
+                &group,
+                org.as_deref(),
+                from,
+                to,
+                min_minutes,
+                now,
+            )?)
+        })
+        .await?;
+    Ok(Json(json!({
+        "from": rfc3339_ms(from),
+        "to": rfc3339_ms(to),
+        "min_minutes": min_minutes,
+        "clients": rows,
+    }))
+    .into_response())
+}

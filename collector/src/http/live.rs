@@ -1,0 +1,324 @@
+//! What changes while the collector runs: the writer's commit notifications (a broadcast
+//! channel feeding `GET /api/v1/stream`) and in-memory ingest metrics (`GET /metrics`).
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::broadcast;
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::params::Params;
+use super::store;
+use super::AppState;
+use crate::ingest::{now_ms, Committed, OnCommit};
+use crate::timefmt::rfc3339_ms;
+
+/// Notifications buffered per subscriber; a slower one gets a `resync` event instead.
+const CHANNEL: usize = 256;
+
+/// Upper bounds of the commit latency histogram, seconds.
+const BUCKETS: [f64; 11] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Sessions of these devices changed in one commit (or by a refresh).
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Device ids, sorted, unique.
+    pub devices: Vec<String>,
+    /// When it was committed, ms since the epoch.
+    pub at_ms: i64,
+}
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The hub: notifications and counters since start.
+pub struct Live {
+    tx: broadcast::Sender<Arc<Change>>,
+    /// MQTT messages committed since start.
+    messages: AtomicU64,
+    commit_seconds: Mutex<Histogram>,
+}
+
+impl Live {
+    /// A hub without subscribers.
+    pub fn new() -> Arc<Live> {
+        Arc::new(Live {
+            tx: broadcast::channel(CHANNEL).0,
+            messages: AtomicU64::new(0),
+            commit_seconds: Mutex::new(Histogram::default()),
+        })
+    }
+
+    /// The writer's hook: counts and times the commit, then tells the subscribers.
+    pub fn hook(self: &Arc<Self>) -> OnCommit {
+        let me = Arc::clone(self);
+        Box::new(move |c: &Committed| {
+            me.messages.fetch_add(c.messages as u64, Ordering::Relaxed);
+            if let Ok(mut h) = me.commit_seconds.lock() {
+                let s = c.latency.as_secs_f64();
+                for (i, b) in BUCKETS.iter().enumerate() {
+                    if s <= *b {
+                        h.counts[i] += 1;
+                    }
+                }
+                h.count += 1;
+                h.sum += s;
+            }
+            me.notify(c.devices.clone(), c.at_ms);
+        })
+    }
+
+    /// Tells subscribers that sessions of `devices` changed.
+    pub fn notify(&self, mut devices: Vec<String>, at_ms: i64) {
+        if devices.is_empty() {
+            return;
+        }
+        devices.sort();
+        devices.dedup();
+        let _ = self.tx.send(Arc::new(Change { devices, at_ms }));
+    }
+
+    /// A new subscriber.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+}
+
+/// `GET /api/v1/stream`: server-sent events. `change` events carry the device ids whose
+/// sessions changed (`{"device_ids": [...], "at": "..."}`), limited to the token's
+/// organization and to the `device` / `organization` parameters; `resync` when events were
+/// dropped for a slow reader (reload everything).
+pub async fn stream(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let org = who.scope_org(p.get("organization"))?;
+    let only: Vec<String> = p.all("device");
+    p.finish()?;
+    let rx = st.live.subscribe();
+    let hello = Event::default()
+        .event("hello")
+        .data(serde_json::json!({ "at": rfc3339_ms(now_ms()) }).to_string());
+    let state = (rx, st, org, only, Some(hello));
+    let events = futures_util::stream::unfold(state, |(mut rx, st, org, only, hello)| async move {
+        if let Some(h) = hello {
+            return Some((Ok::<_, Infallible>(h), (rx, st, org, only, None)));
+        }
+        loop {
+            let ev = match rx.recv().await {
+                Ok(c) => {
+                    let mut devs: Vec<String> = c
+                        .devices
+                        .iter()
+                        .filter(|d| only.is_empty() || only.contains(d))
+                        .cloned()
+                        .collect();
+                    if let Some(o) = &org {
+                        let ids = devs.clone();
+                        let orgs = st
+                            .reader
+                            .run(move |c| Ok(store::device_orgs(c, &ids)?))
+                            .await
+                            .unwrap_or_default();
+                        devs.retain(|d| orgs.get(d).and_then(|x| x.as_deref()) == Some(o));
+                    }
+                    if devs.is_empty() {
+                        continue;
+                    }
+                    Event::default().event("change").data(
+                        serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) })
+                            .to_string(),
+                    )
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
+                    .event("resync")
+                    .data(serde_json::json!({ "missed": n }).to_string()),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok(ev), (rx, st, org, only, None)));
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn line(out: &mut String, name: &str, labels: &str, v: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {v}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+    }
+}
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn label(v: Option<&str>) -> String {
+    v.unwrap_or("")
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`: Prometheus text format. A token scoped to an organization gets only that
+/// organization's gauges (the ingest counters are collector-wide and left out).
+pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Response, ApiError> {
+    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let org = who.organization.clone();
+    let (orgs, counters) = st
+        .reader
+        .run(move |c| {
+            let orgs = store::org_counts(c, org.as_deref(), now, dangling)?;
+            let counters = if org.is_none() {
+                store::counters(c)?
+            } else {
+                Vec::new()
+            };
+            Ok((orgs, counters))
+        })
+        .await?;
+    let mut o = String::with_capacity(4096);
+    if who.organization.is_none() {
+        let get = |n: &str| counters.iter().find(|c| c.0 == n).map_or(0, |c| c.1);
+        head(
+            &mut o,
+            "wifisess_messages_ingested_total",
+            "counter",
+            "MQTT messages committed since the collector started.",
+        );
+        line(
+            &mut o,
+            "wifisess_messages_ingested_total",
+            "",
+            st.live.messages.load(Ordering::Relaxed),
+        );
+        head(
+            &mut o,
+            "wifisess_events_ingested_total",
+            "counter",
+            "Session events merged (all time, from the database).",
+        );
+        line(&mut o, "wifisess_events_ingested_total", "", get("events"));
+        head(
+            &mut o,
+            "wifisess_messages_rejected_total",
+            "counter",
+            "Messages rejected, by reason (all time).",
+        );
+        for (name, v) in &counters {
+            let reason = match name.as_str() {
+                "rejected_topic" => "topic",
+                "rejected_spoofed" => "spoofed",
+                "store_rejected" => "store",
+                n if n.starts_with("undecodable_") => n,
+                _ => continue,
+            };
+            line(
+                &mut o,
+                "wifisess_messages_rejected_total",
+                &format!("reason=\"{}\"", label(Some(reason))),
+                v,
+            );
+        }
+        head(
+            &mut o,
+            "wifisess_events_rejected_total",
+            "counter",
+            "Events inside accepted messages that were skipped, by reason.",
+        );
+        line(
+            &mut o,
+            "wifisess_events_rejected_total",
+            "reason=\"bad_time\"",
+            get("events_bad_time"),
+        );
+        line(
+            &mut o,
+            "wifisess_events_rejected_total",
+            "reason=\"unknown_kind\"",
+            get("events_unknown_kind"),
+        );
+        head(
+            &mut o,
+            "wifisess_commit_seconds",
+            "histogram",
+            "Time to merge and commit one group of messages.",
+        );
+        let h = st
+            .live
+            .commit_seconds
+            .lock()
+            .map(|h| (h.counts, h.count, h.sum))
+            .unwrap_or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            line(
+                &mut o,
+                "wifisess_commit_seconds_bucket",
+                &format!("le=\"{b}\""),
+                h.0[i],
+            );
+        }
+        line(&mut o, "wifisess_commit_seconds_bucket", "le=\"+Inf\"", h.1);
+        line(&mut o, "wifisess_commit_seconds_sum", "", h.2);
+        line(&mut o, "wifisess_commit_seconds_count", "", h.1);
+    }
+    type Get = fn(&store::OrgCounts) -> i64;
+    let gauges: [(&str, &str, Get); 5] = [
+        (
+            "wifisess_seq_gaps",
+            "Event sequence numbers never received, summed over devices.",
+            |c| c.seq_gaps,
+        ),
+        ("wifisess_open_sessions", "Open sessions.", |c| {
+            c.open_sessions
+        }),
+        (
+            "wifisess_dangling_sessions",
+            "Open sessions without client activity for dangling_minutes.",
+            |c| c.dangling_sessions,
+        ),
+        ("wifisess_devices", "Devices known.", |c| c.devices),
+        (
+            "wifisess_devices_online",
+            "Devices whose agent is connected.",
+            |c| c.devices_online,
+        ),
+    ];
+    for (name, help, f) in gauges {
+        head(&mut o, name, "gauge", &format!("{help} Per organization."));
+        for c in &orgs {
+            line(
+                &mut o,
+                name,
+                &format!("organization=\"{}\"", label(c.organization.as_deref())),
+                f(c),
+            );
+        }
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        o,
+    )
+        .into_response())
+}

@@ -1,0 +1,476 @@
+//! The API's read side: pooled read-only SQLite connections (WAL lets them read while the
+//! writer commits), and the queries the `query` module does not offer (yet).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, Row};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::params::Cursor;
+use crate::query::{self, SessionFilter, SessionRow};
+use crate::timefmt::rfc3339_ms;
+
+/// Read-only connections to the database, reused across requests.
+pub struct Reader {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+/// Idle connections kept; more are opened under load and closed afterwards.
+const POOL_KEEP: usize = 4;
+
+impl Reader {
+    /// A reader of the database at `path` (nothing is opened yet).
+    pub fn new(path: PathBuf) -> Arc<Reader> {
+        Arc::new(Reader {
+            path,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    /// Runs `f` on a read-only connection (blocking; call from `spawn_blocking`).
+    ///
+    /// # Errors
+    /// SQLite errors of opening or of `f`.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let r = f(&conn);
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < POOL_KEEP {
+                p.push(conn);
+            }
+        }
+        r
+    }
+
+    /// [`Reader::with`] on the blocking pool, errors as API errors.
+    ///
+    /// # Errors
+    /// 500 on SQLite errors (logged), or what `f` returns.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut out = None;
+            me.with(|c| {
+                out = Some(f(c));
+                Ok(())
+            })?;
+            out.expect("ran")
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("query task: {e}")))?
+    }
+}
+
+/// One session row of the `query` module's SELECT (same column order).
+fn session_row(r: &Row, now_ms: i64, dangling_ms: i64) -> rusqlite::Result<SessionRow> {
+    let id: i64 = r.get(0)?;
+    let start: i64 = r.get(10)?;
+    let stop: Option<i64> = r.get(11)?;
+    let last_seen: i64 = r.get(12)?;
+    let activity: Option<i64> = r.get(13)?;
+    let end = stop.unwrap_or(now_ms);
+    Ok(SessionRow {
+        id: format!("{:016x}", id as u64),
+        device_id: r.get(1)?,
+        device_name: r.get(2)?,
+        organization: r.get(3)?,
+        group: r.get(4)?,
+        mac: r.get(5)?,
+        ssid: r.get(6)?,
+        ifname: r.get(7)?,
+        bssid: r.get(8)?,
+        freq_mhz: r.get(9)?,
+        start: rfc3339_ms(start),
+        stop: stop.map(rfc3339_ms),
+        duration_s: (end - start).max(0) / 1000,
+        last_seen: rfc3339_ms(last_seen),
+        last_activity: activity.map(rfc3339_ms),
+        dangling: stop.is_none() && now_ms - activity.unwrap_or(last_seen) > dangling_ms,
+        rx_bytes: r.get(14)?,
+        tx_bytes: r.get(15)?,
+        signal_avg: r.get(16)?,
+        stop_reason: r.get(17)?,
+        stop_inferred: r.get(18)?,
+        times_corrected: r.get(19)?,
+    })
+}
+
+/// One page of sessions after `cursor` (keyset pagination in the `query` order: start
+/// descending, device id, session id), each with its own cursor.
+///
+/// # Errors
+/// SQLite errors.
+pub fn sessions_page(
+    conn: &Connection,
+    f: &SessionFilter,
+    after: Option<&Cursor>,
+    limit: u32,
+    now_ms: i64,
+    dangling_ms: i64,
+) -> rusqlite::Result<Vec<(SessionRow, Cursor)>> {
+    let mut f = f.clone();
+    f.limit = None;
+    let (inner, mut params) = query::build_sessions_sql(&f);
+    let mut sql = format!("SELECT * FROM ({inner}) WHERE 1");
+    if let Some(c) = after {
+        let n = params.len();
+        sql.push_str(&format!(
+            " AND (start_ms < ?{a} OR (start_ms = ?{a} AND (device_id > ?{b} \
+             OR (device_id = ?{b} AND id > ?{c}))))",
+            a = n + 1,
+            b = n + 2,
+            c = n + 3
+        ));
+        params.push(Value::Integer(c.start_ms));
+        params.push(Value::Text(c.device_id.clone()));
+        params.push(Value::Integer(c.id));
+    }
+    sql.push_str(&format!(
+        " ORDER BY start_ms DESC, device_id, id LIMIT ?{}",
+        params.len() + 1
+    ));
+    params.push(Value::Integer(i64::from(limit)));
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let cur = Cursor {
+            start_ms: r.get(10)?,
+            device_id: r.get(1)?,
+            id: r.get(0)?,
+        };
+        out.push((session_row(r, now_ms, dangling_ms)?, cur));
+    }
+    Ok(out)
+}
+
+/// The session with id `hex` (16 hex digits); if two devices share the id, the newest.
+///
+/// # Errors
+/// SQLite errors.
+pub fn session_by_id(
+    conn: &Connection,
+    hex: &str,
+    now_ms: i64,
+    dangling_ms: i64,
+) -> rusqlite::Result<Option<SessionRow>> {
+    let Ok(id) = u64::from_str_radix(hex, 16) else {
+        return Ok(None);
+    };
+    let (inner, _) = query::build_sessions_sql(&SessionFilter::default());
+    let sql = format!("SELECT * FROM ({inner}) WHERE id = ?1 ORDER BY start_ms DESC LIMIT 1");
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query([id as i64])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(session_row(r, now_ms, dangling_ms)?)),
+        None => Ok(None),
+    }
+}
+
+/// A device as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    /// Device id (as in the MQTT topic).
+    pub id: String,
+    /// Name (inventory, else announced).
+    pub name: Option<String>,
+    /// Organization.
+    pub organization: Option<String>,
+    /// Group.
+    pub group: Option<String>,
+    /// Whether its agent is connected (last status, Last Will).
+    pub online: bool,
+    /// Last message received from it, RFC 3339 UTC.
+    pub last_seen: Option<String>,
+    /// Current boot id.
+    pub boot_id: Option<String>,
+    /// Agent version.
+    pub agent_version: Option<String>,
+    /// Open sessions now.
+    pub open_sessions: i64,
+    /// Open sessions without client activity for `dangling_minutes`.
+    pub dangling_sessions: i64,
+    /// Sequence numbers never received (lost events).
+    pub seq_gaps: i64,
+}
+
+/// Devices filtered by organization, group and id-or-name, by id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn devices(
+    conn: &Connection,
+    organization: Option<&str>,
+    group: Option<&str>,
+    device: Option<&str>,
+    now_ms: i64,
+    dangling_ms: i64,
+) -> rusqlite::Result<Vec<DeviceRow>> {
+    let mut st = conn.prepare_cached(
+        "SELECT d.id, coalesce(d.inv_name, d.name), coalesce(d.inv_organization, d.organization),
+                coalesce(d.inv_group, d.grp), d.online, d.last_seen_ms, d.boot_id, d.agent_version,
+                d.seq_gaps,
+                (SELECT count(*) FROM sessions s WHERE s.device_id = d.id AND s.stop_ms IS NULL),
+                (SELECT count(*) FROM sessions s WHERE s.device_id = d.id AND s.stop_ms IS NULL
+                    AND ?4 - coalesce(s.last_activity_ms, s.last_seen_ms) > ?5)
+         FROM devices d
+         WHERE (?1 IS NULL OR coalesce(d.inv_organization, d.organization) = ?1)
+           AND (?2 IS NULL OR coalesce(d.inv_group, d.grp) = ?2)
+           AND (?3 IS NULL OR d.id = ?3 OR coalesce(d.inv_name, d.name) = ?3)
+         ORDER BY d.id",
+    )?;
+    let rows = st.query_map(
+        rusqlite::params![organization, group, device, now_ms, dangling_ms],
+        |r| {
+            Ok(DeviceRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                organization: r.get(2)?,
+                group: r.get(3)?,
+                online: r.get(4)?,
+                last_seen: r.get::<_, Option<i64>>(5)?.map(rfc3339_ms),
+                boot_id: r.get(6)?,
+                agent_version: r.get(7)?,
+                seq_gaps: r.get(8)?,
+                open_sessions: r.get(9)?,
+                dangling_sessions: r.get(10)?,
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+/// The organization of each of `ids` (devices unknown to the table are left out).
+///
+/// # Errors
+/// SQLite errors.
+pub fn device_orgs(
+    conn: &Connection,
+    ids: &[String],
+) -> rusqlite::Result<BTreeMap<String, Option<String>>> {
+    let mut st = conn.prepare_cached(
+        "SELECT coalesce(inv_organization, organization) FROM devices WHERE id = ?1",
+    )?;
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let mut rows = st.query([id])?;
+        if let Some(r) = rows.next()? {
+            out.insert(id.clone(), r.get(0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Open sessions, dangling sessions and online devices per organization (`None`: devices
+/// without one).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OrgCounts {
+    /// Organization.
+    pub organization: Option<String>,
+    /// Devices known.
+    pub devices: i64,
+    /// Devices online.
+    pub devices_online: i64,
+    /// Open sessions.
+    pub open_sessions: i64,
+    /// Open, dangling sessions.
+    pub dangling_sessions: i64,
+    /// Sequence gaps, summed over its devices.
+    pub seq_gaps: i64,
+}
+
+/// Per-organization counts, optionally of one organization only.
+///
+/// # Errors
+/// SQLite errors.
+pub fn org_counts(
+    conn: &Connection,
+    organization: Option<&str>,
+    now_ms: i64,
+    dangling_ms: i64,
+) -> rusqlite::Result<Vec<OrgCounts>> {
+    let mut st = conn.prepare_cached(
+        "SELECT coalesce(d.inv_organization, d.organization) AS org, count(*), sum(d.online),
+                sum((SELECT count(*) FROM sessions s WHERE s.device_id = d.id AND s.stop_ms IS NULL)),
+                sum((SELECT count(*) FROM sessions s WHERE s.device_id = d.id AND s.stop_ms IS NULL
+                     AND ?2 - coalesce(s.last_activity_ms, s.last_seen_ms) > ?3)),
+                sum(d.seq_gaps)
+         FROM devices d
+         WHERE ?1 IS NULL OR coalesce(d.inv_organization, d.organization) = ?1
+         GROUP BY org ORDER BY org",
+    )?;
+    let rows = st.query_map(rusqlite::params![organization, now_ms, dangling_ms], |r| {
+        Ok(OrgCounts {
+            organization: r.get(0)?,
+            devices: r.get(1)?,
+            devices_online: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            open_sessions: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+            dangling_sessions: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+            seq_gaps: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+        })
+    })?;
+    rows.collect()
+}
+
+/// All ingest counters (`counters` table) by name.
+///
+/// # Errors
+/// SQLite errors.
+pub fn counters(conn: &Connection) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut st = conn.prepare_cached("SELECT name, value FROM counters ORDER BY name")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// One client of the attendance report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PresenceRow {
+    /// Client MAC.
+    pub mac: String,
+    /// Minutes connected inside the window (union over the group's devices).
+    pub minutes: i64,
+    /// First connection inside the window, RFC 3339 UTC.
+    pub first_seen: String,
+    /// Last moment connected inside the window, RFC 3339 UTC.
+    pub last_seen: String,
+    /// `minutes >= min_minutes`.
+    pub present: bool,
+    /// Devices it was seen on.
+    pub devices: Vec<String>,
+}
+
+/// The attendance report of `group` in `[from, to]` (SPEC §5.3 `presence`): per client, the
+/// union of its sessions clipped to the window, so roaming is not counted twice.
+///
+/// # Errors
+/// SQLite errors.
+pub fn presence(
+    conn: &Connection,
+    group: &str,
+    organization: Option<&str>,
+    from_ms: i64,
+    to_ms: i64,
+    min_minutes: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<PresenceRow>> {
+    let mut st = conn.prepare_cached(
+        "SELECT s.mac, s.device_id, s.start_ms, coalesce(s.stop_ms, ?4)
+         FROM sessions s JOIN devices d ON d.id = s.device_id
+         WHERE coalesce(d.inv_group, d.grp) = ?1
+           AND (?5 IS NULL OR coalesce(d.inv_organization, d.organization) = ?5)
+           AND s.mac IS NOT NULL AND s.start_ms < ?3
+           AND (s.stop_ms IS NULL OR s.stop_ms > ?2)
+         ORDER BY s.mac, s.start_ms",
+    )?;
+    let rows = st.query_map(
+        rusqlite::params![group, from_ms, to_ms, now_ms, organization],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        },
+    )?;
+    // Per client: its (clipped) intervals and the devices it was seen on.
+    type Seen = (Vec<(i64, i64)>, Vec<String>);
+    let mut by_mac: BTreeMap<String, Seen> = BTreeMap::new();
+    for row in rows {
+        let (mac, dev, a, b) = row?;
+        let (a, b) = (a.max(from_ms), b.min(to_ms));
+        let e = by_mac.entry(mac).or_default();
+        if b > a {
+            e.0.push((a, b));
+        }
+        if !e.1.contains(&dev) {
+            e.1.push(dev);
+        }
+    }
+    let mut out = Vec::new();
+    for (mac, (mut iv, mut devices)) in by_mac {
+        if iv.is_empty() {
+            continue;
+        }
+        iv.sort_unstable();
+        let (mut total, mut cur) = (0, iv[0]);
+        for &(a, b) in &iv[1..] {
+            if a <= cur.1 {
+                cur.1 = cur.1.max(b);
+            } else {
+                total += cur.1 - cur.0;
+                cur = (a, b);
+            }
+        }
+        total += cur.1 - cur.0;
+        let last = iv.iter().map(|x| x.1).max().unwrap_or(cur.1);
+        devices.sort();
+        let minutes = total / 60_000;
+        out.push(PresenceRow {
+            mac,
+            minutes,
+            first_seen: rfc3339_ms(iv[0].0),
+            last_seen: rfc3339_ms(last),
+            present: minutes >= min_minutes,
+            devices,
+        });
+    }
+    Ok(out)
+}
+
+/// Expiry now (SPEC §5.2): open sessions of devices silent for `hours` are closed at the
+/// device's last-seen time (reason `expired`, provisional), in one transaction on `conn` (a
+/// writable connection). Returns (device id, sessions closed) per device.
+/// (The lifecycle module's `jobs::expire`, in progress elsewhere, will replace this.)
+///
+/// # Errors
+/// SQLite errors (nothing is changed).
+pub fn expire_silent(
+    conn: &mut Connection,
+    now_ms: i64,
+    hours: u32,
+) -> rusqlite::Result<Vec<(String, usize)>> {
+    let tx = conn.transaction()?;
+    let plan: Vec<(String, i64)> = {
+        let mut st = tx.prepare(
+            "SELECT d.id, max(coalesce(d.last_seen_ms, 0), max(s.last_seen_ms))
+             FROM devices d JOIN sessions s ON s.device_id = d.id AND s.stop_ms IS NULL
+             WHERE coalesce(d.last_seen_ms, 0) <= ?1 GROUP BY d.id ORDER BY d.id",
+        )?;
+        let rows = st.query_map([now_ms - i64::from(hours) * 3_600_000], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::new();
+    for (dev, at) in plan {
+        let n = crate::merge::expire_device(&tx, &dev, at)?;
+        out.push((dev, n));
+    }
+    tx.commit()?;
+    Ok(out)
+}

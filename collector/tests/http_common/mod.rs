@@ -1,0 +1,381 @@
+//! Test support for the HTTP API: the collector with `--http` and a config, a small HTTP/1.1
+//! client (no dependency), an SSE reader, and wire messages for a few devices.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::common::{self, Broker, Collector};
+use wifisess_wire::{
+    encode_batch, encode_status, Batch, BootId, Event, MacAddr, SessionId, Stamp, Start, Status,
+    Stop, StopReason,
+};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// SHA-256 hex of a token, via the system's `sha256sum` (as an operator would).
+pub fn sha256_hex(token: &str) -> String {
+    let mut c = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+}
+
+/// A broker, a database and `wifisess-collector run --http 127.0.0.1:PORT --config FILE`.
+pub struct Env {
+    pub broker: Broker,
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub http_port: u16,
+    pub collector: Collector,
+}
+
+impl Env {
+    /// `config` is the TOML file's text (tokens, dangling_minutes...).
+    pub fn start(config: &str) -> Env {
+        let broker = Broker::start();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wifisess.db");
+        let cfg = dir.path().join("collector.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let http_port = free_port();
+        let log = dir.path().join("collector.log");
+        let err = std::fs::File::create(&log).unwrap();
+        let child = Command::new(common::bin())
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--db")
+            .arg(&db)
+            .args(["--broker", &format!("mqtt://127.0.0.1:{}", broker.port)])
+            .args(["--http", &format!("127.0.0.1:{http_port}")])
+            .env("WIFISESS_CLIENT_ID", format!("collector-{}", broker.port))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("starting the collector");
+        let collector = Collector { child, log };
+        common::wait_subscribed(&db, broker.port);
+        common::wait_for("the HTTP API", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", http_port)).ok()
+        });
+        Env {
+            broker,
+            dir,
+            db,
+            http_port,
+            collector,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        request(self.http_port, "GET", path, token)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>) -> Resp {
+        request(self.http_port, "POST", path, token)
+    }
+
+    /// Publishes and waits until the broker acked (the collector commits shortly after).
+    pub fn publish(&self, msgs: Vec<(String, Vec<u8>)>) {
+        common::publish_all(self.broker.port, msgs);
+    }
+
+    /// Waits until `GET path` (JSON) satisfies `f`.
+    pub fn wait_json(
+        &self,
+        what: &str,
+        path: &str,
+        token: Option<&str>,
+        mut f: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        common::wait_for(what, Duration::from_secs(20), || {
+            let r = self.get(path, token);
+            (r.status == 200).then(|| r.json()).filter(|v| f(v))
+        })
+    }
+}
+
+/// A response: status, lower-cased headers, body (chunked encoding undone).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+fn send_head(port: u16, method: &str, path: &str, token: Option<&str>) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+fn read_head(r: &mut impl std::io::BufRead) -> (u16, Vec<(String, String)>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    (status, headers)
+}
+
+/// One request on a fresh connection.
+pub fn request(port: u16, method: &str, path: &str, token: Option<&str>) -> Resp {
+    let s = send_head(port, method, path, token);
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r);
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).unwrap();
+            let n = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        r.read_to_end(&mut body).unwrap();
+    }
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    }
+}
+
+/// A server-sent event stream being read.
+pub struct Sse {
+    r: BufReader<TcpStream>,
+}
+
+impl Sse {
+    pub fn open(port: u16, path: &str, token: Option<&str>) -> Sse {
+        let s = send_head(port, "GET", path, token);
+        let mut r = BufReader::new(s);
+        let (status, headers) = read_head(&mut r);
+        assert_eq!(status, 200, "stream: {headers:?}");
+        assert!(headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/event-stream")));
+        Sse { r }
+    }
+
+    /// The next event (name, data), skipping keep-alive comments; chunk framing is skipped
+    /// by ignoring hex-only lines between events.
+    pub fn next(&mut self) -> (String, String) {
+        let (mut name, mut data) = (String::new(), String::new());
+        loop {
+            let mut line = String::new();
+            let n = self.r.read_line(&mut line).expect("reading the stream");
+            assert!(n > 0, "stream ended");
+            let l = line.trim_end_matches(['\r', '\n']);
+            if let Some(v) = l.strip_prefix("event:") {
+                name = v.trim().to_owned();
+            } else if let Some(v) = l.strip_prefix("data:") {
+                data.push_str(v.trim());
+            } else if l.is_empty() && !data.is_empty() {
+                return (name, data);
+            }
+        }
+    }
+}
+
+pub const SSID: &[u8] = b"campus";
+
+pub fn mac(n: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 0x10, n])
+}
+
+pub fn mac_text(n: u8) -> String {
+    format!("02:00:00:00:10:{n:02x}")
+}
+
+/// A retained-style status announcing name, organization and group.
+pub fn status(dev: &str, name: &str, org: &str, group: &str) -> (String, Vec<u8>) {
+    let s = Status {
+        device_id: dev.into(),
+        boot_id: BootId([7; 16]),
+        agent_epoch: 1,
+        online: true,
+        graceful: false,
+        wall_ms: now_ms(),
+        uptime_ms: 1_000,
+        clock_synced: true,
+        agent_version: "0.1.0".into(),
+        name: Some(name.into()),
+        organization: Some(org.into()),
+        group: Some(group.into()),
+        interfaces: vec![],
+        published: 0,
+        dropped: 0,
+        reconnects: 0,
+        outbox_depth: 0,
+        failed_joins: 0,
+        tracker_overflow: 0,
+    };
+    (format!("wifisess/v1/{dev}/status"), encode_status(&s))
+}
+
+/// A batch of `dev`: sessions `(id, mac, start offset ms before now, Some(stop offset))`.
+/// Events are stamped relative to one base (now − 1 h) with uptime = offset.
+pub fn sessions_batch(
+    dev: &str,
+    seq0: u64,
+    sessions: &[(u64, u8, u64, Option<u64>)],
+) -> (String, Vec<u8>) {
+    let base = now_ms() - 3_600_000;
+    let mut events: Vec<(Stamp, Event)> = Vec::new();
+    let mut seq = seq0;
+    for &(id, m, start_off, stop_off) in sessions {
+        let at = Stamp {
+            wall_ms: base + start_off,
+            uptime_ms: 10_000 + start_off,
+        };
+        events.push((
+            at,
+            Event::Start(Start {
+                seq,
+                at: Default::default(),
+                id: SessionId(id),
+                mac: mac(m),
+                ifname: "phy0-ap0".into(),
+                ssid: SSID.to_vec(),
+                bssid: MacAddr([4, 0, 0, 0, 0, 1]),
+                freq_mhz: 5180,
+                age_ms: 0,
+                signal_dbm: Some(-48),
+            }),
+        ));
+        seq += 1;
+        if let Some(stop) = stop_off {
+            events.push((
+                Stamp {
+                    wall_ms: base + stop,
+                    uptime_ms: 10_000 + stop,
+                },
+                Event::Stop(Stop {
+                    seq,
+                    at: Default::default(),
+                    id: SessionId(id),
+                    reason: StopReason::Left,
+                    age_ms: 0,
+                    rx_bytes: 1_000_000,
+                    tx_bytes: 4_000_000,
+                    rx_packets: 1000,
+                    tx_packets: 3000,
+                    signal_avg_dbm: Some(-52),
+                    inactive_ms: Some(0),
+                }),
+            ));
+            seq += 1;
+        }
+    }
+    events.sort_by_key(|e| e.0.uptime_ms);
+    let mut b = Batch {
+        device_id: dev.into(),
+        boot_id: BootId([7; 16]),
+        agent_epoch: 1,
+        base_wall_ms: 0,
+        base_uptime_ms: 0,
+        clock_synced: true,
+        events: Vec::new(),
+    };
+    b.set_base(events[0].0);
+    for (at, e) in events {
+        assert!(b.push(at, e));
+    }
+    (format!("wifisess/v1/{dev}/events"), encode_batch(&b))
+}
+
+/// ap1 (acme/lab): 3 open, 2 closed; ap2 (beta/hall): 2 open. Returns when all are stored.
+pub fn seed(env: &Env, token: Option<&str>) {
+    env.publish(vec![
+        status("ap1", "Lab AP", "acme", "lab"),
+        status("ap2", "Hall AP", "beta", "hall"),
+        sessions_batch(
+            "ap1",
+            1,
+            &[
+                (0x11, 1, 60_000, None),
+                (0x12, 2, 120_000, None),
+                (0x13, 3, 180_000, None),
+                (0x14, 4, 240_000, Some(600_000)),
+                (0x15, 5, 300_000, Some(900_000)),
+            ],
+        ),
+        sessions_batch(
+            "ap2",
+            1,
+            &[(0x21, 6, 360_000, None), (0x22, 7, 420_000, None)],
+        ),
+    ]);
+    env.wait_json("7 sessions", "/api/v1/sessions", token, |v| {
+        v["sessions"].as_array().unwrap().len() == 7
+    });
+}
+
+pub fn config_path(dir: &Path) -> PathBuf {
+    dir.join("collector.toml")
+}
