@@ -48,3 +48,38 @@ print_stage_summary() {
     local r
     for r in "${STAGE_RESULTS[@]}"; do printf '   %s\n' "$r"; done
 }
+
+# run_logged LOGFILE CMD... : runs CMD (stdin from /dev/null) with its output on stdout and in
+# LOGFILE, stopped after $STAGE_TIMEOUT seconds (default 3600; the hang guard). Afterwards ends
+# every process CMD left behind in its process group (e.g. a broker a failing test did not
+# stop): such a process would otherwise keep the output pipe open and hang the run (and CI).
+# Returns CMD's exit status (124 on timeout).
+run_logged() {
+    local logf="$1"; shift
+    local fd tee_pid pid rc=0
+    exec {fd}> >(tee "$logf")
+    tee_pid=$!
+    timeout -k 30 "${STAGE_TIMEOUT:-3600}" "$@" >&"$fd" 2>&1 </dev/null &
+    pid=$!
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 124 ] && log "timed out after ${STAGE_TIMEOUT:-3600} s: $*"
+    reap_group "$pid"
+    exec {fd}>&-
+    wait "$tee_pid" 2>/dev/null || true
+    return "$rc"
+}
+
+# reap_group PGID : ends the processes still in process group PGID (`timeout` makes one for
+# the command it runs), by pid, and names them.
+reap_group() {
+    local left p desc=""
+    left=$(pgrep -g "$1" 2>/dev/null | tr '\n' ' ' || true)
+    [ -n "${left// /}" ] || return 0
+    for p in $left; do desc+="$p:$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-80); "; done
+    log "warning: processes left running after the command (a test did not stop them); ending: $desc"
+    # shellcheck disable=SC2086
+    kill $left 2>/dev/null || true
+    sleep 1
+    # shellcheck disable=SC2086
+    kill -9 $left 2>/dev/null || true
+}

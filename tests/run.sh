@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# THE test command of wifisess: installs what the tests need, then runs every suite.
+#
+#   tests/run.sh
+#
+# Stages (each prints "== stage NAME: ok in N s"; a failed stage does not stop the others,
+# but makes the run fail):
+#   deps        tests/install-deps.sh            (apt/pip installs; quick when all is there)
+#   cargo-test  cargo test --workspace           (unit + integration tests, real mosquitto)
+#   golden      python3 wire/golden/crosscheck.py (golden CBOR vectors vs Python cbor2)
+#   cross       tests/cross/run.sh               (wire + agent on s390x and armv7, Rust 1.85)
+#   hwsim       tests/hwsim/run-scenarios.sh     (real nl80211 in a mac80211_hwsim VM)
+#
+# environment:
+#   WIFISESS_SKIP_STAGES="cross hwsim"   stages to skip (for quick local runs; CI skips none)
+#   WIFISESS_STAGE_TIMEOUT=2400          seconds after which one stage is stopped (hang guard)
+#   WIFISESS_SKIP_INSTALL=1              do not install anything (machine set up by hand)
+set -uo pipefail
+
+LOG_TAG=tests
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+STAGE_TIMEOUT="${WIFISESS_STAGE_TIMEOUT:-2400}"
+SKIP=" ${WIFISESS_SKIP_STAGES:-} "
+LOGDIR="$REPO_ROOT/target/test-logs"
+mkdir -p "$LOGDIR"
+: > "$LOGDIR/cargo-results.txt"
+
+skipped() { [[ "$SKIP" == *" $1 "* ]]; }
+
+# Each stage runs through run_logged (tests/lib/common.sh): output shown and kept in
+# target/test-logs/STAGE.log, the time limit, and processes a test leaked are ended.
+
+# cargo test for the whole workspace once (one build, reused by every test binary); its
+# "test result:" lines are kept for the final count.
+cargo_test() {
+    local rc=0 locked=()
+    [ "${CI:-}" = true ] && locked=(--locked)   # CI tests the committed Cargo.lock as it is
+    run_logged "$LOGDIR/cargo-test.log" cargo test --workspace "${locked[@]}" --no-fail-fast || rc=$?
+    grep -E '^test result:' "$LOGDIR/cargo-test.log" >>"$LOGDIR/cargo-results.txt" || true
+    return "$rc"
+}
+
+cross() {
+    local rc=0
+    run_logged "$LOGDIR/cross.log" bash tests/cross/run.sh || rc=$?
+    grep -E '^test result:' "$LOGDIR/cross.log" >>"$LOGDIR/cargo-results.txt" || true
+    return "$rc"
+}
+
+failed=0
+stage() {   # stage NAME CMD...   (honours WIFISESS_SKIP_STAGES)
+    local name="$1"; shift
+    if skipped "$name"; then skip_stage "$name" "WIFISESS_SKIP_STAGES"; return 0; fi
+    run_stage "$name" "$@" || failed=1
+}
+
+t_all=$(now_s)
+stage deps run_logged "$LOGDIR/deps.log" bash tests/install-deps.sh
+if [ "$failed" -ne 0 ]; then
+    print_stage_summary "test summary"
+    die "installing the test dependencies failed; not running the tests"
+fi
+stage cargo-test cargo_test
+if [ -f wire/golden/crosscheck.py ]; then
+    stage golden run_logged "$LOGDIR/golden.log" python3 wire/golden/crosscheck.py
+else
+    skip_stage golden "wire/golden/crosscheck.py not present yet"
+fi
+stage cross cross
+if [ -f tests/hwsim/run-scenarios.sh ]; then
+    stage hwsim run_logged "$LOGDIR/hwsim.log" bash tests/hwsim/run-scenarios.sh
+else
+    skip_stage hwsim "tests/hwsim/run-scenarios.sh not present yet"
+fi
+
+print_stage_summary "test summary (total $(( $(now_s) - t_all )) s)"
+# cargo test's closing lines, all suites together (native and cross):
+read -r passed failed_tests ignored suites < <(awk '
+    { for (i = 1; i <= NF; i++) {
+        if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i;
+        if ($(i+1) ~ /^ignored/) g += $i }; s++ }
+    END { print p+0, f+0, g+0, s+0 }' "$LOGDIR/cargo-results.txt")
+printf '   cargo test: %d suites, %d ignored (native + cross)\n' "$suites" "$ignored"
+if [ "$failed" -ne 0 ]; then
+    echo "tests: FAILED (see the stages above)"
+fi
+printf 'tests: %d passed, %d failed\n' "$passed" "$failed_tests"
+exit "$failed"
