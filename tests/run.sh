@@ -9,7 +9,10 @@
 #   cargo-test  cargo test --workspace           (unit + integration tests, real mosquitto)
 #   golden      python3 wire/golden/crosscheck.py (golden CBOR vectors vs Python cbor2)
 #   cross       tests/cross/run.sh               (wire + agent on s390x and armv7, Rust 1.85)
+#   package     tests/package/run.sh             (OpenWrt package: Makefile, UCI, .ipk, procd init)
 #   hwsim       tests/hwsim/run-scenarios.sh     (real nl80211 in a mac80211_hwsim VM)
+#   e2e         tests/e2e/run.sh                 (agent in the VM -> mosquitto -> collector)
+#   (a stage whose script is not there yet is reported as skipped)
 #
 # environment:
 #   WIFISESS_SKIP_STAGES="cross hwsim"   stages to skip (for quick local runs; CI skips none)
@@ -69,11 +72,17 @@ else
     skip_stage golden "wire/golden/crosscheck.py not present yet"
 fi
 stage cross cross
-if [ -f tests/hwsim/run-scenarios.sh ]; then
-    stage hwsim run_logged "$LOGDIR/hwsim.log" bash tests/hwsim/run-scenarios.sh
-else
-    skip_stage hwsim "tests/hwsim/run-scenarios.sh not present yet"
-fi
+# Suites of their own, each a script that installs what it needs and exits non-zero on failure.
+optional_stage() {   # optional_stage NAME SCRIPT
+    if [ -f "$2" ]; then
+        stage "$1" run_logged "$LOGDIR/$1.log" bash "$2"
+    else
+        skip_stage "$1" "$2 not present yet"
+    fi
+}
+optional_stage package tests/package/run.sh
+optional_stage hwsim tests/hwsim/run-scenarios.sh
+optional_stage e2e tests/e2e/run.sh
 
 print_stage_summary "test summary (total $(( $(now_s) - t_all )) s)"
 # cargo test's closing lines, all suites together (native and cross):
