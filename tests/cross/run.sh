@@ -141,6 +141,9 @@ for t in "${targets[@]}"; do
             unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS RUSTC_WRAPPER
             export RUSTC="$DEB_RUSTC"
             export PROPTEST_CASES="${WIFISESS_CROSS_PROPTEST_CASES:-32}"
+            # Emulated debug code is very slow; opt-level 1 runs several times faster and keeps
+            # debug assertions and overflow checks (which matter most on 32-bit).
+            export CARGO_PROFILE_DEV_OPT_LEVEL="${WIFISESS_CROSS_OPT_LEVEL:-1}"
             export CARGO_TARGET_DIR="$REPO_ROOT/target/cross-$t"
             export "CARGO_TARGET_${env_triple}_LINKER=${GCC[$t]}"
             export "CARGO_TARGET_${env_triple}_RUNNER=${QEMU[$t]}"
