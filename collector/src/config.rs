@@ -1,5 +1,6 @@
 //! Configuration: defaults < TOML file < `WIFISESS_*` environment < command-line flags.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -77,6 +78,9 @@ pub struct Config {
     pub http: Option<String>,
     /// Inventory.
     pub devices: Vec<InventoryDevice>,
+    /// Open sessions allowed per organization (`[max_open_sessions]` table: name = limit);
+    /// exceeding it is reported by `status` and `sessions`, nothing is refused.
+    pub max_open_sessions: BTreeMap<String, u32>,
     /// API bearer tokens; none: the API is open, and only a loopback address may be bound.
     pub tokens: Vec<TokenConfig>,
 }
@@ -97,6 +101,7 @@ impl Default for Config {
             commit_max_messages: 500,
             http: None,
             devices: Vec::new(),
+            max_open_sessions: BTreeMap::new(),
             tokens: Vec::new(),
         }
     }
@@ -118,6 +123,8 @@ struct FileConfig {
     http: Option<String>,
     #[serde(default)]
     devices: Vec<InventoryDevice>,
+    #[serde(default)]
+    max_open_sessions: BTreeMap<String, u32>,
     #[serde(default)]
     tokens: Vec<TokenConfig>,
 }
@@ -214,6 +221,7 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         c.commit_max_messages = f.commit_max_messages.unwrap_or(c.commit_max_messages);
         c.http = f.http.or(c.http);
         c.devices = f.devices;
+        c.max_open_sessions = f.max_open_sessions;
         c.tokens = f.tokens;
     }
     if let Some(v) = env("WIFISESS_DB") {
@@ -277,6 +285,18 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.db.as_os_str().is_empty() {
         return Err(ConfigError("db: must not be empty".into()));
     }
+    let mut ids = std::collections::BTreeSet::new();
+    for d in &c.devices {
+        if d.id.is_empty() || d.id.contains(['/', '+', '#']) {
+            return Err(ConfigError(format!(
+                "devices: id must be non-empty, without '/', '+' or '#': {:?}",
+                d.id
+            )));
+        }
+        if !ids.insert(d.id.as_str()) {
+            return Err(ConfigError(format!("devices: id {:?} listed twice", d.id)));
+        }
+    }
     Ok(())
 }
 
@@ -328,9 +348,28 @@ mod tests {
         let f = dir.path().join("c.toml");
         std::fs::write(&f, "retention = 3\n").unwrap();
         let flags = Flags {
-            config: Some(f),
+            config: Some(f.clone()),
             ..Flags::default()
         };
         assert!(load(&flags, &|_| None).unwrap_err().0.contains("retention"));
+        std::fs::write(&f, "[[devices]]\nid = \"ap1\"\n[[devices]]\nid = \"ap1\"\n").unwrap();
+        assert!(load(&flags, &|_| None)
+            .unwrap_err()
+            .0
+            .contains("listed twice"));
+    }
+
+    #[test]
+    fn organization_limits_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[max_open_sessions]\nacme = 2\n\"Big Corp\" = 500\n").unwrap();
+        let flags = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        let c = load(&flags, &|_| None).unwrap();
+        assert_eq!(c.max_open_sessions.get("acme"), Some(&2));
+        assert_eq!(c.max_open_sessions.get("Big Corp"), Some(&500));
     }
 }

@@ -1,6 +1,7 @@
 //! The I/O of `run`: one tokio task owns the MQTT event loop and hands every publish over a
 //! bounded channel to one thread that owns the SQLite writer; that thread commits in groups
-//! and acks each publish only after the transaction holding it committed.
+//! and acks each publish only after the transaction holding it committed, and runs the
+//! lifecycle jobs ([`crate::jobs`]) in bounded steps between groups.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -140,10 +141,11 @@ async fn serve(
         let client = client.clone();
         let prefix = cfg.topic_prefix.clone();
         let max = cfg.commit_max_messages;
+        let jobs = crate::jobs::Schedule::new(cfg.retention_days, cfg.expire_hours, now_ms());
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let r = write_loop(conn, rx, &client, &handle, &prefix, max, on_commit);
+                let r = write_loop(conn, rx, &client, &handle, &prefix, max, on_commit, jobs);
                 let _ = done_tx.send(r);
             })
             .context("starting the writer thread")?
@@ -264,6 +266,7 @@ async fn shutdown_signal() {
 
 /// The writer: group commit of whatever is queued (at most `max` messages per transaction;
 /// a lone message commits at once, so no message waits for a timer), then the acks.
+#[allow(clippy::too_many_arguments)] // the writer's wiring: each is one resource it owns
 fn write_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Received>,
@@ -272,10 +275,11 @@ fn write_loop(
     prefix: &str,
     max: usize,
     mut on_commit: Option<OnCommit>,
+    mut jobs: crate::jobs::Schedule,
 ) -> anyhow::Result<()> {
     let mut bad_input = RateLimit::new(20);
     let mut group: Vec<Received> = Vec::with_capacity(max);
-    while let Some(first) = rx.blocking_recv() {
+    while let Some(first) = next_publish(&mut rx, rt, &mut jobs, &mut conn) {
         group.push(first);
         while group.len() < max {
             match rx.try_recv() {
@@ -321,8 +325,39 @@ fn write_loop(
             rt.block_on(client.ack(&m.publish))
                 .context("handing an ack to the MQTT event loop")?;
         }
+        // Under sustained load the queue is never empty: one bounded job step per group
+        // keeps retention and expiry moving without holding ingest up for long.
+        jobs.run_due(&mut conn, now_ms());
     }
     Ok(())
+}
+
+/// The next queued publish; while none is queued, runs the lifecycle jobs that are due (one
+/// bounded transaction at a time, checking the queue in between) and otherwise waits.
+/// `None` once the channel is closed and drained.
+fn next_publish(
+    rx: &mut mpsc::Receiver<Received>,
+    rt: &tokio::runtime::Handle,
+    jobs: &mut crate::jobs::Schedule,
+    conn: &mut Connection,
+) -> Option<Received> {
+    loop {
+        match rx.try_recv() {
+            Ok(m) => return Some(m),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        let now = now_ms();
+        let wait = jobs.wait_ms(now);
+        if wait == 0 {
+            jobs.run_due(conn, now);
+            continue;
+        }
+        let wait = Duration::from_millis(wait.min(60_000) as u64);
+        if let Ok(m) = rt.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+            return m;
+        }
+    }
 }
 
 /// The device id of `{prefix}/{device}/...`.

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use wifisess_collector::config::{self, Flags};
-use wifisess_collector::{ingest, query, schema};
+use wifisess_collector::{cli, ingest};
 
 #[derive(Parser)]
 #[command(
@@ -36,35 +35,33 @@ enum Cmd {
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
     },
-    /// List sessions (more filters come with a later issue).
-    Sessions {
-        /// TOML configuration file.
-        #[arg(long, value_name = "PATH")]
-        config: Option<PathBuf>,
-        /// SQLite database file.
-        #[arg(long, value_name = "PATH")]
-        db: Option<PathBuf>,
-        /// Only open sessions.
-        #[arg(long, conflicts_with = "closed")]
-        open: bool,
-        /// Only closed sessions.
-        #[arg(long)]
-        closed: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Table,
-    Json,
+    #[command(flatten)]
+    Query(cli::Query),
 }
 
 fn main() -> ExitCode {
     wifisess_collector::logger::init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // One line: clap's message without its usage block.
+            let text = e.render().to_string();
+            let line = text.lines().next().unwrap_or("bad arguments");
+            eprintln!(
+                "wifisess-collector: {} (see --help)",
+                line.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let (flags, cmd) = match cli.cmd {
         Cmd::Run {
             config,
@@ -80,20 +77,7 @@ fn main() -> ExitCode {
             },
             None,
         ),
-        Cmd::Sessions {
-            config,
-            db,
-            open,
-            closed,
-            format,
-        } => (
-            Flags {
-                config,
-                db,
-                ..Flags::default()
-            },
-            Some((open, closed, format)),
-        ),
+        Cmd::Query(q) => (q.flags(), Some(q)),
     };
     let cfg = match config::load(&flags, &|k| std::env::var(k).ok()) {
         Ok(c) => c,
@@ -110,7 +94,13 @@ fn main() -> ExitCode {
     }
     let r = match cmd {
         None => ingest::run(&cfg),
-        Some((open, closed, format)) => sessions(&cfg, open, closed, format),
+        Some(q) => match cli::execute(&cfg, &q, ingest::now_ms()) {
+            Err(cli::CmdError::Usage(e)) => {
+                eprintln!("wifisess-collector: {e}");
+                return ExitCode::from(2);
+            }
+            r => r.map_err(anyhow::Error::from),
+        },
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,42 +109,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn sessions(cfg: &config::Config, open: bool, closed: bool, format: Format) -> anyhow::Result<()> {
-    let conn =
-        schema::open(&cfg.db).with_context(|| format!("opening database {}", cfg.db.display()))?;
-    let filter = query::SessionFilter {
-        open: if open {
-            Some(true)
-        } else if closed {
-            Some(false)
-        } else {
-            None
-        },
-        ..query::SessionFilter::default()
-    };
-    let rows = query::list_sessions(
-        &conn,
-        &filter,
-        ingest::now_ms(),
-        i64::from(cfg.dangling_minutes) * 60_000,
-    )
-    .context("querying sessions")?;
-    let mut out = String::new();
-    match format {
-        Format::Json => {
-            for r in &rows {
-                out.push_str(&serde_json::to_string(r).context("encoding JSON")?);
-                out.push('\n');
-            }
-        }
-        Format::Table => out = query::table(&rows),
-    }
-    use std::io::Write as _;
-    std::io::stdout()
-        .lock()
-        .write_all(out.as_bytes())
-        .context("writing to stdout")?;
-    Ok(())
 }

@@ -57,6 +57,8 @@ pub mod reason {
     pub const SUPERSEDED: &str = "superseded";
     /// The device was silent for `expire_hours` (set by the expiry job).
     pub const EXPIRED: &str = "expired";
+    /// Closed by the operator (`expire --force`), e.g. before maintenance.
+    pub const FORCED: &str = "forced";
 }
 
 /// Adds `n` to the named counter (kept in the `counters` table, same transaction).
@@ -191,6 +193,7 @@ struct Sess {
     missing: Option<Key>,
     next_start_ms: Option<i64>,
     expired_ms: Option<i64>,
+    forced_ms: Option<i64>,
     times_corrected: bool,
 }
 
@@ -198,7 +201,7 @@ const SESS_COLS: &str = "device_id, id, boot_id, mac, ssid, ifname, bssid, freq_
     has_start, first_up, first_seq, stop_ms, stop_reason, stop_inferred, agent_stop_ms, \
     agent_stop_reason, last_seen_ms, open_up, open_seq, signal_up, signal_seq, signal_avg, \
     last_activity_ms, rx_bytes, tx_bytes, rx_packets, tx_packets, missing_up, missing_seq, \
-    next_start_ms, expired_ms, times_corrected";
+    next_start_ms, expired_ms, times_corrected, forced_ms";
 
 fn key_of(a: Option<i64>, b: Option<i64>) -> Option<Key> {
     Some((a?, b?))
@@ -233,6 +236,7 @@ impl Sess {
             missing: None,
             next_start_ms: None,
             expired_ms: None,
+            forced_ms: None,
             times_corrected: false,
         }
     }
@@ -269,6 +273,7 @@ impl Sess {
             next_start_ms: r.get(30)?,
             expired_ms: r.get(31)?,
             times_corrected: r.get(32)?,
+            forced_ms: r.get(33)?,
         })
     }
 
@@ -319,7 +324,7 @@ impl Sess {
         let sql = format!(
             "INSERT INTO sessions ({SESS_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
              ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, \
-             ?28, ?29, ?30, ?31, ?32, ?33)
+             ?28, ?29, ?30, ?31, ?32, ?33, ?34)
              ON CONFLICT (device_id, id) DO UPDATE SET boot_id = excluded.boot_id, mac = excluded.mac,
              ssid = excluded.ssid, ifname = excluded.ifname, bssid = excluded.bssid,
              freq_mhz = excluded.freq_mhz, start_ms = excluded.start_ms,
@@ -334,7 +339,8 @@ impl Sess {
              tx_bytes = excluded.tx_bytes, rx_packets = excluded.rx_packets,
              tx_packets = excluded.tx_packets, missing_up = excluded.missing_up,
              missing_seq = excluded.missing_seq, next_start_ms = excluded.next_start_ms,
-             expired_ms = excluded.expired_ms, times_corrected = excluded.times_corrected"
+             expired_ms = excluded.expired_ms, times_corrected = excluded.times_corrected,
+             forced_ms = excluded.forced_ms"
         );
         // While facts are written, every touched row is parked as closed (`pending`) so the
         // one-open-session index cannot trip on an intermediate state; `refresh` then writes
@@ -378,6 +384,7 @@ impl Sess {
             self.next_start_ms,
             self.expired_ms,
             self.times_corrected,
+            self.forced_ms,
         ])?;
         Ok(())
     }
@@ -422,6 +429,11 @@ fn derive(s: &Sess, cx: &Context) -> Option<(i64, String, bool)> {
     if let Some(e) = s.expired_ms {
         if s.last_seen_ms <= e {
             cands.push((e, reason::EXPIRED));
+        }
+    }
+    if let Some(f) = s.forced_ms {
+        if s.last_seen_ms <= f {
+            cands.push((f, reason::FORCED));
         }
     }
     // `min_by_key` keeps the first of equal keys: the order pushed above is the tie order.
@@ -997,6 +1009,27 @@ pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(),
 /// # Errors
 /// SQLite errors.
 pub fn expire_device(tx: &Transaction, device: &str, at_ms: i64) -> Result<usize, StoreError> {
+    close_open(tx, device, at_ms, |s| &mut s.expired_ms)
+}
+
+/// Closes every open session of `device` at `at_ms` with reason `forced` (operator action).
+/// Provisional like `expired`: undone if the agent later reports a session open after `at_ms`.
+/// Returns how many sessions it closed.
+///
+/// # Errors
+/// SQLite errors.
+pub fn force_device(tx: &Transaction, device: &str, at_ms: i64) -> Result<usize, StoreError> {
+    close_open(tx, device, at_ms, |s| &mut s.forced_ms)
+}
+
+/// Sets the fact chosen by `fact` to (at least) `at_ms` on every open session of `device` and
+/// recomputes their stops; returns how many were open.
+fn close_open(
+    tx: &Transaction,
+    device: &str,
+    at_ms: i64,
+    fact: fn(&mut Sess) -> &mut Option<i64>,
+) -> Result<usize, StoreError> {
     let ids: Vec<i64> = {
         let mut st =
             tx.prepare_cached("SELECT id FROM sessions WHERE device_id = ?1 AND stop_ms IS NULL")?;
@@ -1006,8 +1039,8 @@ pub fn expire_device(tx: &Transaction, device: &str, at_ms: i64) -> Result<usize
     let mut w = Work::new(tx, device);
     for id in &ids {
         w.load(*id)?;
-        let s = w.rows.get_mut(id).expect("loaded");
-        s.expired_ms = Some(s.expired_ms.map_or(at_ms, |e| e.max(at_ms)));
+        let f = fact(w.rows.get_mut(id).expect("loaded"));
+        *f = Some(f.map_or(at_ms, |e| e.max(at_ms)));
         w.touched.insert(*id);
     }
     w.finish()?;
@@ -1065,6 +1098,23 @@ mod tests {
         s.expired_ms = Some(2_000);
         assert_eq!(derive(&s, &Context::default()).map(|d| d.0), Some(2_000));
         s.last_seen_ms = 2_500;
+        assert_eq!(derive(&s, &Context::default()), None);
+    }
+
+    #[test]
+    fn forced_is_provisional_and_loses_to_an_earlier_inferred_stop() {
+        let mut s = sess();
+        s.forced_ms = Some(9_000);
+        assert_eq!(
+            derive(&s, &Context::default()),
+            Some((9_000, "forced".into(), true))
+        );
+        s.expired_ms = Some(3_000);
+        assert_eq!(
+            derive(&s, &Context::default()).map(|d| d.1),
+            Some("expired".into())
+        );
+        s.last_seen_ms = 9_500;
         assert_eq!(derive(&s, &Context::default()), None);
     }
 

@@ -124,6 +124,12 @@ CREATE TABLE counters (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // v2: the operator's forced close (`expire --force`), a provisional stop like `expired`;
+    // open sessions by start time (`sessions --open`, per-organization counts).
+    r#"
+ALTER TABLE sessions ADD COLUMN forced_ms INTEGER;
+CREATE INDEX sessions_open_start ON sessions (start_ms) WHERE stop_ms IS NULL;
+"#,
 ];
 
 /// The schema version this build writes.

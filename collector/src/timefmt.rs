@@ -1,4 +1,5 @@
-//! RFC 3339 UTC formatting of millisecond timestamps (no time-zone database needed).
+//! RFC 3339 UTC formatting and parsing of millisecond timestamps (no time-zone database
+//! needed), plus the relative times the command line accepts (`now`, `-2h`, `-7d`).
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil(days: i64) -> (i64, u32, u32) {
@@ -28,9 +29,173 @@ pub fn rfc3339_ms(ms: i64) -> String {
     )
 }
 
+/// (year, month, day) → days since 1970-01-01, proleptic Gregorian (inverse of `civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `ms` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, for tables).
+pub fn rfc3339_s(ms: i64) -> String {
+    let mut s = rfc3339_ms(ms);
+    s.replace_range(19..23, "");
+    s
+}
+
+/// A time argument that is neither RFC 3339 nor a relative time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not a time (expected RFC 3339 like 2025-06-15T08:00:00Z, a date, now, or -2h / -7d): {0:?}"
+)]
+pub struct TimeError(pub String);
+
+/// Parses a time argument to ms since the epoch: RFC 3339 (`2025-06-15T08:00:00Z`,
+/// `…T10:00:00.5+02:00`), a date (`2025-06-15`, midnight UTC), `now`, or a relative time
+/// `-N<unit>` / `+N<unit>` with unit `s`, `m`, `h`, `d` or `w`, relative to `now_ms`.
+///
+/// # Errors
+/// A [`TimeError`] quoting the argument.
+pub fn parse_time(arg: &str, now_ms: i64) -> Result<i64, TimeError> {
+    let bad = || TimeError(arg.to_owned());
+    let s = arg.trim();
+    if s.eq_ignore_ascii_case("now") {
+        return Ok(now_ms);
+    }
+    if let Some(rest) = s.strip_prefix('-').or_else(|| s.strip_prefix('+')) {
+        let unit_at = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (n, unit) = rest.split_at(unit_at);
+        let n: i64 = n.parse().map_err(|_| bad())?;
+        let per: i64 = match unit {
+            "s" => 1_000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            _ => return Err(bad()),
+        };
+        let d = n.checked_mul(per).ok_or_else(bad)?;
+        return Ok(if s.starts_with('-') {
+            now_ms - d
+        } else {
+            now_ms + d
+        });
+    }
+    parse_rfc3339(s).ok_or_else(bad)
+}
+
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let dim = [
+        31,
+        28 + i64::from(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || d < 1 || d > dim[mo as usize - 1] {
+        return None;
+    }
+    let day_ms = days_from_civil(y, mo as u32, d as u32) * 86_400_000;
+    if b.len() == 10 {
+        return Some(day_ms);
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac_ms = 0;
+    if b.get(i) == Some(&b'.') {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let f = &s[i + 1..i + 1 + digits.min(3)];
+        frac_ms = f.parse::<i64>().ok()? * 10_i64.pow(3 - f.len() as u32);
+        i += 1 + digits;
+    }
+    let offset_min = match &s[i..] {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
+            let v = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if o.as_bytes()[0] == b'-' {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return None,
+    };
+    Some(day_ms + ((h * 60 + mi - offset_min) * 60 + sec) * 1000 + frac_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_rfc3339_dates_and_relative_times() {
+        let now = 1_750_000_000_000;
+        assert_eq!(
+            parse_time("2000-02-29T00:00:00.123Z", now),
+            Ok(951_782_400_123)
+        );
+        assert_eq!(
+            parse_time("2000-02-29T02:00:00.123+02:00", now),
+            Ok(951_782_400_123)
+        );
+        assert_eq!(
+            parse_time("2000-02-28T19:30:00-04:30", now),
+            Ok(951_782_400_000)
+        );
+        assert_eq!(parse_time("2000-02-29", now), Ok(951_782_400_000));
+        assert_eq!(parse_time("now", now), Ok(now));
+        assert_eq!(parse_time("-2h", now), Ok(now - 7_200_000));
+        assert_eq!(parse_time("-7d", now), Ok(now - 7 * 86_400_000));
+        assert_eq!(parse_time("+30m", now), Ok(now + 1_800_000));
+        for bad in [
+            "",
+            "-",
+            "-2",
+            "-2y",
+            "yesterday",
+            "2001-02-29",
+            "2025-06-15T25:00:00Z",
+            "2025-06-15T10:00:00",
+            "2025-06-15T10:00:00.Z",
+        ] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
+        for ms in [0, 951_782_400_123, 1_767_225_599_999] {
+            assert_eq!(parse_time(&rfc3339_ms(ms), now), Ok(ms));
+        }
+        assert_eq!(rfc3339_s(951_782_400_123), "2000-02-29T00:00:00Z");
+    }
 
     #[test]
     fn known_instants() {

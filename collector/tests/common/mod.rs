@@ -108,7 +108,14 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// With retention off: the fixtures use fixed 2025 timestamps, which the default
+    /// 180-day retention would delete at the next start.
     pub fn start(db: &Path, port: u16, log: &Path) -> Collector {
+        Collector::start_env(db, port, log, &[("WIFISESS_RETENTION_DAYS", "0")])
+    }
+
+    /// Like [`Collector::start`] with extra environment variables.
+    pub fn start_env(db: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Collector {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -119,6 +126,7 @@ impl Collector {
             .arg(db)
             .args(["--broker", &format!("mqtt://127.0.0.1:{port}")])
             .env("WIFISESS_CLIENT_ID", format!("collector-{port}"))
+            .envs(env.iter().copied())
             .current_dir(db.parent().unwrap())
             .stdout(Stdio::null())
             .stderr(err)

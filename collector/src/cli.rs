@@ -1,0 +1,391 @@
+//! The query and maintenance subcommands (`sessions`, `devices`, `status`, `presence`,
+//! `prune`, `expire`): their arguments, checked into the library's filter structs, and their
+//! output. A bad argument is a [`CmdError::Usage`] (one line, exit 2).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use crate::config::{Config, Flags};
+use crate::presence::PresenceQuery;
+use crate::query::{SessionFilter, StatusScope};
+use crate::render::{self, Format};
+use crate::timefmt::parse_time;
+use crate::{jobs, presence, query, schema};
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Common {
+    /// TOML configuration file (default: wifisess-collector.toml if present).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// SQLite database file (default wifisess.db).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+/// The query and maintenance subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Query {
+    /// List sessions, newest start first. Times: RFC 3339, a date, now, or -2h / -7d.
+    Sessions(SessionsArgs),
+    /// List devices: online, last seen, open sessions, seq gaps, agent version.
+    Devices {
+        #[command(flatten)]
+        common: Common,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Open sessions now: count, clients, longest and median duration, dangling, limits.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// Only this device (id or name).
+        #[arg(long, value_name = "D", conflicts_with = "group")]
+        device: Option<String>,
+        /// Only the devices of this group.
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Attendance: per client, minutes connected to the group's devices within [from, to].
+    Presence(PresenceArgs),
+    /// Delete closed sessions that stopped more than N days ago.
+    Prune {
+        #[command(flatten)]
+        common: Common,
+        /// Age in days (of the stop time).
+        #[arg(long, value_name = "N")]
+        days: u32,
+        /// Print what would be deleted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Close the open sessions of devices silent for H hours (reason `expired`).
+    Expire {
+        #[command(flatten)]
+        common: Common,
+        /// Silence in hours (default: `expire_hours` of the configuration, 4).
+        #[arg(long, value_name = "H", conflicts_with = "force")]
+        hours: Option<u32>,
+        /// Print what would be closed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Close every open session now (reason `forced`), e.g. before maintenance.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `sessions` arguments (SPEC §5.3).
+#[derive(Debug, Clone, Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Only open sessions.
+    #[arg(long, conflicts_with = "closed")]
+    pub open: bool,
+    /// Only closed sessions.
+    #[arg(long)]
+    pub closed: bool,
+    /// Device id or name; repeat for several.
+    #[arg(long, value_name = "D")]
+    pub device: Vec<String>,
+    /// Device group.
+    #[arg(long, value_name = "G")]
+    pub group: Option<String>,
+    /// Organization.
+    #[arg(long, value_name = "O")]
+    pub org: Option<String>,
+    /// Client MAC (aa:bb:cc:dd:ee:ff, aa-bb-…, aabbccddeeff).
+    #[arg(long, value_name = "M")]
+    pub mac: Option<String>,
+    /// SSID, exact.
+    #[arg(long, value_name = "S")]
+    pub ssid: Option<String>,
+    /// Started at or after T.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub start_after: Option<String>,
+    /// Started before T.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub start_before: Option<String>,
+    /// Stopped at or after T (excludes open sessions).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub stop_after: Option<String>,
+    /// Stopped before T (excludes open sessions).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub stop_before: Option<String>,
+    /// At most N rows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `presence` arguments (SPEC §5.3).
+#[derive(Debug, Clone, Args)]
+pub struct PresenceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Device group.
+    #[arg(long, value_name = "G")]
+    pub group: String,
+    /// Window start.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub from: String,
+    /// Window end.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub to: String,
+    /// `present` needs at least M minutes connected.
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    pub min_minutes: u32,
+    /// CSV `mac,label` naming clients; listed clients not seen appear as absent.
+    #[arg(long, value_name = "FILE.csv")]
+    pub labels: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+impl Query {
+    /// The `--config` / `--db` flags, for [`crate::config::load`].
+    pub fn flags(&self) -> Flags {
+        let c = match self {
+            Query::Sessions(a) => &a.common,
+            Query::Presence(a) => &a.common,
+            Query::Devices { common, .. }
+            | Query::Status { common, .. }
+            | Query::Prune { common, .. }
+            | Query::Expire { common, .. } => common,
+        };
+        Flags {
+            config: c.config.clone(),
+            db: c.db.clone(),
+            ..Flags::default()
+        }
+    }
+}
+
+/// Why a subcommand failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    /// A bad argument: one line, exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    /// A runtime failure (database, output): exit code 1.
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, CmdError> {
+    Err(CmdError::Usage(msg.into()))
+}
+
+fn sql(e: rusqlite::Error) -> CmdError {
+    CmdError::Runtime(anyhow::Error::new(e).context("querying the database"))
+}
+
+fn time(opt: &str, v: &Option<String>, now_ms: i64) -> Result<Option<i64>, CmdError> {
+    v.as_deref()
+        .map(|s| parse_time(s, now_ms).map_err(|e| CmdError::Usage(format!("--{opt}: {e}"))))
+        .transpose()
+}
+
+fn open_db(path: &Path) -> Result<rusqlite::Connection, CmdError> {
+    if !path.exists() {
+        return usage(format!(
+            "--db: {} does not exist (run the collector first, or pass --db)",
+            path.display()
+        ));
+    }
+    schema::open(path)
+        .with_context(|| format!("opening database {}", path.display()))
+        .map_err(CmdError::Runtime)
+}
+
+fn print(out: &str) -> Result<(), CmdError> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(out.as_bytes())
+        .and_then(|_| o.flush())
+        .context("writing to stdout")
+        .map_err(CmdError::Runtime)
+}
+
+/// Checks `args` into a [`SessionFilter`] at `now_ms`; names that match no device, group or
+/// organization are usage errors (a typo should not look like "no sessions").
+///
+/// # Errors
+/// [`CmdError::Usage`] naming the option.
+pub fn session_filter(
+    conn: &rusqlite::Connection,
+    a: &SessionsArgs,
+    now_ms: i64,
+) -> Result<SessionFilter, CmdError> {
+    for d in &a.device {
+        if !query::device_exists(conn, d).map_err(sql)? {
+            return usage(format!("--device: no device with id or name {d:?}"));
+        }
+    }
+    if let Some(g) = &a.group {
+        if !query::group_exists(conn, g).map_err(sql)? {
+            return usage(format!("--group: no device is in group {g:?}"));
+        }
+    }
+    if let Some(o) = &a.org {
+        let known: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM devices \
+                 WHERE coalesce(inv_organization, organization) = ?1)",
+                [o],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        if !known {
+            return usage(format!("--org: no device belongs to organization {o:?}"));
+        }
+    }
+    let mac = match &a.mac {
+        None => None,
+        Some(m) => Some(
+            m.parse::<wifisess_wire::MacAddr>()
+                .map_err(|_| CmdError::Usage(format!("--mac: not a MAC address: {m:?}")))?
+                .to_string(),
+        ),
+    };
+    Ok(SessionFilter {
+        open: if a.open {
+            Some(true)
+        } else if a.closed {
+            Some(false)
+        } else {
+            None
+        },
+        devices: a.device.clone(),
+        group: a.group.clone(),
+        organization: a.org.clone(),
+        mac,
+        ssid: a.ssid.clone(),
+        start_after_ms: time("start-after", &a.start_after, now_ms)?,
+        start_before_ms: time("start-before", &a.start_before, now_ms)?,
+        stop_after_ms: time("stop-after", &a.stop_after, now_ms)?,
+        stop_before_ms: time("stop-before", &a.stop_before, now_ms)?,
+        limit: a.limit,
+    })
+}
+
+/// Runs one subcommand against `cfg` at `now_ms`, printing to stdout.
+///
+/// # Errors
+/// [`CmdError::Usage`] for bad arguments, [`CmdError::Runtime`] otherwise.
+pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
+    let dangling_ms = i64::from(cfg.dangling_minutes) * 60_000;
+    match cmd {
+        Query::Sessions(a) => {
+            let conn = open_db(&cfg.db)?;
+            let f = session_filter(&conn, a, now_ms)?;
+            let rows = query::list_sessions(&conn, &f, now_ms, dangling_ms).map_err(sql)?;
+            let limits = query::org_limits(&conn, &cfg.max_open_sessions).map_err(sql)?;
+            let notes = render::over_limit_notes(&limits);
+            print(&render::sessions(&rows, a.format))?;
+            if a.format == Format::Table {
+                print(&notes)?;
+            } else {
+                eprint!("{notes}");
+            }
+        }
+        Query::Devices { format, .. } => {
+            let conn = open_db(&cfg.db)?;
+            let rows = query::list_devices(&conn).map_err(sql)?;
+            print(&render::devices(&rows, *format))?;
+        }
+        Query::Status {
+            device,
+            group,
+            format,
+            ..
+        } => {
+            let conn = open_db(&cfg.db)?;
+            let scope = match (device, group) {
+                (Some(d), _) => {
+                    if !query::device_exists(&conn, d).map_err(sql)? {
+                        return usage(format!("--device: no device with id or name {d:?}"));
+                    }
+                    StatusScope::Device(d.clone())
+                }
+                (None, Some(g)) => {
+                    if !query::group_exists(&conn, g).map_err(sql)? {
+                        return usage(format!("--group: no device is in group {g:?}"));
+                    }
+                    StatusScope::Group(g.clone())
+                }
+                (None, None) => StatusScope::All,
+            };
+            let r = query::status(&conn, &scope, now_ms, dangling_ms, &cfg.max_open_sessions)
+                .map_err(sql)?;
+            print(&render::status(&r, *format))?;
+        }
+        Query::Presence(a) => {
+            let from_ms = time("from", &Some(a.from.clone()), now_ms)?.unwrap_or(now_ms);
+            let to_ms = time("to", &Some(a.to.clone()), now_ms)?.unwrap_or(now_ms);
+            if from_ms >= to_ms {
+                return usage("--from must be before --to");
+            }
+            let labels = match &a.labels {
+                None => Default::default(),
+                Some(p) => {
+                    let text = std::fs::read_to_string(p).map_err(|e| {
+                        CmdError::Usage(format!("--labels: cannot read {}: {e}", p.display()))
+                    })?;
+                    presence::parse_labels(&text)
+                        .map_err(|e| CmdError::Usage(format!("--labels: {}: {e}", p.display())))?
+                }
+            };
+            let conn = open_db(&cfg.db)?;
+            if !query::group_exists(&conn, &a.group).map_err(sql)? {
+                return usage(format!("--group: no device is in group {:?}", a.group));
+            }
+            let q = PresenceQuery {
+                group: a.group.clone(),
+                from_ms,
+                to_ms,
+                min_minutes: a.min_minutes,
+            };
+            let rows = presence::presence(&conn, &q, now_ms, &labels).map_err(sql)?;
+            print(&render::presence(&rows, a.format))?;
+        }
+        Query::Prune { days, dry_run, .. } => {
+            let mut conn = open_db(&cfg.db)?;
+            let cutoff = jobs::retention_cutoff(now_ms, *days);
+            let r = if *dry_run {
+                jobs::prune_plan(&conn, cutoff)
+            } else {
+                jobs::prune(&mut conn, cutoff)
+            }
+            .map_err(sql)?;
+            print(&render::prune(&r, cutoff, *dry_run))?;
+        }
+        Query::Expire {
+            hours,
+            dry_run,
+            force,
+            ..
+        } => {
+            let mut conn = open_db(&cfg.db)?;
+            let hours = hours.unwrap_or(cfg.expire_hours);
+            let (items, reason) = match (force, dry_run) {
+                (true, true) => (jobs::force_plan(&conn, now_ms), "forced"),
+                (true, false) => (jobs::force(&mut conn, now_ms), "forced"),
+                (false, true) => (jobs::expire_plan(&conn, now_ms, hours), "expired"),
+                (false, false) => (jobs::expire(&mut conn, now_ms, hours), "expired"),
+            };
+            print(&render::closed(&items.map_err(sql)?, reason, *dry_run))?;
+        }
+    }
+    Ok(())
+}
