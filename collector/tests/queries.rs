@@ -707,3 +707,19 @@ fn retention_runs_inside_run() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("retention: deleted 1 sessions"), "{text}");
 }
+
+/// Not a check: builds the fixture's database through the real ingest path and copies it to
+/// `$WIFISESS_WALKTHROUGH_DIR` (with its configuration) for docs/OPERATIONS.md.
+/// `WIFISESS_WALKTHROUGH_DIR=/tmp/walk cargo test -p wifisess-collector --test queries -- --ignored`
+#[test]
+#[ignore]
+fn walkthrough_database() {
+    let Ok(out) = std::env::var("WIFISESS_WALKTHROUGH_DIR") else {
+        return;
+    };
+    let mut e = fixture();
+    assert!(e.collector.terminate().success());
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(&e.db, Path::new(&out).join("wifisess.db")).unwrap();
+    std::fs::write(Path::new(&out).join("wifisess-collector.toml"), CONFIG).unwrap();
+}
