@@ -142,7 +142,11 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     let offset_min = match &s[i..] {
         "Z" | "z" => 0,
         o if o.len() == 6 && matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
-            let v = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let v = oh * 60 + om;
             if o.as_bytes()[0] == b'-' {
                 -v
             } else {
@@ -188,6 +192,9 @@ mod tests {
             "2025-06-15T25:00:00Z",
             "2025-06-15T10:00:00",
             "2025-06-15T10:00:00.Z",
+            "2025-06-15T10:00:00+25:00",
+            "2025-06-15T10:00:00+01:60",
+            "2025-02-30",
         ] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }
