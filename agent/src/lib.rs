@@ -2,6 +2,7 @@
 //! them as CBOR over MQTT.
 
 pub mod config;
+pub mod error;
 pub mod nl80211;
 pub mod outbox;
 pub mod publish;

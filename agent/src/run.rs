@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use crate::error::Context as _;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use wifisess_wire::{BootId, Event, InterfaceInfo, MacAddr, SessionId, Stamp, Start};
@@ -30,7 +30,7 @@ pub trait Source {
     /// Waits until the source has events (appending them to `out`) or needs attention;
     /// must be cancel-safe (it races the connection in a `select!`). `Ok(false)`: the
     /// source has ended for good (the agent keeps publishing until stopped).
-    async fn next(&mut self, out: &mut Vec<Timed>) -> anyhow::Result<bool>;
+    async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool>;
     /// A sync event listing every open session (after each connect).
     fn sync(&mut self, now: Stamp) -> Timed;
     /// Interfaces and counters for the status.
@@ -57,7 +57,7 @@ impl ChannelSource {
 }
 
 impl Source for ChannelSource {
-    async fn next(&mut self, out: &mut Vec<Timed>) -> anyhow::Result<bool> {
+    async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
         if self.done {
             std::future::pending::<()>().await;
         }
@@ -141,7 +141,7 @@ impl SyntheticSource {
 }
 
 impl Source for SyntheticSource {
-    async fn next(&mut self, out: &mut Vec<Timed>) -> anyhow::Result<bool> {
+    async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
         if self.left == 0 {
             std::future::pending::<()>().await;
         }
@@ -246,7 +246,7 @@ pub fn restore_spool(path: &Path, outbox: &mut Outbox) -> usize {
 ///
 /// # Errors
 /// The file cannot be written or renamed.
-pub fn write_spool(path: &Path, outbox: &Outbox, device_id: &str) -> anyhow::Result<()> {
+pub fn write_spool(path: &Path, outbox: &Outbox, device_id: &str) -> crate::error::Result<()> {
     if outbox.depth() == 0 {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -292,7 +292,7 @@ pub async fn run_with<S: Source>(
     cfg: &Config,
     mut source: S,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     let clock = Clock::new();
     let start = Instant::now();
     let mono = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -333,7 +333,7 @@ pub async fn run_with<S: Source>(
         tokio::select! {
             () = &mut shutdown => break,
             m = p.next() => {
-                let Some(m) = m else { anyhow::bail!("the MQTT connection task ended") };
+                let Some(m) = m else { return Err(crate::error::Error::msg("the MQTT connection task ended")) };
                 let info = source.info();
                 p.handle(m, clock.now(), mono(), || source.sync(clock.now()), &info);
             }
@@ -386,7 +386,7 @@ pub enum SourceKind {
 ///
 /// # Errors
 /// Runtime, source or publisher failures (exit status 1).
-pub fn run(cfg: &Config, kind: SourceKind) -> anyhow::Result<()> {
+pub fn run(cfg: &Config, kind: SourceKind) -> crate::error::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -531,7 +531,7 @@ pub fn main(args: RunArgs) -> std::process::ExitCode {
     match run(&cfg, kind) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e:#}");
+            log::error!("{e}");
             ExitCode::from(1)
         }
     }

@@ -14,7 +14,7 @@ mod tls;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use crate::error::Context as _;
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::task::JoinHandle;
@@ -88,7 +88,7 @@ pub fn mqtt_options(
     cfg: &Config,
     will: Vec<u8>,
     status_topic: &str,
-) -> anyhow::Result<MqttOptions> {
+) -> crate::error::Result<MqttOptions> {
     let broker = cfg
         .broker
         .as_ref()
@@ -110,9 +110,9 @@ pub fn mqtt_options(
         #[cfg(feature = "tls")]
         o.set_transport(tls::transport(cfg)?);
         #[cfg(not(feature = "tls"))]
-        anyhow::bail!(
+        return Err(crate::error::Error::msg(format_args!(
             "option broker: {broker} needs TLS, but this agent was built without the tls feature"
-        );
+        )));
     }
     Ok(o)
 }
@@ -128,7 +128,7 @@ impl Publisher {
         outbox: Outbox,
         seed: u32,
         now: Stamp,
-    ) -> anyhow::Result<Publisher> {
+    ) -> crate::error::Result<Publisher> {
         let base = format!("{}/{}", cfg.topic_prefix, cfg.device_id);
         let status_topic = format!("{base}/status");
         let mut p = Publisher {

@@ -1,7 +1,7 @@
 //! TLS for `mqtts://` brokers (feature `tls`): rustls with the ring provider, the CA bundle
 //! from `ca_file` (default: the system bundle), an optional client certificate.
 
-use anyhow::Context as _;
+use crate::error::Context as _;
 use rumqttc::{TlsConfiguration, Transport};
 
 use crate::config::Config;
@@ -13,7 +13,7 @@ const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 ///
 /// # Errors
 /// A CA, certificate or key file cannot be read.
-pub fn transport(cfg: &Config) -> anyhow::Result<Transport> {
+pub fn transport(cfg: &Config) -> crate::error::Result<Transport> {
     let ca_path = cfg.ca_file.clone().unwrap_or_else(|| SYSTEM_CA.into());
     let ca = std::fs::read(&ca_path)
         .with_context(|| format!("option ca_file: cannot read {}", ca_path.display()))?;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
+use crate::error::Context as _;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use wifisess_wire::{InterfaceInfo, Stamp};
 
@@ -80,7 +80,7 @@ impl Nl80211Source {
     /// # Errors
     /// nl80211 is not available (no wireless, no permission), or the event thread cannot
     /// be started.
-    pub fn open(opts: SourceOptions) -> anyhow::Result<Nl80211Source> {
+    pub fn open(opts: SourceOptions) -> crate::error::Result<Nl80211Source> {
         let nl = Nl80211::connect()?;
         // Subscribe before the first discovery, so nothing between the two is missed.
         let events = nl.events()?;
@@ -208,7 +208,7 @@ impl Nl80211Source {
         false
     }
 
-    fn handle(&mut self, msg: SourceMsg, out: &mut Vec<Timed>) -> anyhow::Result<bool> {
+    fn handle(&mut self, msg: SourceMsg, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
         Ok(match msg {
             SourceMsg::Events(evs) => evs
                 .into_iter()
@@ -223,7 +223,7 @@ impl Nl80211Source {
 }
 
 impl Source for Nl80211Source {
-    async fn next(&mut self, out: &mut Vec<Timed>) -> anyhow::Result<bool> {
+    async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
         if !self.started {
             self.started = true;
             self.rediscover(out);
@@ -248,7 +248,7 @@ impl Source for Nl80211Source {
                     rediscover |= self.handle(m, out)?;
                 }
             }
-            Ok(None) => anyhow::bail!("nl80211 event thread ended"),
+            Ok(None) => return Err(crate::error::Error::msg("nl80211 event thread ended")),
             Err(_) => {}
         }
         let now = self.clock.uptime_ms();

@@ -216,7 +216,7 @@ pub fn config(port: u16, dir: &Path) -> Config {
 pub struct Agent {
     pub tx: tokio::sync::mpsc::UnboundedSender<Timed>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    thread: Option<std::thread::JoinHandle<wifisess_agent::error::Result<()>>>,
 }
 
 impl Agent {
@@ -245,7 +245,7 @@ impl Agent {
     }
 
     /// Graceful stop (as on SIGTERM); returns run's result.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    pub fn stop(mut self) -> wifisess_agent::error::Result<()> {
         let _ = self.stop.take().unwrap().send(());
         self.thread.take().unwrap().join().unwrap()
     }
