@@ -325,7 +325,18 @@ pub fn load(
             raw.push(("device_id", mac, Origin::Derived));
         }
     }
-    raw.sort_by_key(|(n, _, _)| OPTIONS.iter().position(|(o, _, _)| o == n));
+    // Into OPTIONS order, keeping the order within an option (a list). Not `sort_by_key`: a
+    // stable sort is a few KB of generic code in the router build.
+    let raw = {
+        let mut sorted = Vec::with_capacity(raw.len());
+        for &(name, _, _) in OPTIONS {
+            let (this, rest): (Vec<_>, Vec<_>) = raw.into_iter().partition(|(n, _, _)| *n == name);
+            sorted.extend(this);
+            raw = rest;
+        }
+        sorted.extend(raw);
+        sorted
+    };
     let config = parse(&raw)?;
     Ok(Effective {
         config,
@@ -578,7 +589,7 @@ pub fn first_ethernet_mac_in(root: &Path) -> Option<String> {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    names.sort();
+    names.sort_unstable();
     let mut best: Option<(bool, String)> = None;
     for n in names {
         let dir = root.join(&n);
