@@ -366,12 +366,15 @@ fn topic_device(prefix: &str, topic: &str) -> Option<String> {
     rest.split('/').next().map(str::to_owned)
 }
 
+/// One transaction for `group`. `IMMEDIATE`: the merge reads before it writes, and another
+/// connection may write meanwhile (`expire`/`prune` commands, the HTTP refresh); a deferred
+/// transaction would then fail with `SQLITE_BUSY` instead of waiting for the lock.
 fn commit_group(
     conn: &mut Connection,
     prefix: &str,
     group: &[Received],
 ) -> rusqlite::Result<Vec<Outcome>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(group.len());
     for m in group {
         out.push(merge::apply_publish(

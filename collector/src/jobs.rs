@@ -2,7 +2,7 @@
 //! batches), expiry (open sessions of silent devices closed at the device's last-seen time),
 //! the operator's forced close, and the schedule `run` follows. No clock: `now_ms` is passed in.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, TransactionBehavior};
 use serde::Serialize;
 
 use crate::merge;
@@ -168,25 +168,31 @@ fn close_plan(conn: &Connection, sql: &str, arg: i64) -> rusqlite::Result<Vec<Cl
 }
 
 /// Closes what [`expire_plan`] lists (reason `expired`, provisional), in one transaction.
-/// Returns what it closed.
+/// Returns what it closed. Used by `run`'s schedule, the `expire` command and
+/// `POST /api/v1/sessions/refresh`.
+///
+/// The transaction is `IMMEDIATE` (it takes the write lock before reading the plan): the
+/// command and the HTTP refresh write on their own connection while `run`'s writer thread
+/// owns another, and a deferred read-then-write transaction would fail with `SQLITE_BUSY`
+/// (no busy wait) if the other connection committed in between.
 ///
 /// # Errors
 /// SQLite errors (nothing is changed).
 pub fn expire(conn: &mut Connection, now_ms: i64, hours: u32) -> rusqlite::Result<Vec<CloseItem>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let plan = expire_plan(&tx, now_ms, hours)?;
     let done = apply_close(&tx, plan, merge::expire_device)?;
     tx.commit()?;
     Ok(done)
 }
 
-/// Closes every open session now (reason `forced`, provisional), in one transaction.
-/// Returns what it closed.
+/// Closes every open session now (reason `forced`, provisional), in one transaction
+/// (`IMMEDIATE`, see [`expire`]). Returns what it closed.
 ///
 /// # Errors
 /// SQLite errors (nothing is changed).
 pub fn force(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<Vec<CloseItem>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let plan = force_plan(&tx, now_ms)?;
     let done = apply_close(&tx, plan, merge::force_device)?;
     tx.commit()?;

@@ -355,6 +355,51 @@ fn tokens_roles_and_organization_scopes() {
     assert_eq!(v["device_ids"], serde_json::json!(["ap1"]));
 }
 
+/// `POST /api/v1/sessions/refresh` runs the `expire` command's code (`jobs::expire`): a
+/// device silent for `expire_hours` gets its open sessions closed (reason `expired`), the
+/// answer lists what was closed and the stream announces the device.
+#[test]
+fn refresh_expires_a_silent_device_and_announces_it() {
+    let env = Env::start("");
+    seed(&env, None);
+    // ap2 last heard from 5 hours ago (expire_hours is 4 by default).
+    common::open_db(&env.db)
+        .execute(
+            "UPDATE devices SET last_seen_ms = last_seen_ms - 5 * 3600000 WHERE id = 'ap2'",
+            [],
+        )
+        .unwrap();
+    let mut sse = Sse::open(env.http_port, "/api/v1/stream", None);
+    assert_eq!(sse.next().0, "hello");
+
+    let r = env.post("/api/v1/sessions/refresh", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["expired_sessions"], 2, "{}", r.body);
+    assert_eq!(
+        v["expired_devices"],
+        serde_json::json!(["ap2"]),
+        "{}",
+        r.body
+    );
+    assert_eq!(v["expire_hours"], 4);
+
+    let (event, data) = sse.next();
+    assert_eq!(event, "change", "{data}");
+    let d: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(d["device_ids"], serde_json::json!(["ap2"]));
+
+    assert_eq!(count(&env, "?device=ap2&open=true"), 0);
+    let closed = env.get("/api/v1/sessions?device=ap2", None).json();
+    for s in closed["sessions"].as_array().unwrap() {
+        assert_eq!(s["stop_reason"], "expired", "{s}");
+    }
+    assert_eq!(count(&env, "?device=ap1&open=true"), 3);
+    // Nothing left to expire: a second refresh changes nothing.
+    let again = env.post("/api/v1/sessions/refresh", None).json();
+    assert_eq!(again["expired_sessions"], 0);
+}
+
 #[test]
 fn refuses_a_non_loopback_address_without_tokens() {
     let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,7 @@ use super::params::{self, Cursor, Params};
 use super::store;
 use super::AppState;
 use crate::ingest::now_ms;
+use crate::jobs;
 use crate::query::SessionRow;
 use crate::timefmt::rfc3339_ms;
 
@@ -289,8 +290,13 @@ pub async fn session(
     }
 }
 
-/// `POST /api/v1/sessions/refresh` (admin): expiry now, on its own write connection (SQLite
-/// serialises it with the writer's transactions); answers what it closed.
+/// `POST /api/v1/sessions/refresh` (admin): expiry now, by the same [`jobs::expire`] as the
+/// `expire` command and `run`'s schedule; answers what it closed.
+///
+/// It writes on its own connection while `run`'s writer thread owns another: SQLite
+/// serialises the two (`jobs::expire` and the writer's group commits are `IMMEDIATE`
+/// transactions, waiting up to the busy timeout for the lock), so a refresh may wait for one
+/// group commit or retention batch, and ingest for one refresh.
 pub async fn refresh(State(st): State<AppState>, who: Principal) -> Result<Response, ApiError> {
     if !who.admin {
         return Err(ApiError::forbidden("refresh needs a token with role admin"));
@@ -304,13 +310,22 @@ pub async fn refresh(State(st): State<AppState>, who: Principal) -> Result<Respo
     let now = now_ms();
     let closed = tokio::task::spawn_blocking(move || {
         let mut conn = crate::schema::open(&cfg.db)?;
-        store::expire_silent(&mut conn, now, cfg.expire_hours).map_err(anyhow::Error::from)
+        jobs::expire(&mut conn, now, cfg.expire_hours).map_err(anyhow::Error::from)
     })
     .await
     .map_err(|e| ApiError::internal(format!("refresh task: {e}")))?
     .map_err(|e| ApiError::internal(format!("refresh: {e:#}")))?;
-    let devices: Vec<String> = closed.iter().map(|c| c.0.clone()).collect();
-    let sessions: usize = closed.iter().map(|c| c.1).sum();
+    let devices: Vec<String> = closed.iter().map(|c| c.device_id.clone()).collect();
+    let sessions: u64 = closed.iter().map(|c| c.sessions).sum();
+    for c in &closed {
+        log::info!(
+            "refresh: device {} silent for {} h: closed {} sessions at {}",
+            c.device_id,
+            st.cfg.expire_hours,
+            c.sessions,
+            rfc3339_ms(c.at_ms)
+        );
+    }
     st.live.notify(devices.clone(), now);
     Ok(Json(json!({
         "expired_sessions": sessions,

@@ -441,36 +441,3 @@ pub fn presence(
     }
     Ok(out)
 }
-
-/// Expiry now (SPEC §5.2): open sessions of devices silent for `hours` are closed at the
-/// device's last-seen time (reason `expired`, provisional), in one transaction on `conn` (a
-/// writable connection). Returns (device id, sessions closed) per device.
-/// (The lifecycle module's `jobs::expire`, in progress elsewhere, will replace this.)
-///
-/// # Errors
-/// SQLite errors (nothing is changed).
-pub fn expire_silent(
-    conn: &mut Connection,
-    now_ms: i64,
-    hours: u32,
-) -> rusqlite::Result<Vec<(String, usize)>> {
-    let tx = conn.transaction()?;
-    let plan: Vec<(String, i64)> = {
-        let mut st = tx.prepare(
-            "SELECT d.id, max(coalesce(d.last_seen_ms, 0), max(s.last_seen_ms))
-             FROM devices d JOIN sessions s ON s.device_id = d.id AND s.stop_ms IS NULL
-             WHERE coalesce(d.last_seen_ms, 0) <= ?1 GROUP BY d.id ORDER BY d.id",
-        )?;
-        let rows = st.query_map([now_ms - i64::from(hours) * 3_600_000], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let mut out = Vec::new();
-    for (dev, at) in plan {
-        let n = crate::merge::expire_device(&tx, &dev, at)?;
-        out.push((dev, n));
-    }
-    tx.commit()?;
-    Ok(out)
-}
