@@ -79,11 +79,12 @@ pub fn parse_time(arg: &str, now_ms: i64) -> Result<i64, TimeError> {
             _ => return Err(bad()),
         };
         let d = n.checked_mul(per).ok_or_else(bad)?;
-        return Ok(if s.starts_with('-') {
-            now_ms - d
+        return if s.starts_with('-') {
+            now_ms.checked_sub(d)
         } else {
-            now_ms + d
-        });
+            now_ms.checked_add(d)
+        }
+        .ok_or_else(bad);
     }
     parse_rfc3339(s).ok_or_else(bad)
 }
@@ -195,6 +196,8 @@ mod tests {
             "2025-06-15T10:00:00+25:00",
             "2025-06-15T10:00:00+01:60",
             "2025-02-30",
+            "+9223372036854775s",
+            "-9223372036854775807w",
         ] {
             assert!(parse_time(bad, now).is_err(), "{bad}");
         }

@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use crate::query::SessionFilter;
+use crate::timefmt;
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded; repeated keys kept in order.
 pub fn pairs(q: &str) -> Vec<(String, String)> {
@@ -74,16 +75,22 @@ impl Params {
             .collect()
     }
 
-    /// A time parameter (RFC 3339 or relative to `now_ms`).
+    /// A time parameter: the CLI's [`timefmt::parse_time`] (RFC 3339, a date, `now`, or
+    /// relative to `now_ms` like `-2h`), except that the API documents past offsets only, so
+    /// a leading `+` (`+2h`, which the CLI accepts) stays an error here.
     pub fn time(&mut self, k: &'static str, now_ms: i64) -> Result<Option<i64>, ApiError> {
         match self.get(k) {
             None => Ok(None),
-            Some(v) => parse_time(&v, now_ms).map(Some).ok_or_else(|| {
-                ApiError::bad_param(
-                    k,
-                    format!("not a time (RFC 3339 like 2025-06-15T08:00:00Z, a date, now, or -2h / -7d): {v:?}"),
-                )
-            }),
+            Some(v) => (!v.trim_start().starts_with('+'))
+                .then(|| timefmt::parse_time(&v, now_ms).ok())
+                .flatten()
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_param(
+                        k,
+                        format!("not a time (RFC 3339 like 2025-06-15T08:00:00Z, a date, now, or -2h / -7d): {v:?}"),
+                    )
+                }),
         }
     }
 
@@ -216,112 +223,28 @@ impl Cursor {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// RFC 3339 (`2025-06-01T08:00:00Z`, fractions and offsets allowed, also a bare date) or
-/// relative to `now_ms` (`-2h`, `-7d`, `-30m`, `-10s`, `now`) → ms since the epoch.
-/// (The CLI's `timefmt::parse_time`, in progress elsewhere, will replace this.)
-pub fn parse_time(s: &str, now_ms: i64) -> Option<i64> {
-    let s = s.trim();
-    if s == "now" {
-        return Some(now_ms);
-    }
-    if let Some(rel) = s.strip_prefix('-') {
-        let unit = rel.chars().last()?;
-        let n: i64 = rel[..rel.len() - unit.len_utf8()].parse().ok()?;
-        let ms = match unit {
-            's' => 1_000,
-            'm' => 60_000,
-            'h' => 3_600_000,
-            'd' => 86_400_000,
-            'w' => 7 * 86_400_000,
-            _ => return None,
-        };
-        return now_ms.checked_sub(n.checked_mul(ms)?);
-    }
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let day_ms = days_from_civil(y, mo, d) * 86_400_000;
-    if b.len() == 10 {
-        return Some(day_ms);
-    }
-    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut frac_ms = 0;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let digits = &s[start..i.min(start + 3)];
-        frac_ms = digits.parse::<i64>().ok()? * 10_i64.pow(3 - digits.len() as u32);
-    }
-    let offset_ms = match s.get(i..)? {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
-            let v = (num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?) * 60_000;
-            if o.starts_with('-') {
-                -v
-            } else {
-                v
-            }
-        }
-        _ => return None,
-    };
-    Some(day_ms + ((h * 60 + mi) * 60 + se) * 1000 + frac_ms - offset_ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn times() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z", 0), Some(0));
-        assert_eq!(
-            parse_time("2000-02-29T00:00:00.123Z", 0),
-            Some(951_782_400_123)
-        );
-        assert_eq!(
-            parse_time("2000-02-29T01:00:00+01:00", 0),
-            Some(951_782_400_000)
-        );
-        assert_eq!(parse_time("2000-02-29", 0), Some(951_782_400_000));
-        assert_eq!(parse_time("-2h", 10_000_000), Some(10_000_000 - 7_200_000));
-        assert_eq!(parse_time("yesterday", 0), None);
-        assert_eq!(parse_time("2000-13-01T00:00:00Z", 0), None);
-        assert_eq!(parse_time("-h", 0), None);
+    fn times_are_the_cli_grammar_without_future_offsets() {
+        let now = 10_000_000_000;
+        let mut p = Params::new(Some(
+            "a=2000-02-29T01:00:00%2B01:00&b=-2h&c=2025-02-30&d=%2B2h&e=2025-06-15T08:00:00%2B25:00",
+        ));
+        assert_eq!(p.time("a", now).unwrap(), Some(951_782_400_000));
+        assert_eq!(p.time("b", now).unwrap(), Some(now - 7_200_000));
+        assert_eq!(p.time("z", now).unwrap(), None);
+        for k in ["c", "d", "e"] {
+            let e = p.time(k, now).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400);
+            assert!(
+                e.message.starts_with(&format!("{k}: not a time")),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]
