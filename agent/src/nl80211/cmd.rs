@@ -1,7 +1,6 @@
 //! The diagnostic commands built on the nl80211 source: `stations` (one-shot listing) and
 //! `watch` (source + session tracker, one JSON line per session event).
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use wifisess_wire::{Event as WireEvent, SessionId, Stamp, Start};
@@ -144,7 +143,8 @@ pub fn stations(json: bool, out: &mut impl Write) -> Result<(), Box<dyn std::err
 /// Prints session events as JSON lines, remembering each open session's start so its
 /// updates and stop carry the client and interface too.
 struct Printer<'o, W: Write> {
-    open: HashMap<SessionId, Start>,
+    /// Linear search, not a `HashMap`: a diagnostic with few sessions, and no hasher code.
+    open: Vec<Start>,
     out: &'o mut W,
 }
 
@@ -166,7 +166,8 @@ impl<W: Write> Printer<'_, W> {
         let line = match &t.event {
             WireEvent::Start(s) => {
                 let st = before(s.age_ms);
-                self.open.insert(s.id, s.clone());
+                self.open.retain(|o| o.id != s.id);
+                self.open.push(s.clone());
                 start_fields(
                     Obj::new().str("kind", "start").str("id", &s.id.to_string()),
                     s,
@@ -210,7 +211,7 @@ impl<W: Write> Printer<'_, W> {
                     .opt("signal_avg_dbm", s.signal_avg_dbm)
                     .opt("inactive_ms", s.inactive_ms)
                     .finish();
-                self.open.remove(&s.id);
+                self.open.retain(|o| o.id != s.id);
                 line
             }
             WireEvent::Sync(s) => {
@@ -230,7 +231,7 @@ impl<W: Write> Printer<'_, W> {
     }
 
     fn with_start(&self, o: Obj, id: SessionId) -> Obj {
-        match self.open.get(&id) {
+        match self.open.iter().find(|o| o.id == id) {
             Some(s) => start_fields(o, s),
             None => o,
         }
@@ -249,7 +250,7 @@ pub fn watch(opts: SourceOptions, out: &mut impl Write) -> Result<(), Box<dyn st
         .build()?;
     let mut source = Nl80211Source::open(opts)?;
     let mut printer = Printer {
-        open: HashMap::new(),
+        open: Vec::new(),
         out,
     };
     rt.block_on(async {
