@@ -87,6 +87,12 @@ fn sigterm_spools_unacknowledged_events_and_the_next_run_delivers_them() {
     let (code, err) = finish(b);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("restored 25 unacknowledged events"), "{err}");
+    // The agent has exited, but the broker may not have passed its last status on yet.
+    wait_for(10, "the graceful offline status", || {
+        let s = seen.lock().unwrap();
+        let (_, st) = s.statuses.last()?;
+        (!st.online && st.graceful).then_some(())
+    });
     let s = seen.lock().unwrap();
     let starts: Vec<_> = s
         .batches
