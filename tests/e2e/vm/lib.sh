@@ -20,7 +20,7 @@ SSID=e2e-lab
 PSK="correct horse battery"
 B1=02:00:00:00:00:00
 B2=02:00:00:00:01:00
-GRACE=5
+GRACE=10
 INACTIVITY=10
 
 e2e() { echo "E2E $*"; }
@@ -112,7 +112,6 @@ client_down() { stop_client "$1"; }
 flap() {
     wpa_cli -i "$1" disconnect >/dev/null
     wait_for 5 sh -c "! wpa_cli -i $1 status | grep -q '^wpa_state=COMPLETED'"
-    sleep 1
     wpa_cli -i "$1" reconnect >/dev/null
     wait_up 20 "$1"
 }
