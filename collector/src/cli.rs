@@ -276,6 +276,8 @@ pub fn session_filter(
         stop_after_ms: time("stop-after", &a.stop_after, now_ms)?,
         stop_before_ms: time("stop-before", &a.stop_before, now_ms)?,
         limit: a.limit,
+        after: None,
+        id: None,
     })
 }
 

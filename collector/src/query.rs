@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
-use rusqlite::Connection;
+use rusqlite::{Connection, Row};
 use serde::Serialize;
 
 use crate::timefmt::rfc3339_ms;
@@ -35,6 +35,22 @@ pub struct SessionFilter {
     pub stop_before_ms: Option<i64>,
     /// At most this many rows (newest start first).
     pub limit: Option<u32>,
+    /// Only the rows after this position in the order (keyset pagination of the HTTP API).
+    pub after: Option<Cursor>,
+    /// Only the session(s) with this stored id (one per device that used it).
+    pub id: Option<i64>,
+}
+
+/// A position in the sessions order (start descending, then device id, then session id):
+/// the key of a row, and with [`SessionFilter::after`] where the next page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Start of the row, ms.
+    pub start_ms: i64,
+    /// Its device id.
+    pub device_id: String,
+    /// Its session id (as stored).
+    pub id: i64,
 }
 
 /// One session as the CLI and API print it (SPEC §5.3).
@@ -158,9 +174,28 @@ pub fn build_sessions_sql(f: &SessionFilter) -> (String, Vec<Value>) {
     if let Some(t) = f.stop_before_ms {
         bind(&mut sql, " AND s.stop_ms < ?", Value::Integer(t));
     }
+    if let Some(id) = f.id {
+        bind(&mut sql, " AND s.id = ?", Value::Integer(id));
+    }
+    if let Some(c) = &f.after {
+        // Strictly after `c` in the order; the `start_ms <=` bound lets the index skip the
+        // pages already read.
+        let n = p.len();
+        p.push(Value::Integer(c.start_ms));
+        p.push(Value::Text(c.device_id.clone()));
+        p.push(Value::Integer(c.id));
+        sql.push_str(&format!(
+            " AND s.start_ms <= ?{a} AND (s.start_ms < ?{a} OR s.device_id > ?{b} \
+             OR (s.device_id = ?{b} AND s.id > ?{c}))",
+            a = n + 1,
+            b = n + 2,
+            c = n + 3
+        ));
+    }
     sql.push_str(" ORDER BY s.start_ms DESC, s.device_id, s.id");
     if let Some(n) = f.limit {
-        bind(&mut sql, " LIMIT ?", Value::Integer(i64::from(n)));
+        p.push(Value::Integer(i64::from(n)));
+        sql.push_str(&format!(" LIMIT ?{}", p.len()));
     }
     (sql, p)
 }
@@ -176,41 +211,71 @@ pub fn list_sessions(
     now_ms: i64,
     dangling_ms: i64,
 ) -> rusqlite::Result<Vec<SessionRow>> {
+    Ok(list_sessions_keyed(conn, f, now_ms, dangling_ms)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// [`list_sessions`], each row with its position in the order (to continue after it with
+/// [`SessionFilter::after`]).
+///
+/// # Errors
+/// SQLite errors.
+pub fn list_sessions_keyed(
+    conn: &Connection,
+    f: &SessionFilter,
+    now_ms: i64,
+    dangling_ms: i64,
+) -> rusqlite::Result<Vec<(SessionRow, Cursor)>> {
     let (sql, params) = build_sessions_sql(f);
-    let mut st = conn.prepare(&sql)?;
+    let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
-        let id: i64 = r.get(0)?;
-        let start: i64 = r.get(10)?;
-        let stop: Option<i64> = r.get(11)?;
-        let last_seen: i64 = r.get(12)?;
-        let activity: Option<i64> = r.get(13)?;
-        let end = stop.unwrap_or(now_ms);
-        Ok(SessionRow {
-            id: format!("{:016x}", id as u64),
+        let key = Cursor {
+            start_ms: r.get(10)?,
             device_id: r.get(1)?,
-            device_name: r.get(2)?,
-            organization: r.get(3)?,
-            group: r.get(4)?,
-            mac: r.get(5)?,
-            ssid: r.get(6)?,
-            ifname: r.get(7)?,
-            bssid: r.get(8)?,
-            freq_mhz: r.get(9)?,
-            start: rfc3339_ms(start),
-            stop: stop.map(rfc3339_ms),
-            duration_s: (end - start).max(0) / 1000,
-            last_seen: rfc3339_ms(last_seen),
-            last_activity: activity.map(rfc3339_ms),
-            dangling: stop.is_none() && now_ms - activity.unwrap_or(last_seen) > dangling_ms,
-            rx_bytes: r.get(14)?,
-            tx_bytes: r.get(15)?,
-            signal_avg: r.get(16)?,
-            stop_reason: r.get(17)?,
-            stop_inferred: r.get(18)?,
-            times_corrected: r.get(19)?,
-        })
+            id: r.get(0)?,
+        };
+        Ok((session_row(r, now_ms, dangling_ms)?, key))
     })?;
     rows.collect()
+}
+
+/// One row of [`build_sessions_sql`]'s SELECT as a [`SessionRow`] at `now_ms`.
+///
+/// # Errors
+/// SQLite errors (a column of an unexpected type).
+pub fn session_row(r: &Row, now_ms: i64, dangling_ms: i64) -> rusqlite::Result<SessionRow> {
+    let id: i64 = r.get(0)?;
+    let start: i64 = r.get(10)?;
+    let stop: Option<i64> = r.get(11)?;
+    let last_seen: i64 = r.get(12)?;
+    let activity: Option<i64> = r.get(13)?;
+    let end = stop.unwrap_or(now_ms);
+    Ok(SessionRow {
+        id: format!("{:016x}", id as u64),
+        device_id: r.get(1)?,
+        device_name: r.get(2)?,
+        organization: r.get(3)?,
+        group: r.get(4)?,
+        mac: r.get(5)?,
+        ssid: r.get(6)?,
+        ifname: r.get(7)?,
+        bssid: r.get(8)?,
+        freq_mhz: r.get(9)?,
+        start: rfc3339_ms(start),
+        stop: stop.map(rfc3339_ms),
+        duration_s: (end - start).max(0) / 1000,
+        last_seen: rfc3339_ms(last_seen),
+        last_activity: activity.map(rfc3339_ms),
+        dangling: stop.is_none() && now_ms - activity.unwrap_or(last_seen) > dangling_ms,
+        rx_bytes: r.get(14)?,
+        tx_bytes: r.get(15)?,
+        signal_avg: r.get(16)?,
+        stop_reason: r.get(17)?,
+        stop_inferred: r.get(18)?,
+        times_corrected: r.get(19)?,
+    })
 }
 
 /// Renders rows as an aligned text table.
@@ -646,6 +711,39 @@ mod tests {
                     ..base()
                 },
                 "sessions_stop",
+            ),
+            (
+                "id",
+                SessionFilter {
+                    id: Some(1),
+                    ..base()
+                },
+                "sessions_id",
+            ),
+            (
+                "after",
+                SessionFilter {
+                    after: Some(Cursor {
+                        start_ms: 1,
+                        device_id: "a".into(),
+                        id: 1,
+                    }),
+                    ..base()
+                },
+                "sessions_start (start_ms<?)",
+            ),
+            (
+                "open after",
+                SessionFilter {
+                    open: Some(true),
+                    after: Some(Cursor {
+                        start_ms: 1,
+                        device_id: "a".into(),
+                        id: 1,
+                    }),
+                    ..base()
+                },
+                "sessions_open_start (start_ms<?)",
             ),
         ];
         for (name, f, index) in cases {

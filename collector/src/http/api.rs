@@ -16,7 +16,7 @@ use super::store;
 use super::AppState;
 use crate::ingest::now_ms;
 use crate::jobs;
-use crate::query::SessionRow;
+use crate::query::{self, SessionFilter, SessionRow};
 use crate::timefmt::rfc3339_ms;
 
 /// Page size of `GET /api/v1/sessions` without `limit`.
@@ -116,17 +116,12 @@ pub async fn sessions(
         None | Some("json") => {
             let limit = p.number("limit", MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
             p.finish()?;
+            filter.after = cursor;
+            filter.limit = Some(limit + 1);
             let (rows, next) = st
                 .reader
                 .run(move |c| {
-                    let mut rows = store::sessions_page(
-                        c,
-                        &filter,
-                        cursor.as_ref(),
-                        limit + 1,
-                        now,
-                        dangling,
-                    )?;
+                    let mut rows = query::list_sessions_keyed(c, &filter, now, dangling)?;
                     let more = rows.len() > limit as usize;
                     rows.truncate(limit as usize);
                     let next = if more {
@@ -212,7 +207,7 @@ pub fn csv_line(out: &mut String, r: &SessionRow) {
 /// stays bounded whatever the result size.
 fn csv_response(
     st: AppState,
-    filter: crate::query::SessionFilter,
+    filter: SessionFilter,
     cursor: Option<Cursor>,
     limit: Option<u32>,
     now: i64,
@@ -227,11 +222,13 @@ fn csv_response(
             {
                 return Ok(());
             }
-            let mut after = cursor;
+            let mut filter = filter;
+            filter.after = cursor;
             let mut left = limit.map_or(u64::MAX, u64::from);
             while left > 0 {
                 let n = CSV_CHUNK.min(u32::try_from(left).unwrap_or(u32::MAX));
-                let rows = store::sessions_page(c, &filter, after.as_ref(), n, now, dangling)?;
+                filter.limit = Some(n);
+                let rows = query::list_sessions_keyed(c, &filter, now, dangling)?;
                 let mut buf = String::with_capacity(rows.len() * 200);
                 for (r, _) in &rows {
                     csv_line(&mut buf, r);
@@ -243,7 +240,7 @@ fn csv_response(
                 if rows.len() < n as usize {
                     break;
                 }
-                after = rows.last().map(|r| r.1.clone());
+                filter.after = rows.last().map(|r| r.1.clone());
             }
             Ok(())
         });
@@ -278,10 +275,19 @@ pub async fn session(
         return Err(ApiError::bad_param("id", "expected 16 hex digits"));
     }
     let (now, dangling) = (now_ms(), st.dangling_ms());
-    let hex = id.to_ascii_lowercase();
+    let Ok(stored) = u64::from_str_radix(&id, 16) else {
+        return Err(ApiError::bad_param("id", "expected 16 hex digits"));
+    };
+    let f = SessionFilter {
+        // Ids are stored as the i64 with the same bits.
+        id: Some(stored as i64),
+        limit: Some(1),
+        ..SessionFilter::default()
+    };
+    // If two devices share the id, the newest.
     let row = st
         .reader
-        .run(move |c| Ok(store::session_by_id(c, &hex, now, dangling)?))
+        .run(move |c| Ok(query::list_sessions(c, &f, now, dangling)?.pop()))
         .await?;
     match row {
         // A scoped token is told "not found" for another organization's session.
@@ -383,18 +389,16 @@ pub async fn device(
             let Some(d) = devs.pop().filter(|_| devs.is_empty()) else {
                 return Err(ApiError::not_found(format!("no device {id}")));
             };
-            let mut f = crate::query::SessionFilter {
+            let mut f = SessionFilter {
                 devices: vec![d.id.clone()],
                 open: Some(true),
-                ..Default::default()
+                limit: Some(MAX_PAGE),
+                ..SessionFilter::default()
             };
-            let rows = |f: &crate::query::SessionFilter, n| -> rusqlite::Result<Vec<SessionRow>> {
-                let page = store::sessions_page(c, f, None, n, now, dangling)?;
-                Ok(page.into_iter().map(|r| r.0).collect())
-            };
-            let open = rows(&f, MAX_PAGE)?;
+            let open = query::list_sessions(c, &f, now, dangling)?;
             f.open = Some(false);
-            let recent = rows(&f, history)?;
+            f.limit = Some(history);
+            let recent = query::list_sessions(c, &f, now, dangling)?;
             Ok(json!({ "device": d, "open_sessions": open, "recent_sessions": recent }))
         })
         .await?;

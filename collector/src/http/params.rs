@@ -181,19 +181,14 @@ pub fn session_filter(p: &mut Params, now_ms: i64) -> Result<SessionFilter, ApiE
         stop_after_ms: p.time("stop_after", now_ms)?,
         stop_before_ms: p.time("stop_before", now_ms)?,
         limit: None,
+        after: None,
+        id: None,
     })
 }
 
-/// Position after a row in the sessions order (start descending, then device id, then id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    /// Start of the last row, ms.
-    pub start_ms: i64,
-    /// Its device id.
-    pub device_id: String,
-    /// Its session id (as stored).
-    pub id: i64,
-}
+/// The `cursor` parameter: a row's position in the sessions order ([`crate::query::Cursor`], which
+/// [`SessionFilter::after`] continues from), in an opaque text form.
+pub use crate::query::Cursor;
 
 impl Cursor {
     /// Opaque text form (hex of `start|id|device`).

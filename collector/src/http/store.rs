@@ -1,17 +1,15 @@
 //! The API's read side: pooled read-only SQLite connections (WAL lets them read while the
-//! writer commits), and the queries the `query` module does not offer (yet).
+//! writer commits), and the queries the `query` module does not offer (yet). Sessions are
+//! read with `query::list_sessions` / `list_sessions_keyed`, like the CLI.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::params::Cursor;
-use crate::query::{self, SessionFilter, SessionRow};
 use crate::timefmt::rfc3339_ms;
 
 /// Read-only connections to the database, reused across requests.
@@ -82,112 +80,6 @@ impl Reader {
         })
         .await
         .map_err(|e| ApiError::internal(format!("query task: {e}")))?
-    }
-}
-
-/// One session row of the `query` module's SELECT (same column order).
-fn session_row(r: &Row, now_ms: i64, dangling_ms: i64) -> rusqlite::Result<SessionRow> {
-    let id: i64 = r.get(0)?;
-    let start: i64 = r.get(10)?;
-    let stop: Option<i64> = r.get(11)?;
-    let last_seen: i64 = r.get(12)?;
-    let activity: Option<i64> = r.get(13)?;
-    let end = stop.unwrap_or(now_ms);
-    Ok(SessionRow {
-        id: format!("{:016x}", id as u64),
-        device_id: r.get(1)?,
-        device_name: r.get(2)?,
-        organization: r.get(3)?,
-        group: r.get(4)?,
-        mac: r.get(5)?,
-        ssid: r.get(6)?,
-        ifname: r.get(7)?,
-        bssid: r.get(8)?,
-        freq_mhz: r.get(9)?,
-        start: rfc3339_ms(start),
-        stop: stop.map(rfc3339_ms),
-        duration_s: (end - start).max(0) / 1000,
-        last_seen: rfc3339_ms(last_seen),
-        last_activity: activity.map(rfc3339_ms),
-        dangling: stop.is_none() && now_ms - activity.unwrap_or(last_seen) > dangling_ms,
-        rx_bytes: r.get(14)?,
-        tx_bytes: r.get(15)?,
-        signal_avg: r.get(16)?,
-        stop_reason: r.get(17)?,
-        stop_inferred: r.get(18)?,
-        times_corrected: r.get(19)?,
-    })
-}
-
-/// One page of sessions after `cursor` (keyset pagination in the `query` order: start
-/// descending, device id, session id), each with its own cursor.
-///
-/// # Errors
-/// SQLite errors.
-pub fn sessions_page(
-    conn: &Connection,
-    f: &SessionFilter,
-    after: Option<&Cursor>,
-    limit: u32,
-    now_ms: i64,
-    dangling_ms: i64,
-) -> rusqlite::Result<Vec<(SessionRow, Cursor)>> {
-    let mut f = f.clone();
-    f.limit = None;
-    let (inner, mut params) = query::build_sessions_sql(&f);
-    let mut sql = format!("SELECT * FROM ({inner}) WHERE 1");
-    if let Some(c) = after {
-        let n = params.len();
-        sql.push_str(&format!(
-            " AND (start_ms < ?{a} OR (start_ms = ?{a} AND (device_id > ?{b} \
-             OR (device_id = ?{b} AND id > ?{c}))))",
-            a = n + 1,
-            b = n + 2,
-            c = n + 3
-        ));
-        params.push(Value::Integer(c.start_ms));
-        params.push(Value::Text(c.device_id.clone()));
-        params.push(Value::Integer(c.id));
-    }
-    sql.push_str(&format!(
-        " ORDER BY start_ms DESC, device_id, id LIMIT ?{}",
-        params.len() + 1
-    ));
-    params.push(Value::Integer(i64::from(limit)));
-    let mut st = conn.prepare_cached(&sql)?;
-    let mut rows = st.query(rusqlite::params_from_iter(params))?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let cur = Cursor {
-            start_ms: r.get(10)?,
-            device_id: r.get(1)?,
-            id: r.get(0)?,
-        };
-        out.push((session_row(r, now_ms, dangling_ms)?, cur));
-    }
-    Ok(out)
-}
-
-/// The session with id `hex` (16 hex digits); if two devices share the id, the newest.
-///
-/// # Errors
-/// SQLite errors.
-pub fn session_by_id(
-    conn: &Connection,
-    hex: &str,
-    now_ms: i64,
-    dangling_ms: i64,
-) -> rusqlite::Result<Option<SessionRow>> {
-    let Ok(id) = u64::from_str_radix(hex, 16) else {
-        return Ok(None);
-    };
-    let (inner, _) = query::build_sessions_sql(&SessionFilter::default());
-    let sql = format!("SELECT * FROM ({inner}) WHERE id = ?1 ORDER BY start_ms DESC LIMIT 1");
-    let mut st = conn.prepare_cached(&sql)?;
-    let mut rows = st.query([id as i64])?;
-    match rows.next()? {
-        Some(r) => Ok(Some(session_row(r, now_ms, dangling_ms)?)),
-        None => Ok(None),
     }
 }
 
