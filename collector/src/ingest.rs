@@ -25,10 +25,11 @@ struct Received {
     receive_ms: i64,
 }
 
-/// What one group commit did, for the commit hook (HTTP notifications and metrics).
+/// What one group commit did, for the commit hook (HTTP notifications and metrics). Also
+/// sent after an expiry in `run` closed sessions, with `messages` 0.
 #[derive(Debug, Clone)]
 pub struct Committed {
-    /// MQTT messages in the transaction.
+    /// MQTT messages in the transaction (0: a lifecycle job's commit).
     pub messages: usize,
     /// Devices whose events or status were merged (sorted, unique).
     pub devices: Vec<String>,
@@ -279,7 +280,7 @@ fn write_loop(
 ) -> anyhow::Result<()> {
     let mut bad_input = RateLimit::new(20);
     let mut group: Vec<Received> = Vec::with_capacity(max);
-    while let Some(first) = next_publish(&mut rx, rt, &mut jobs, &mut conn) {
+    while let Some(first) = next_publish(&mut rx, rt, &mut jobs, &mut conn, &mut on_commit) {
         group.push(first);
         while group.len() < max {
             match rx.try_recv() {
@@ -327,9 +328,28 @@ fn write_loop(
         }
         // Under sustained load the queue is never empty: one bounded job step per group
         // keeps retention and expiry moving without holding ingest up for long.
-        jobs.run_due(&mut conn, now_ms());
+        run_jobs(&mut jobs, &mut conn, &mut on_commit);
     }
     Ok(())
+}
+
+/// One due lifecycle step; sessions an expiry closed are announced through the commit hook
+/// like merged events (`messages` 0).
+fn run_jobs(
+    jobs: &mut crate::jobs::Schedule,
+    conn: &mut Connection,
+    on_commit: &mut Option<OnCommit>,
+) {
+    let began = Instant::now();
+    let devices = jobs.run_due(conn, now_ms());
+    if let (false, Some(hook)) = (devices.is_empty(), on_commit.as_mut()) {
+        hook(&Committed {
+            messages: 0,
+            devices,
+            latency: began.elapsed(),
+            at_ms: now_ms(),
+        });
+    }
 }
 
 /// The next queued publish; while none is queued, runs the lifecycle jobs that are due (one
@@ -340,6 +360,7 @@ fn next_publish(
     rt: &tokio::runtime::Handle,
     jobs: &mut crate::jobs::Schedule,
     conn: &mut Connection,
+    on_commit: &mut Option<OnCommit>,
 ) -> Option<Received> {
     loop {
         match rx.try_recv() {
@@ -350,7 +371,7 @@ fn next_publish(
         let now = now_ms();
         let wait = jobs.wait_ms(now);
         if wait == 0 {
-            jobs.run_due(conn, now);
+            run_jobs(jobs, conn, on_commit);
             continue;
         }
         let wait = Duration::from_millis(wait.min(60_000) as u64);

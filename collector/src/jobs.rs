@@ -302,8 +302,9 @@ impl Schedule {
     }
 
     /// Runs the job due at `now_ms`, if any: at most one transaction. Failures are logged and
-    /// the job retried at its next turn; ingest goes on.
-    pub fn run_due(&mut self, conn: &mut Connection, now_ms: i64) {
+    /// the job retried at its next turn; ingest goes on. Returns the devices whose sessions
+    /// an expiry closed (for the writer's commit hook; empty otherwise).
+    pub fn run_due(&mut self, conn: &mut Connection, now_ms: i64) -> Vec<String> {
         match self.due(now_ms) {
             None => {}
             Some(Job::Expire) => match expire(conn, now_ms, self.expire_hours) {
@@ -317,6 +318,11 @@ impl Schedule {
                             crate::timefmt::rfc3339_ms(d.at_ms)
                         );
                     }
+                    return done
+                        .into_iter()
+                        .filter(|d| d.sessions > 0)
+                        .map(|d| d.device_id)
+                        .collect();
                 }
                 Err(e) => log::error!("expiry failed (retried in 5 minutes): {e}"),
             },
@@ -346,6 +352,7 @@ impl Schedule {
                 }
             },
         }
+        Vec::new()
     }
 }
 

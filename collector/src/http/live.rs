@@ -63,11 +63,16 @@ impl Live {
         })
     }
 
-    /// The writer's hook: counts and times the commit, then tells the subscribers.
+    /// The writer's hook: counts and times the commit (group commits of messages only, not
+    /// the expiry job's), then tells the subscribers.
     pub fn hook(self: &Arc<Self>) -> OnCommit {
         let me = Arc::clone(self);
         Box::new(move |c: &Committed| {
             me.messages.fetch_add(c.messages as u64, Ordering::Relaxed);
+            if c.messages == 0 {
+                me.notify(c.devices.clone(), c.at_ms);
+                return;
+            }
             if let Ok(mut h) = me.commit_seconds.lock() {
                 let s = c.latency.as_secs_f64();
                 for (i, b) in BUCKETS.iter().enumerate() {
@@ -321,4 +326,37 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
         o,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An expiry in `run` reaches the stream through the same hook as merged events, but is
+    /// not a group commit for the metrics.
+    #[test]
+    fn job_commits_notify_without_counting_as_message_commits() {
+        let live = Live::new();
+        let mut rx = live.subscribe();
+        let mut hook = live.hook();
+        hook(&Committed {
+            messages: 0,
+            devices: vec!["ap2".into()],
+            latency: Duration::from_millis(3),
+            at_ms: 7,
+        });
+        let c = rx.try_recv().unwrap();
+        assert_eq!((c.devices.clone(), c.at_ms), (vec!["ap2".to_owned()], 7));
+        assert_eq!(live.messages.load(Ordering::Relaxed), 0);
+        assert_eq!(live.commit_seconds.lock().unwrap().count, 0);
+        hook(&Committed {
+            messages: 2,
+            devices: vec!["ap1".into()],
+            latency: Duration::from_millis(3),
+            at_ms: 8,
+        });
+        assert_eq!(rx.try_recv().unwrap().devices, vec!["ap1".to_owned()]);
+        assert_eq!(live.messages.load(Ordering::Relaxed), 2);
+        assert_eq!(live.commit_seconds.lock().unwrap().count, 1);
+    }
 }
