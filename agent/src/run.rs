@@ -396,22 +396,47 @@ pub fn run(cfg: &Config, kind: SourceKind) -> crate::error::Result<()> {
             let s = terminated().await;
             log::info!("{s} received");
         };
-        match kind {
+        let src = match kind {
             SourceKind::Synthetic(n, ms) => {
-                run_with(
-                    cfg,
-                    SyntheticSource::new(n, Duration::from_millis(ms)),
-                    stop,
-                )
-                .await
+                RunSource::Synthetic(SyntheticSource::new(n, Duration::from_millis(ms)))
             }
-            SourceKind::Nl80211 => {
-                let src =
-                    Nl80211Source::open(SourceOptions::from_config(cfg)).context("nl80211")?;
-                run_with(cfg, src, stop).await
-            }
-        }
+            SourceKind::Nl80211 => RunSource::Nl80211(Box::new(
+                Nl80211Source::open(SourceOptions::from_config(cfg)).context("nl80211")?,
+            )),
+        };
+        run_with(cfg, src, stop).await
     })
+}
+
+/// `run`'s sources as one type, so that `run_with` (the whole main loop) is compiled once
+/// rather than once per source: ~8 KB of the router build (docs/BENCHMARKS.md).
+enum RunSource {
+    Synthetic(SyntheticSource),
+    /// Boxed: ~110 KB of receive buffers.
+    Nl80211(Box<Nl80211Source>),
+}
+
+impl Source for RunSource {
+    async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
+        match self {
+            RunSource::Synthetic(s) => s.next(out).await,
+            RunSource::Nl80211(s) => s.next(out).await,
+        }
+    }
+
+    fn sync(&mut self, now: Stamp) -> Timed {
+        match self {
+            RunSource::Synthetic(s) => s.sync(now),
+            RunSource::Nl80211(s) => s.sync(now),
+        }
+    }
+
+    fn info(&self) -> SourceInfo {
+        match self {
+            RunSource::Synthetic(s) => s.info(),
+            RunSource::Nl80211(s) => s.info(),
+        }
+    }
 }
 
 /// A minimal logger on stderr: `wifisess-agent: LEVEL: message` (procd forwards stderr to
