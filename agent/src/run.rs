@@ -391,7 +391,7 @@ pub fn run(cfg: &Config, kind: SourceKind) -> crate::error::Result<()> {
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(async {
+    block_on(&rt, async {
         let stop = async {
             let s = terminated().await;
             log::info!("{s} received");
@@ -406,6 +406,21 @@ pub fn run(cfg: &Config, kind: SourceKind) -> crate::error::Result<()> {
         };
         run_with(cfg, src, stop).await
     })
+}
+
+/// `rt.block_on(f)` with `f` boxed: tokio's current-thread scheduler loop is generic over the
+/// future and is compiled into each `block_on` instance, so `run` and `watch` share one
+/// (docs/BENCHMARKS.md).
+///
+/// # Errors
+/// `f`'s error.
+pub fn block_on<'a>(
+    rt: &tokio::runtime::Runtime,
+    f: impl std::future::Future<Output = crate::error::Result<()>> + 'a,
+) -> crate::error::Result<()> {
+    let f: std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<()>> + 'a>> =
+        Box::pin(f);
+    rt.block_on(f)
 }
 
 /// `run`'s sources as one type, so that `run_with` (the whole main loop) is compiled once

@@ -253,7 +253,7 @@ pub fn watch(opts: SourceOptions, out: &mut impl Write) -> Result<(), Box<dyn st
         open: Vec::new(),
         out,
     };
-    rt.block_on(async {
+    crate::run::block_on(&rt, async {
         let mut events = Vec::new();
         while source.next(&mut events).await? {
             for t in events.drain(..) {
@@ -261,5 +261,6 @@ pub fn watch(opts: SourceOptions, out: &mut impl Write) -> Result<(), Box<dyn st
             }
         }
         Ok(())
-    })
+    })?;
+    Ok(())
 }
