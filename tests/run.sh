@@ -16,7 +16,7 @@
 #
 # environment:
 #   WIFISESS_SKIP_STAGES="cross hwsim"   stages to skip (for quick local runs; CI skips none)
-#   WIFISESS_STAGE_TIMEOUT=2400          seconds after which one stage is stopped (hang guard)
+#   WIFISESS_STAGE_TIMEOUT=3000          seconds after which one stage is stopped (hang guard)
 #   WIFISESS_SKIP_INSTALL=1              do not install anything (machine set up by hand)
 set -uo pipefail
 
@@ -24,7 +24,7 @@ LOG_TAG=tests
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$REPO_ROOT"
 
-STAGE_TIMEOUT="${WIFISESS_STAGE_TIMEOUT:-2400}"
+STAGE_TIMEOUT="${WIFISESS_STAGE_TIMEOUT:-3000}"
 SKIP=" ${WIFISESS_SKIP_STAGES:-} "
 LOGDIR="$REPO_ROOT/target/test-logs"
 mkdir -p "$LOGDIR"

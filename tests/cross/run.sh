@@ -15,7 +15,7 @@ DEB_CARGO=/usr/bin/cargo
 DEB_RUSTC=/usr/bin/rustc
 CRATES=(wire agent)                       # crate folders tested here (must build with 1.85)
 WS="$REPO_ROOT/target/cross-ws"           # the mini-workspace (see README: why)
-STAGE_TIMEOUT="${WIFISESS_CROSS_TIMEOUT:-1200}"   # per cargo test run (hang guard, run_logged)
+STAGE_TIMEOUT="${WIFISESS_CROSS_TIMEOUT:-1800}"   # per cargo test run (hang guard, run_logged)
 
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(s390x armv7)
