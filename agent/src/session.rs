@@ -89,9 +89,12 @@ pub const MAX_IFACES: usize = 32;
 /// First authorization probe after an association, ms; doubles per attempt up to
 /// [`PROBE_MAX_MS`].
 const PROBE_FIRST_MS: u64 = 50;
-const PROBE_MAX_MS: u64 = 2_000;
+const PROBE_MAX_MS: u64 = 500;
 /// A station not authorized this long after associating is given up as a failed join.
 const PENDING_GIVE_UP_MS: u64 = 30_000;
+/// A station missing from a dump is stopped no sooner than this after the dump: its
+/// `DEL_STATION` may still be queued behind the dump, and it is the better witness.
+const VANISHED_HOLD_MS: u64 = 2_000;
 
 /// Settings of the tracker (SPEC §3.2).
 #[derive(Clone, Debug)]
@@ -224,6 +227,17 @@ impl Assoc {
 struct Leaving {
     at: Stamp,
     reason: StopReason,
+    /// Uptime ms before which the stop is not emitted, whatever the grace.
+    not_before_ms: u64,
+}
+
+impl Leaving {
+    fn due_ms(&self, grace_ms: u64) -> u64 {
+        self.at
+            .uptime_ms
+            .saturating_add(grace_ms)
+            .max(self.not_before_ms)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -355,7 +369,7 @@ impl Tracker {
         let sessions = self.sessions.iter().filter_map(|(mac, s)| match s.leaving {
             // A stop held back by a pending rejoin waits for that station's probes.
             Some(_) if self.rejoin_pending(mac, s.ifindex) => None,
-            Some(l) => Some(l.at.uptime_ms.saturating_add(grace)),
+            Some(l) => Some(l.due_ms(grace)),
             None => Some(s.next_update_ms),
         });
         let probes = self.pending.iter().map(|p| p.next_probe_ms);
@@ -441,6 +455,7 @@ impl Tracker {
                 s.leaving = Some(Leaving {
                     at: s.last_seen,
                     reason: StopReason::Vanished,
+                    not_before_ms: now.uptime_ms.saturating_add(VANISHED_HOLD_MS),
                 });
             }
         }
@@ -557,13 +572,18 @@ impl Tracker {
             self.stats.failed_joins += 1;
         }
         if let Some(s) = self.sessions.get_mut(mac) {
-            if s.ifindex == ifindex && s.leaving.is_none() {
+            // A DEL_STATION that comes after a dump already missed the station (it was queued
+            // behind the dump) still says when and how it left.
+            let late_del =
+                st.is_some() && s.leaving.is_some_and(|l| l.reason == StopReason::Vanished);
+            if s.ifindex == ifindex && (s.leaving.is_none() || late_del) {
                 if let Some(st) = st {
                     s.refresh(st, now);
                 }
                 s.leaving = Some(Leaving {
                     at: now,
                     reason: StopReason::Left,
+                    not_before_ms: 0,
                 });
             }
         }
@@ -635,8 +655,7 @@ impl Tracker {
             .iter()
             .filter_map(|(m, s)| Some((*m, s.leaving?, s.ifindex)))
             .filter(|(m, l, ifindex)| {
-                now.uptime_ms >= l.at.uptime_ms.saturating_add(grace)
-                    && !self.rejoin_pending(m, *ifindex)
+                now.uptime_ms >= l.due_ms(grace) && !self.rejoin_pending(m, *ifindex)
             })
             .map(|(m, l, _)| (m, l))
             .collect();

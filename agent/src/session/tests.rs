@@ -244,7 +244,7 @@ fn probes_back_off() {
             probes.push(now - 1000);
         }
     }
-    assert_eq!(probes[..5], [50, 150, 350, 750, 1550]);
+    assert_eq!(probes[..6], [50, 150, 350, 750, 1250, 1750]);
 }
 
 #[test]
@@ -378,9 +378,52 @@ fn station_missing_from_a_dump_vanished_at_the_last_dump_that_had_it() {
         ev.is_empty(),
         "the grace runs from 20 s, the last dump that had it: {ev:?}"
     );
-    let ev = h.events(Input::Tick, 30_000);
+    assert!(
+        h.events(Input::Tick, 30_999).is_empty(),
+        "held for a late DEL_STATION"
+    );
+    let ev = h.events(Input::Tick, 31_000);
     assert_eq!(stop(&ev[0]).reason, StopReason::Vanished);
     assert_eq!(event_time(&ev[0]), EPOCH_MS + 20_000);
+}
+
+/// Regression (e2e `agent_kill`, `publish`): a dump that missed a station before its queued
+/// DEL_STATION was read made the stop `vanished`, up to a poll interval early.
+#[test]
+fn del_station_behind_a_dump_that_missed_it_still_gives_the_leave_time() {
+    let mut h = Harness::new();
+    let a = [sta(MAC_A, 1000, true)];
+    h.events(
+        Input::Dump {
+            ifindex: WLAN0,
+            stations: &a,
+        },
+        10_000,
+    );
+    h.events(
+        Input::Dump {
+            ifindex: WLAN0,
+            stations: &[],
+        },
+        20_000,
+    );
+    let gone = StationInfo {
+        rx_bytes: Some(7000),
+        ..sta(MAC_A, 1000, true)
+    };
+    assert!(h
+        .events(
+            Input::DelStation {
+                ifindex: WLAN0,
+                station: &gone
+            },
+            20_040
+        )
+        .is_empty());
+    let ev = h.events(Input::Tick, 30_040);
+    let s = stop(&ev[0]);
+    assert_eq!((s.reason, s.rx_bytes), (StopReason::Left, 7000));
+    assert_eq!(event_time(&ev[0]), EPOCH_MS + 20_040);
 }
 
 #[test]
