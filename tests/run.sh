@@ -11,7 +11,8 @@
 #   cross       tests/cross/run.sh               (wire + agent on s390x and armv7, Rust 1.85)
 #   package     tests/package/run.sh             (OpenWrt package: Makefile, UCI, .ipk, procd init)
 #   hwsim       tests/hwsim/run-scenarios.sh     (real nl80211 in a mac80211_hwsim VM)
-#   e2e         tests/e2e/run.sh                 (agent in the VM -> mosquitto -> collector)
+#   e2e         tests/e2e/run.sh                 (agents in the VM -> mosquitto -> collector)
+#   fuzz        tests/fuzz/run.sh                (cargo-fuzz targets, FUZZ_SECONDS=30 each)
 #   (a stage whose script is not there yet is reported as skipped)
 #
 # environment:
@@ -83,6 +84,12 @@ optional_stage() {   # optional_stage NAME SCRIPT
 optional_stage package tests/package/run.sh
 optional_stage hwsim tests/hwsim/run-scenarios.sh
 optional_stage e2e tests/e2e/run.sh
+# Fuzzing: every cargo-fuzz target for a bounded time (FUZZ_SECONDS each, default 30 here).
+if [ -f tests/fuzz/run.sh ]; then
+    stage fuzz run_logged "$LOGDIR/fuzz.log" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" bash tests/fuzz/run.sh
+else
+    skip_stage fuzz "tests/fuzz/run.sh not present yet"
+fi
 
 print_stage_summary "test summary (total $(( $(now_s) - t_all )) s)"
 # cargo test's closing lines, all suites together (native and cross):
