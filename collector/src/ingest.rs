@@ -121,6 +121,12 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     rt.block_on(serve(cfg, conn, handle, on_commit))
 }
 
+/// The largest MQTT packet the collector reads. Larger ones make rumqttc drop the connection
+/// and the broker redeliver them forever, so the broker's `max_packet_size` must not exceed it
+/// (docs/mosquitto-wifisess.conf.example sets 266240); payloads over the wire limit that fit
+/// here are read, rejected as too large, and acked.
+const MAX_READ_PACKET_BYTES: usize = 16 * 1024 * 1024;
+
 async fn serve(
     cfg: &Config,
     conn: Connection,
@@ -131,7 +137,7 @@ async fn serve(
     opts.set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
-        .set_max_packet_size(wifisess_wire::limits::MAX_PAYLOAD_BYTES + 4096, 64 * 1024);
+        .set_max_packet_size(MAX_READ_PACKET_BYTES, 64 * 1024);
     if let Some(u) = &cfg.username {
         opts.set_credentials(u, cfg.password.clone().unwrap_or_default());
     }
@@ -185,7 +191,14 @@ async fn serve(
                     let subs = filters.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
                     client.try_subscribe_many(subs).context("queueing the subscription")?;
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
+                Ok(Event::Incoming(Packet::Publish(mut p))) => {
+                    // An oversized payload is still read and acked (else the broker would
+                    // redeliver it forever to the persistent session); only its first bytes
+                    // are queued, enough for the decoder to reject it as too large.
+                    let keep = wifisess_wire::limits::MAX_PAYLOAD_BYTES + 1;
+                    if p.payload.len() > keep {
+                        p.payload = bytes::Bytes::copy_from_slice(&p.payload[..keep]);
+                    }
                     let r = Received { publish: p, receive_ms: now_ms() };
                     if tx.send(r).await.is_err() {
                         log::error!("writer stopped; no longer ingesting");

@@ -426,10 +426,10 @@ fn a_packet_over_the_mqtt_limit_is_stopped_by_the_documented_broker_limit() {
 /// one publish over the collector's packet limit wedges ingest. rumqttc fails the whole
 /// connection on it (`PayloadSizeLimitExceeded`), the persistent session makes the broker
 /// redeliver it after every reconnect, and nothing queued behind it is ever ingested.
-/// Ignored until `collector::ingest` survives it; run with `--ignored` to see it fail.
+/// Regression: the collector now reads packets up to 16 MiB and rejects (and acks) payloads
+/// over the wire limit, so a broker without `max_packet_size` no longer wedges it.
 #[test]
-#[ignore = "known bug: an over-limit packet wedges ingest unless the broker sets max_packet_size"]
-fn bug_oversized_packet_wedges_ingest_on_a_broker_without_max_packet_size() {
+fn oversized_packet_does_not_wedge_ingest_on_a_broker_without_max_packet_size() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("wifisess.db");
