@@ -122,7 +122,7 @@ fn sessions_filters_pagination_csv_and_errors() {
 
 #[test]
 fn devices_status_presence_refresh_metrics_health_and_openapi() {
-    let env = Env::start("");
+    let env = Env::start("[max_open_sessions]\nacme = 2\nbeta = 5\n");
     seed(&env, None);
 
     let d = env.get("/api/v1/devices?organization=acme", None).json();
@@ -185,6 +185,9 @@ fn devices_status_presence_refresh_metrics_health_and_openapi() {
         "wifisess_events_ingested_total 9",
         "wifisess_commit_seconds_bucket{le=\"+Inf\"}",
         "wifisess_seq_gaps{organization=\"acme\"} 0",
+        "wifisess_organization_over_limit{organization=\"acme\"} 1",
+        "wifisess_organization_over_limit{organization=\"beta\"} 0",
+        "wifisess_organizations_over_limit 1",
     ] {
         assert!(m.body.contains(needle), "{needle} missing in\n{}", m.body);
     }

@@ -188,7 +188,8 @@ fn label(v: Option<&str>) -> String {
 pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Response, ApiError> {
     let (now, dangling) = (now_ms(), st.dangling_ms());
     let org = who.organization.clone();
-    let (orgs, counters) = st
+    let limits_cfg = st.cfg.max_open_sessions.clone();
+    let (orgs, counters, limits) = st
         .reader
         .run(move |c| {
             let orgs = store::org_counts(c, org.as_deref(), now, dangling)?;
@@ -197,7 +198,9 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             } else {
                 Vec::new()
             };
-            Ok((orgs, counters))
+            let mut limits = crate::query::org_limits(c, &limits_cfg)?;
+            limits.retain(|l| org.as_deref().is_none_or(|o| o == l.organization));
+            Ok((orgs, counters, limits))
         })
         .await?;
     let mut o = String::with_capacity(4096);
@@ -318,6 +321,33 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             );
         }
     }
+    head(
+        &mut o,
+        "wifisess_organization_over_limit",
+        "gauge",
+        "1 when an organization has more open sessions than its max_open_sessions.",
+    );
+    for l in &limits {
+        let labels = format!("organization=\"{}\"", label(Some(&l.organization)));
+        line(
+            &mut o,
+            "wifisess_organization_over_limit",
+            &labels,
+            i64::from(l.over_limit),
+        );
+    }
+    head(
+        &mut o,
+        "wifisess_organizations_over_limit",
+        "gauge",
+        "Organizations over their max_open_sessions.",
+    );
+    line(
+        &mut o,
+        "wifisess_organizations_over_limit",
+        "",
+        limits.iter().filter(|l| l.over_limit).count() as i64,
+    );
     Ok((
         [(
             header::CONTENT_TYPE,
