@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::error::Context as _;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use wifisess_wire::{InterfaceInfo, Stamp};
 
@@ -234,22 +235,33 @@ impl Source for Nl80211Source {
             .tracker
             .next_deadline()
             .map_or(self.next_poll, |d| d.min(self.next_poll));
-        let msg = tokio::time::timeout(
-            Duration::from_millis(wake.saturating_sub(now)),
-            self.rx.recv(),
-        )
-        .await;
+        // When a deadline is already due, do not wait at all: a zero timeout only fires once
+        // the runtime's timer runs, which a busy `select!` in `run` may postpone.
+        // `None`: nothing arrived before the deadline; `Some(None)`: the event thread ended.
+        // When a deadline is already due, do not wait at all: a zero timeout only fires once
+        // the runtime's timer runs, which a busy `select!` in `run` may postpone.
+        let msg = if wake > now {
+            tokio::time::timeout(Duration::from_millis(wake - now), self.rx.recv())
+                .await
+                .ok()
+        } else {
+            match self.rx.try_recv() {
+                Ok(m) => Some(Some(m)),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => Some(None),
+            }
+        };
         let mut rediscover = false;
         match msg {
-            Ok(Some(m)) => {
+            Some(Some(m)) => {
                 rediscover = self.handle(m, out)?;
                 // Drain what else is queued before the (slower) re-discovery.
                 while let Ok(m) = self.rx.try_recv() {
                     rediscover |= self.handle(m, out)?;
                 }
             }
-            Ok(None) => return Err(crate::error::Error::msg("nl80211 event thread ended")),
-            Err(_) => {}
+            Some(None) => return Err(crate::error::Error::msg("nl80211 event thread ended")),
+            None => {}
         }
         let now = self.clock.uptime_ms();
         // Interfaces too at each poll: cheap, and it catches SSID/frequency changes that
