@@ -119,9 +119,15 @@ mod tests {
     fn chain_and_context_print_on_one_line() {
         let io = std::io::Error::other("disk on fire");
         let r: Result<()> = Err(Outer(io)).context("spool /tmp/x");
-        assert_eq!(r.unwrap_err().to_string(), "spool /tmp/x: outer: disk on fire");
+        assert_eq!(
+            r.unwrap_err().to_string(),
+            "spool /tmp/x: outer: disk on fire"
+        );
         let r: Result<()> = Err(Error::msg("inner")).with_context(|| "a".into());
         assert_eq!(r.unwrap_err().to_string(), "a: inner");
-        assert_eq!(None::<u8>.context("not set").unwrap_err().to_string(), "not set");
+        assert_eq!(
+            None::<u8>.context("not set").unwrap_err().to_string(),
+            "not set"
+        );
     }
 }
