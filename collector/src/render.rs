@@ -79,7 +79,8 @@ fn table(head: &[&str], max: &[usize], rows: &[Vec<String>]) -> String {
 }
 
 /// One CSV field (quoted when it holds a comma, quote or line break).
-fn csv_field(s: &str) -> String {
+/// One CSV cell with RFC 4180 quoting.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -134,38 +135,38 @@ pub const SESSION_FIELDS: [&str; 20] = [
     "stop_reason",
 ];
 
+/// A session's values in the order of [`SESSION_FIELDS`], as CSV cells (unquoted).
+pub fn session_cells(r: &SessionRow) -> [String; 20] {
+    [
+        r.id.clone(),
+        r.device_id.clone(),
+        o(&r.device_name),
+        o(&r.organization),
+        o(&r.group),
+        o(&r.mac),
+        o(&r.ssid),
+        o(&r.ifname),
+        o(&r.bssid),
+        o(&r.freq_mhz),
+        r.start.clone(),
+        o(&r.stop),
+        r.duration_s.to_string(),
+        r.last_seen.clone(),
+        o(&r.last_activity),
+        r.dangling.to_string(),
+        r.rx_bytes.to_string(),
+        r.tx_bytes.to_string(),
+        o(&r.signal_avg),
+        o(&r.stop_reason),
+    ]
+}
+
 /// Sessions in `format`.
 pub fn sessions(rows: &[SessionRow], format: Format) -> String {
     match format {
         Format::Json => json_lines(rows),
         Format::Csv => {
-            let body: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.id.clone(),
-                        r.device_id.clone(),
-                        o(&r.device_name),
-                        o(&r.organization),
-                        o(&r.group),
-                        o(&r.mac),
-                        o(&r.ssid),
-                        o(&r.ifname),
-                        o(&r.bssid),
-                        o(&r.freq_mhz),
-                        r.start.clone(),
-                        o(&r.stop),
-                        r.duration_s.to_string(),
-                        r.last_seen.clone(),
-                        o(&r.last_activity),
-                        r.dangling.to_string(),
-                        r.rx_bytes.to_string(),
-                        r.tx_bytes.to_string(),
-                        o(&r.signal_avg),
-                        o(&r.stop_reason),
-                    ]
-                })
-                .collect();
+            let body: Vec<Vec<String>> = rows.iter().map(|r| session_cells(r).to_vec()).collect();
             csv(&SESSION_FIELDS, &body)
         }
         Format::Table => {

@@ -151,54 +151,23 @@ pub async fn sessions(
     }
 }
 
-/// Column names of the CSV export (the JSON fields, same order).
-pub const CSV_HEADER: &str = "id,device_id,device_name,organization,group,mac,ssid,ifname,bssid,\
-freq_mhz,start,stop,duration_s,last_seen,last_activity,dangling,rx_bytes,tx_bytes,signal_avg,\
-stop_reason,stop_inferred,times_corrected\n";
-
-fn csv_field(out: &mut String, v: &str) {
-    if v.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&v.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(v);
-    }
+/// Column names of the CSV export: the session fields of SPEC §5.3 (as the CLI's CSV), then
+/// whether the stop was inferred and whether the times were corrected.
+fn csv_header() -> String {
+    let mut h = crate::render::SESSION_FIELDS.join(",");
+    h.push_str(",stop_inferred,times_corrected\n");
+    h
 }
 
 /// One session as a CSV line (RFC 4180 quoting).
 pub fn csv_line(out: &mut String, r: &SessionRow) {
-    let o = |v: &Option<String>| v.clone().unwrap_or_default();
-    let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
-    let cells = [
-        r.id.clone(),
-        r.device_id.clone(),
-        o(&r.device_name),
-        o(&r.organization),
-        o(&r.group),
-        o(&r.mac),
-        o(&r.ssid),
-        o(&r.ifname),
-        o(&r.bssid),
-        n(r.freq_mhz),
-        r.start.clone(),
-        o(&r.stop),
-        r.duration_s.to_string(),
-        r.last_seen.clone(),
-        o(&r.last_activity),
-        r.dangling.to_string(),
-        r.rx_bytes.to_string(),
-        r.tx_bytes.to_string(),
-        n(r.signal_avg),
-        o(&r.stop_reason),
-        r.stop_inferred.to_string(),
-        r.times_corrected.to_string(),
-    ];
-    for (i, c) in cells.iter().enumerate() {
+    let cells = crate::render::session_cells(r);
+    let extra = [r.stop_inferred.to_string(), r.times_corrected.to_string()];
+    for (i, c) in cells.iter().chain(extra.iter()).enumerate() {
         if i > 0 {
             out.push(',');
         }
-        csv_field(out, c);
+        out.push_str(&crate::render::csv_field(c));
     }
     out.push('\n');
 }
@@ -216,10 +185,7 @@ fn csv_response(
     let dangling = st.dangling_ms();
     tokio::task::spawn_blocking(move || {
         let r = st.reader.with(|c| {
-            if tx
-                .blocking_send(Bytes::from_static(CSV_HEADER.as_bytes()))
-                .is_err()
-            {
+            if tx.blocking_send(Bytes::from(csv_header())).is_err() {
                 return Ok(());
             }
             let mut filter = filter;
