@@ -921,8 +921,11 @@ pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), S
     refresh_device(tx, device)
 }
 
-/// Adds to `boots` the boots whose sessions' reboot rule may have changed: the previously
-/// newest boot when a newer one appeared, and `boot` itself when it is not the newest.
+/// Adds to `boots` the boots whose sessions' reboot rule may have changed: when the newest
+/// boot changed, both the previous one (its sessions now end at a reboot) and the new one
+/// (its sessions may have been closed by that rule while another boot looked newer: an old
+/// boot's late event can move that boot's first-seen time back); and `boot` itself when it
+/// is not the newest.
 fn stale_boots(
     tx: &Transaction,
     device: &str,
@@ -931,10 +934,9 @@ fn stale_boots(
     boots: &mut BTreeSet<String>,
 ) -> Result<(), StoreError> {
     let after = newest_boot(tx, device)?;
-    if let Some(b) = before {
-        if after.as_deref() != Some(b.as_str()) {
-            boots.insert(b);
-        }
+    if after != before {
+        boots.extend(before);
+        boots.extend(after.clone());
     }
     if after.as_deref() != Some(boot) {
         boots.insert(boot.to_owned());

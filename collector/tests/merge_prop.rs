@@ -297,3 +297,108 @@ proptest! {
         prop_assert_eq!(dup_open, 0);
     }
 }
+
+/// Found by the `collector_merge` fuzz target: a late event of an old boot moved that boot's
+/// first-seen time back, so another boot became the device's newest, but only the previous
+/// newest boot's sessions were re-derived. The new newest boot's session kept the
+/// `device_reboot` stop it had been given while the other boot looked newer, until the same
+/// messages were applied again.
+#[test]
+fn a_boot_that_becomes_the_newest_reopens_its_sessions() {
+    const T0: u64 = 1_750_000_000_000;
+    let batch = |boot: u8, up: u64, e: Event| {
+        let mut b = Batch {
+            device_id: "ap1".into(),
+            boot_id: BootId([boot; 16]),
+            agent_epoch: 1,
+            base_wall_ms: 0,
+            base_uptime_ms: 0,
+            clock_synced: true,
+            events: Vec::new(),
+        };
+        let at = Stamp {
+            wall_ms: T0 + up,
+            uptime_ms: up,
+        };
+        b.set_base(at);
+        assert!(b.push(at, e));
+        b
+    };
+    // Boot 1 reports late in its life, boot 2 early in its life, then boot 1's first event
+    // arrives: boot 2 (first seen after boot 1's first event) is the newest after all.
+    let msgs = [
+        (
+            batch(
+                1,
+                3_251_200,
+                Event::Sync(Sync {
+                    seq: 96,
+                    at: Default::default(),
+                    ids: vec![SessionId(1)],
+                }),
+            ),
+            T0 as i64,
+        ),
+        (
+            batch(
+                2,
+                12_800,
+                Event::Update(Update {
+                    seq: 109,
+                    at: Default::default(),
+                    id: SessionId(2),
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                    rx_packets: 0,
+                    tx_packets: 0,
+                    signal_avg_dbm: None,
+                    inactive_ms: None,
+                }),
+            ),
+            T0 as i64 + 180_000,
+        ),
+        (
+            batch(
+                1,
+                0,
+                Event::Start(Start {
+                    seq: 1,
+                    at: Default::default(),
+                    id: SessionId(1),
+                    mac: MacAddr([2, 0, 0, 0, 0, 3]),
+                    ifname: "phy1-ap0".into(),
+                    ssid: b"fuzz".to_vec(),
+                    bssid: MacAddr([4, 0, 0, 0, 0, 1]),
+                    freq_mhz: 5180,
+                    age_ms: 15_500,
+                    signal_dbm: Some(-50),
+                }),
+            ),
+            T0 as i64 + 180_000,
+        ),
+    ];
+    let refs: Vec<&(Batch, i64)> = msgs.iter().collect();
+    let mut c = db();
+    apply(&mut c, &refs);
+    let stop = |c: &Connection, id: i64| -> (Option<i64>, Option<String>) {
+        c.query_row(
+            "SELECT stop_ms, stop_reason FROM sessions WHERE device_id = 'ap1' AND id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        stop(&c, 2),
+        (None, None),
+        "boot 2 is the newest: its session is open"
+    );
+    assert_eq!(stop(&c, 1).1.as_deref(), Some("device_reboot"));
+    let once = snapshot(&c);
+    apply(&mut c, &refs);
+    assert_eq!(
+        once,
+        snapshot(&c),
+        "applying the same messages again changed rows"
+    );
+}

@@ -76,7 +76,10 @@ seeds() {   # seeds TARGET DIR: (re)writes the seed corpus of one target
         collector_merge)
             # Structured input: any bytes are a valid stream; a few fixed ones to start from.
             printf '\x00\x01\x00\x00\x10\x00\x00\x00\x20\x01\x00\x01\x00\x04\x00\x00\x03\x00\x08\xff' >"$dir/start-update-stop-sync"
-            printf '\x1a\x05\x00\x00\x10\x00\x00\x04\x00\x20\x00\x00\x06\x00\x30\x00\x00\x02\x03\x00\x40\x00\x01' >"$dir/two-boots" ;;
+            printf '\x1a\x05\x00\x00\x10\x00\x00\x04\x00\x20\x00\x00\x06\x00\x30\x00\x00\x02\x03\x00\x40\x00\x01' >"$dir/two-boots"
+            # Regression (CI, 2026-11-22): an old boot's late first event makes another boot
+            # the newest; that boot's sessions must reopen (collector/tests/merge_prop.rs).
+            printf '\x00\x5f\x67\xfe\x00\x74\x61\x62\x6c\x65\x01\x00\x00\x00\x00\x00\x00\x00\x00\x10\xff' >"$dir/newest-boot-moves" ;;
     esac
 }
 
