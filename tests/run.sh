@@ -7,6 +7,8 @@
 # but makes the run fail):
 #   deps        tests/install-deps.sh            (apt/pip installs; quick when all is there)
 #   cargo-test  cargo test --workspace           (unit + integration tests, real mosquitto)
+#   cargo-test-tls  cargo test -p wifisess-agent --features tls --test mqtt_tls
+#                                                (the agent over TLS, CA made with openssl)
 #   golden      python3 wire/golden/crosscheck.py (golden CBOR vectors vs Python cbor2)
 #   cross       tests/cross/run.sh               (wire + agent on s390x and armv7, Rust 1.85)
 #   package     tests/package/run.sh             (OpenWrt package: Makefile, UCI, .ipk, procd init)
@@ -47,6 +49,17 @@ cargo_test() {
     return "$rc"
 }
 
+# The TLS test (agent/tests/mqtt_tls.rs) needs the agent built with `--features tls`, which the
+# workspace run above does not enable: the agent binary with rustls against a TLS mosquitto.
+cargo_test_tls() {
+    local rc=0 locked=()
+    [ "${CI:-}" = true ] && locked=(--locked)
+    run_logged "$LOGDIR/cargo-test-tls.log" \
+        cargo test -p wifisess-agent --features tls "${locked[@]}" --test mqtt_tls || rc=$?
+    grep -E '^test result:' "$LOGDIR/cargo-test-tls.log" >>"$LOGDIR/cargo-results.txt" || true
+    return "$rc"
+}
+
 cross() {
     local rc=0
     run_logged "$LOGDIR/cross.log" bash tests/cross/run.sh || rc=$?
@@ -68,6 +81,7 @@ if [ "$failed" -ne 0 ]; then
     die "installing the test dependencies failed; not running the tests"
 fi
 stage cargo-test cargo_test
+stage cargo-test-tls cargo_test_tls
 if [ -f wire/golden/crosscheck.py ]; then
     stage golden run_logged "$LOGDIR/golden.log" python3 wire/golden/crosscheck.py
 else

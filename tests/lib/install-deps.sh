@@ -4,7 +4,8 @@
 # missing. Safe to run on every test run and in CI (no prompts, quiet output, one line per step).
 #
 # usage: tests/lib/install-deps.sh [GROUP...]      (default: all groups)
-#   services  mosquitto, mosquitto-clients, sqlite3, netcat-openbsd      (cargo test --workspace)
+#   services  mosquitto, mosquitto-clients, sqlite3, netcat-openbsd, openssl
+#             (cargo test --workspace; openssl makes the CA of agent/tests/mqtt_tls.rs)
 #   vmlab     qemu-system-x86, hostapd, wpasupplicant, iw, busybox-static, cpio, netcat-openbsd
 #             (tests/hwsim: the mac80211_hwsim VM lab)
 #   browser   chromium                                                   (dashboard tests)
@@ -122,7 +123,7 @@ ensure_pkgs() {
 # groups
 
 group_services() {
-    ensure_pkgs services mosquitto mosquitto-clients sqlite3 netcat-openbsd
+    ensure_pkgs services mosquitto mosquitto-clients sqlite3 netcat-openbsd openssl
     # The tests start their own brokers on free ports; Debian's package also starts a system
     # broker on 1883 where systemd runs. Leave it alone: nothing of ours uses port 1883.
     command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || die "mosquitto missing after install"
