@@ -224,8 +224,9 @@ class Console:
     def __init__(self):
         self.epoch = -1              # clock epoch: a new one per boot and per CLOCKSET
         self.offsets = {}            # epoch -> [host_recv - vm_wall]
-        self.begin = {}
+        self.begin = {}              # scenario -> host time (receive time until settle())
         self.end = {}
+        self.marks = {}              # ("begin"|"end", scenario) -> (epoch, vm_wall)
         self.hapd = []               # (epoch, ap, vm_ts, kind, mac)
         self.snapshots = {}
         self.rss = {}
@@ -245,6 +246,15 @@ class Console:
     def to_host(self, epoch, vm_ts):
         o = self.offset(epoch)
         return None if o is None else vm_ts + o
+
+    def settle(self):
+        """Replaces the markers' receive times with their VM times mapped to the host clock.
+        The console can deliver a line seconds late on a loaded host; a late END would make a
+        scenario's window swallow the first session of the next one."""
+        for (what, name), (epoch, vm_ts) in self.marks.items():
+            h = self.to_host(epoch, vm_ts)
+            if h is not None:
+                (self.begin if what == "begin" else self.end)[name] = h
 
 
 def run_boot(name, script, host, console, logdir, timeout):
@@ -316,9 +326,13 @@ def handle_line(line, now, host, c):
         c.new_epoch()
     elif what == "BEGIN":
         c.begin[w[2]] = now
+        if len(w) > 3:
+            c.marks[("begin", w[2])] = (c.epoch, float(w[3]))
         log("scenario %s: begin" % w[2])
     elif what == "END":
         c.end[w[2]] = now
+        if len(w) > 3:
+            c.marks[("end", w[2])] = (c.epoch, float(w[3]))
         t = now - c.begin.get(w[2], now)
         log("scenario %s: end (%.0f s in the VM)" % (w[2], t))
     elif what == "HOST":
@@ -433,9 +447,16 @@ def hostapd_sessions(c, ap, mc, t0, t1):
     return merged
 
 
+def window(c, name):
+    """A scenario's time window on the host clock: from 1 s before its BEGIN (the markers' VM
+    times are mapped with the minimum console delay, which can be off by a little) to its END.
+    No slack after END: every scenario ends with a quiet period (clients gone, >= 12 s), and
+    the next scenario's first association comes right after the next BEGIN."""
+    return c.begin.get(name, 0) - 1, c.end.get(name, time.time())
+
+
 def rows_in(rows, c, name, macs):
-    t0 = c.begin.get(name, 0) - 3
-    t1 = c.end.get(name, time.time()) + 3
+    t0, t1 = window(c, name)
     out = []
     for r in rows:
         st = parse_time(r["start"])
@@ -452,8 +473,7 @@ def expect_sessions(res, c, rows, expected, reasons=("left",), accuracy=True, li
     mine = rows_in(rows, c, name, macs)
     res.expected += sum(expected.values())
     res.stored += len(mine)
-    t0 = c.begin.get(name, 0) - 3
-    t1 = c.end.get(name, time.time()) + 3
+    t0, t1 = window(c, name)
     for (dev, k), n in sorted(expected.items()):
         got = sorted([r for r in mine if r["device_id"] == dev and r["mac"] == mac(k)],
                      key=lambda r: r["start"])
@@ -510,6 +530,7 @@ def by_id(rows):
 
 
 def evaluate(names, host, c):
+    c.settle()
     ACC.clear()
     rows = host.sessions()
     decoded = host.decoded()
@@ -565,7 +586,7 @@ def check_churn(res, c, rows, decoded, host):
 
 def check_rejoin(res, c, rows, decoded, host):
     mine = expect_sessions(res, c, rows, {("e2e-ap1", 2): 2})
-    hs = hostapd_sessions(c, "ap1", mac(2), c.begin["rejoin"] - 3, c.end["rejoin"] + 3)
+    hs = hostapd_sessions(c, "ap1", mac(2), *window(c, "rejoin"))
     res.check(len(hs) == 2 and hs[0]["flaps"] == 1 and hs[1]["flaps"] == 0,
               "hostapd: expected a flap (rejoin within the grace) then a separate session, got %s"
               % [(h["flaps"]) for h in hs])

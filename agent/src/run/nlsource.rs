@@ -111,9 +111,21 @@ impl Nl80211Source {
         let mut i = 0;
         while i < outs.len() {
             match outs[i].clone() {
-                Output::Event(t) => out.push(t),
+                Output::Event(t) => {
+                    let (kind, id) = describe(&t.event);
+                    log::debug!("tracker: {kind} {id:016x}");
+                    out.push(t)
+                }
                 Output::Probe { ifindex, mac } => match self.nl.station(ifindex, mac) {
                     Ok(st) => {
+                        log::debug!(
+                            "probe {mac} on ifindex {ifindex}: {}",
+                            match &st {
+                                None => "gone",
+                                Some(s) if s.authorized == Some(true) => "authorized",
+                                Some(_) => "not authorized",
+                            }
+                        );
                         let input = Input::Probed {
                             ifindex,
                             mac,
@@ -185,6 +197,12 @@ impl Nl80211Source {
     fn on_event(&mut self, ev: Event, out: &mut Vec<Timed>) -> bool {
         match ev {
             Event::NewStation(m) if self.watched(m.ifindex) => {
+                log::debug!(
+                    "NEW_STATION {} on ifindex {} (authorized: {:?})",
+                    m.station.mac,
+                    m.ifindex,
+                    m.station.authorized
+                );
                 if self.incomplete(m.ifindex) {
                     self.refresh_interfaces(out);
                 }
@@ -196,13 +214,16 @@ impl Nl80211Source {
                     out,
                 )
             }
-            Event::DelStation(m) if self.watched(m.ifindex) => self.feed(
-                Input::DelStation {
-                    ifindex: m.ifindex,
-                    station: &m.station,
-                },
-                out,
-            ),
+            Event::DelStation(m) if self.watched(m.ifindex) => {
+                log::debug!("DEL_STATION {} on ifindex {}", m.station.mac, m.ifindex);
+                self.feed(
+                    Input::DelStation {
+                        ifindex: m.ifindex,
+                        station: &m.station,
+                    },
+                    out,
+                )
+            }
             Event::InterfaceChanged { .. } => return true,
             _ => {}
         }
@@ -223,6 +244,18 @@ impl Nl80211Source {
     }
 }
 
+/// An event's kind and session id (0 for a sync), for the debug log.
+fn describe(e: &wifisess_wire::Event) -> (&'static str, u64) {
+    use wifisess_wire::Event as W;
+    match e {
+        W::Start(s) => ("start", s.id.0),
+        W::Update(u) => ("update", u.id.0),
+        W::Stop(s) => ("stop", s.id.0),
+        W::Sync(_) => ("sync", 0),
+        _ => ("unknown", 0),
+    }
+}
+
 impl Source for Nl80211Source {
     async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
         if !self.started {
@@ -238,8 +271,6 @@ impl Source for Nl80211Source {
         // When a deadline is already due, do not wait at all: a zero timeout only fires once
         // the runtime's timer runs, which a busy `select!` in `run` may postpone.
         // `None`: nothing arrived before the deadline; `Some(None)`: the event thread ended.
-        // When a deadline is already due, do not wait at all: a zero timeout only fires once
-        // the runtime's timer runs, which a busy `select!` in `run` may postpone.
         let msg = if wake > now {
             tokio::time::timeout(Duration::from_millis(wake - now), self.rx.recv())
                 .await

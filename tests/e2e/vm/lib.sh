@@ -7,7 +7,9 @@
 #
 # Talking to the host: lines on the console starting with "E2E " are read by the harness as
 # they appear (lab.sh's console is line-buffered):
-#   E2E BEGIN NAME / E2E END NAME      scenario window
+#   E2E BEGIN NAME SECS.USECS / E2E END NAME SECS.USECS
+#                                      scenario window, on the VM's clock (the host maps it
+#                                      with the clock offset: the console can lag by seconds)
 #   E2E HOST ACTION                    the host does ACTION now (broker-stop, broker-start,
 #                                      collector-kill, collector-start)
 #   E2E SNAPSHOT NAME [DEV/K..]        the host stores `sessions --format json` (see snapshot)
@@ -26,8 +28,8 @@ INACTIVITY=10
 e2e() { echo "E2E $*"; }
 vmclock() { adjtimex | awk '/tv_sec/{s=$2} /tv_usec/{u=$2} END{printf "%d.%06d", s, u}'; }
 clockmark() { echo "E2E CLOCK $(vmclock)"; }
-begin() { clockmark; e2e BEGIN "$1"; say "== scenario $1"; }
-end() { dump_hostapd; clockmark; e2e END "$1"; }
+begin() { clockmark; e2e BEGIN "$1" "$(vmclock)"; say "== scenario $1"; }
+end() { dump_hostapd; clockmark; e2e END "$1" "$(vmclock)"; }
 host() { e2e HOST "$1"; sleep 0.5; }
 # snapshot NAME [DEVICE/K...]: the host stores the sessions once each DEVICE has an open
 # session of client wlanK (polling up to ~6 s); the VM waits for it.
@@ -62,7 +64,7 @@ config agent 'agent'
 	option rejoin_grace '$GRACE'
 	option interim_interval '10'
 	option poll_interval '10'
-	option log_level 'info'
+	option log_level 'debug'
 EOC
 }
 
@@ -115,9 +117,13 @@ flap() {
     wpa_cli -i "$1" reconnect >/dev/null
     wait_up 20 "$1"
 }
-# agent_logs: the agents' logs (info and up) on the console.
+# agent_logs: the agents' logs on the console (debug level: the kernel's station events,
+# probes and the tracker's events; without the per-batch publish/puback lines).
 agent_logs() {
-    for n in 1 2; do echo "----- agent $n"; grep -v ': debug: ' /tmp/agent-ap$n.log | tail -n 80; done
+    for n in 1 2; do
+        echo "----- agent $n"
+        grep -v -e ': debug: publishing a batch' -e ': debug: puback ' /tmp/agent-ap$n.log | tail -n 600
+    done
 }
 # roam IF BSSID: a scan, then wpa_cli roam to BSSID (the network is re-pinned to it first).
 roam() {
