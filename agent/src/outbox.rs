@@ -2,20 +2,22 @@
 //! PUBACK for the publish that carried it. Pure: no I/O, no clock (times are passed in).
 //!
 //! Life of an event: [`Outbox::push`] gives it `(agent_epoch, seq)` and queues it as pending;
-//! [`Outbox::take_batch`] puts pending events into a [`Batch`] and marks them in flight under a
-//! [`BatchId`]; the publisher reports the MQTT packet id of that publish with
-//! [`Outbox::sent`], and [`Outbox::acked`] releases the events when the broker's PUBACK for that
-//! packet id arrives. [`Outbox::disconnected`] turns everything in flight back into pending, so
+//! [`Outbox::take_batch`] puts pending events into a [`Batch`](wifisess_wire::Batch) and marks
+//! them in flight under a [`BatchId`]; the publisher reports the MQTT packet id of that publish
+//! with [`Outbox::sent`], and [`Outbox::acked`] releases the events when the broker's PUBACK for
+//! that packet id arrives. [`Outbox::disconnected`] turns everything in flight back into pending, so
 //! it is re-sent on the next connection (the MQTT session is clean: the client library keeps
 //! nothing across connections, the outbox does).
 //!
-//! The spool ([`Outbox::to_spool`], [`Outbox::restore`]) is the unacknowledged outbox written
-//! at shutdown: events keep their original epoch, seq and times, and are re-published as
-//! batches of their original epoch and boot id.
+//! Events are held as [`RawEvent`]s, encoded once when accepted; a batch is written around
+//! them. The spool ([`Outbox::to_spool`], [`Outbox::restore`]) is the unacknowledged outbox
+//! written at shutdown, one framed record per event holding its raw encoding, so restoring
+//! needs no CBOR decoder: events keep their original epoch, seq and times, and are
+//! re-published as batches of their original epoch and boot id.
 
 use std::collections::VecDeque;
 
-use wifisess_wire::{decode_batch, encode_batch, Batch, BootId, Event, Stamp};
+use wifisess_wire::{BatchHead, BatchWriter, BootId, Offset, RawEvent, Stamp};
 
 use crate::session::Timed;
 
@@ -63,7 +65,7 @@ struct Entry {
     queued_ms: Option<u64>,
     /// The batch carrying it, while in flight.
     batch: Option<BatchId>,
-    event: Event,
+    event: RawEvent,
 }
 
 /// A batch handed out in one publish.
@@ -85,27 +87,46 @@ pub struct Outgoing {
     pub events: usize,
 }
 
-/// Why a spool file could not be restored (the caller renames it aside and goes on).
-#[derive(Debug, thiserror::Error)]
+/// Why a spool file could not be restored, or not completely (the caller renames it aside
+/// and goes on).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpoolError {
     /// The file does not start with the spool magic.
     #[error("not a wifisess spool (bad magic)")]
     BadMagic,
+    /// The file is a spool of the format older agents wrote (CBOR batches).
+    #[error("a spool of an older agent version (format 1), not restored")]
+    OldFormat,
     /// The file ends before the end marker.
     #[error("spool truncated at byte {0}")]
     Truncated(usize),
-    /// A record is not a valid wire batch.
-    #[error("spool record at byte {at}: {err}")]
-    Record {
-        /// Byte offset of the record.
-        at: usize,
-        /// The decoder's complaint.
-        err: wifisess_wire::DecodeError,
-    },
+    /// A record's checksum or field count is wrong.
+    #[error("spool record at byte {0} is corrupt")]
+    Corrupt(usize),
 }
 
-/// The first bytes of a spool file (format version 1).
-pub const SPOOL_MAGIC: &[u8; 8] = b"WSSPOOL1";
+/// What [`Outbox::restore`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Restored {
+    /// Events put back into the outbox: every record before `error`.
+    pub events: usize,
+    /// Where the spool stopped being valid, if it did.
+    pub error: Option<SpoolError>,
+}
+
+/// The first bytes of a spool file (format version 2).
+pub const SPOOL_MAGIC: &[u8; 8] = b"WSSPOOL2";
+
+/// Bytes of a spool record before the event's raw encoding: epoch, boot id, seq, wall and
+/// uptime ms, clock-synced flag, kind, field count.
+const RECORD_HEAD: usize = 4 + 16 + 8 + 8 + 8 + 3;
+
+/// FNV-1a, 32 bits: a spool record's checksum (catches corruption, not an adversary).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
 
 /// The outbox. See the module documentation.
 #[derive(Debug)]
@@ -184,8 +205,7 @@ impl Outbox {
     pub fn push(&mut self, t: Timed, synced: bool, now_ms: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let mut event = t.event;
-        event.set_seq(seq);
+        let event = RawEvent::new(&t.event);
         self.insert(Entry {
             epoch: self.epoch,
             seq,
@@ -287,25 +307,22 @@ impl Outbox {
     /// Encodes the entries at `idx` (same epoch, consecutive) as one wire batch.
     fn encode(&self, device_id: &str, idx: &[usize]) -> Vec<u8> {
         let first = &self.entries[idx[0]];
-        let mut b = Batch {
-            device_id: device_id.into(),
+        let head = BatchHead {
+            device_id,
             boot_id: self.boot_of(first.epoch),
             agent_epoch: first.epoch,
-            base_wall_ms: 0,
-            base_uptime_ms: 0,
+            base: first.at,
             clock_synced: first.synced,
-            events: Vec::with_capacity(idx.len()),
         };
-        b.set_base(first.at);
+        let mut w = BatchWriter::new(&head, idx.len());
         for &i in idx {
             let e = &self.entries[i];
             // Offsets between two u64 millisecond clocks of one device always fit an i64
             // unless a clock is absurd; such an event goes out with the base time.
-            if !b.push(e.at, e.event.clone()) {
-                b.push(first.at, e.event.clone());
-            }
+            let at = Offset::between(first.at, e.at).unwrap_or_default();
+            w.push(e.seq, at, &e.event);
         }
-        encode_batch(&b)
+        w.finish()
     }
 
     fn boot_of(&self, epoch: u32) -> BootId {
@@ -351,100 +368,113 @@ impl Outbox {
         }
     }
 
-    /// The unacknowledged outbox as a spool file: [`SPOOL_MAGIC`], then records of a 4-byte
-    /// big-endian length and a wire-v1 CBOR [`Batch`] (one per run of events with the same
-    /// epoch and clock state, at most `max_batch_events` each), then a zero length.
-    pub fn to_spool(&self, device_id: &str) -> Vec<u8> {
+    /// The unacknowledged outbox as a spool file: [`SPOOL_MAGIC`], then one record per event
+    /// (a 4-byte big-endian length, the record, its 4-byte big-endian FNV-1a checksum), then
+    /// a zero length. A record is the epoch (4 bytes), the boot id of that epoch (16), seq,
+    /// wall ms, uptime ms (8 each, big-endian), the clock-synced flag, the kind and field
+    /// count of the [`RawEvent`] (1 each) and its encoded fields.
+    pub fn to_spool(&self) -> Vec<u8> {
         let mut out = SPOOL_MAGIC.to_vec();
-        let mut i = 0;
-        while i < self.entries.len() {
-            let (epoch, synced) = (self.entries[i].epoch, self.entries[i].synced);
-            let mut j = i + 1;
-            while j < self.entries.len()
-                && j - i < self.cfg.max_batch_events
-                && self.entries[j].epoch == epoch
-                && self.entries[j].synced == synced
-            {
-                j += 1;
+        let mut rec = Vec::new();
+        for e in &self.entries {
+            let (kind, fields, rest) = e.event.parts();
+            rec.clear();
+            rec.extend_from_slice(&e.epoch.to_be_bytes());
+            rec.extend_from_slice(&self.boot_of(e.epoch).0);
+            for v in [e.seq, e.at.wall_ms, e.at.uptime_ms] {
+                rec.extend_from_slice(&v.to_be_bytes());
             }
-            let idx: Vec<usize> = (i..j).collect();
-            let rec = self.encode(device_id, &idx);
+            rec.extend_from_slice(&[u8::from(e.synced), kind, fields]);
+            rec.extend_from_slice(rest);
             out.extend_from_slice(&(rec.len() as u32).to_be_bytes());
             out.extend_from_slice(&rec);
-            i = j;
+            out.extend_from_slice(&fnv1a(&rec).to_be_bytes());
         }
         out.extend_from_slice(&0u32.to_be_bytes());
         out
     }
 
     /// Puts the events of a spool back in front of this run's events, pending, with their
-    /// original epoch, seq and time. Returns how many were restored. If the spool holds more
-    /// than the capacity, the overflow policy drops (and counts) as usual.
-    ///
-    /// # Errors
-    /// The spool is not valid; nothing is restored then.
-    pub fn restore(&mut self, spool: &[u8]) -> Result<usize, SpoolError> {
-        let batches = parse_spool(spool)?;
+    /// original epoch, seq and time. If the spool holds more than the capacity, the overflow
+    /// policy drops (and counts) as usual. A spool that is invalid from some record on
+    /// (truncated, corrupt) still gives back every event before that record, and says where
+    /// it stopped in [`Restored::error`].
+    pub fn restore(&mut self, spool: &[u8]) -> Restored {
         let mut restored = Vec::new();
-        for b in &batches {
-            if b.agent_epoch != self.epoch && !self.boots.iter().any(|(e, _)| *e == b.agent_epoch) {
-                self.boots.push((b.agent_epoch, b.boot_id));
-            }
-            for ev in &b.events {
-                if matches!(ev, Event::Unknown { .. }) {
-                    continue;
-                }
-                let at = b.stamp_of(ev).unwrap_or(b.base());
-                restored.push(Entry {
-                    epoch: b.agent_epoch,
-                    seq: ev.seq(),
-                    at,
-                    synced: b.clock_synced,
-                    queued_ms: None,
-                    batch: None,
-                    event: ev.clone(),
-                });
-            }
-        }
-        let n = restored.len();
+        let error = self.parse_spool(spool, &mut restored).err();
+        let events = restored.len();
         let current: Vec<Entry> = self.entries.drain(..).collect();
         for e in restored.into_iter().chain(current) {
             self.insert(e);
         }
-        Ok(n)
+        Restored { events, error }
     }
-}
 
-/// Splits a spool file into its batches.
-fn parse_spool(spool: &[u8]) -> Result<Vec<Batch>, SpoolError> {
-    let rest = spool
-        .strip_prefix(SPOOL_MAGIC.as_slice())
-        .ok_or(SpoolError::BadMagic)?;
-    let mut pos = SPOOL_MAGIC.len();
-    let mut rest = rest;
-    let mut out = Vec::new();
-    loop {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .ok_or(SpoolError::Truncated(pos))?;
-        let len = u32::from_be_bytes(*len) as usize;
-        if len == 0 {
-            return Ok(out);
+    /// Reads the records of `spool` into `out` until the end marker or the first bad record.
+    fn parse_spool(&mut self, spool: &[u8], out: &mut Vec<Entry>) -> Result<(), SpoolError> {
+        let Some(mut rest) = spool.strip_prefix(SPOOL_MAGIC.as_slice()) else {
+            return Err(if spool.starts_with(b"WSSPOOL1") {
+                SpoolError::OldFormat
+            } else {
+                SpoolError::BadMagic
+            });
+        };
+        let mut pos = SPOOL_MAGIC.len();
+        loop {
+            let (len, tail) = rest
+                .split_first_chunk::<4>()
+                .ok_or(SpoolError::Truncated(pos))?;
+            let len = u32::from_be_bytes(*len) as usize;
+            if len == 0 {
+                return Ok(());
+            }
+            if tail.len().saturating_sub(4) < len {
+                return Err(SpoolError::Truncated(pos));
+            }
+            let (rec, tail) = tail.split_at(len);
+            let (sum, tail) = tail.split_at(4);
+            let e = (len >= RECORD_HEAD && sum == fnv1a(rec).to_be_bytes())
+                .then(|| self.record(rec))
+                .flatten()
+                .ok_or(SpoolError::Corrupt(pos))?;
+            out.push(e);
+            pos += 4 + len + 4;
+            rest = tail;
         }
-        if tail.len() < len {
-            return Err(SpoolError::Truncated(pos));
+    }
+
+    /// One spool record (at least [`RECORD_HEAD`] bytes) as a pending entry; remembers the
+    /// boot id of an earlier epoch.
+    fn record(&mut self, rec: &[u8]) -> Option<Entry> {
+        let (head, rest) = rec.split_at(RECORD_HEAD);
+        let u64_at = |i: usize| u64::from_be_bytes(head[i..i + 8].try_into().unwrap_or_default());
+        let epoch = u32::from_be_bytes(head[..4].try_into().ok()?);
+        let boot = BootId(head[4..20].try_into().ok()?);
+        let event = RawEvent::from_parts(head[45], head[46], rest.to_vec())?;
+        if epoch != self.epoch && !self.boots.iter().any(|(e, _)| *e == epoch) {
+            self.boots.push((epoch, boot));
         }
-        let b = decode_batch(&tail[..len]).map_err(|err| SpoolError::Record { at: pos, err })?;
-        out.push(b);
-        pos += 4 + len;
-        rest = &tail[len..];
+        Some(Entry {
+            epoch,
+            seq: u64_at(20),
+            at: Stamp {
+                wall_ms: u64_at(28),
+                uptime_ms: u64_at(36),
+            },
+            synced: head[44] != 0,
+            queued_ms: None,
+            batch: None,
+            event,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wifisess_wire::{MacAddr, SessionId, Start, Stop, StopReason, Sync, Update};
+    use wifisess_wire::{
+        decode_batch, Event, MacAddr, SessionId, Start, Stop, StopReason, Sync, Update,
+    };
 
     fn stamp(ms: u64) -> Stamp {
         Stamp {
@@ -656,32 +686,77 @@ mod tests {
         o.push(update(1, 20), false, 0);
         let a = o.take_batch("dev", 0, true).unwrap();
         o.sent(a.id, 3); // in flight, unacknowledged: still spooled
-        let spool = o.to_spool("dev");
+        let spool = o.to_spool();
 
         let mut n = Outbox::new(cfg(16), 42, BootId([1; 16]));
         n.push(stop(1, 30), true, 0);
-        assert_eq!(n.restore(&spool).unwrap(), 2);
+        let r = n.restore(&spool);
+        assert_eq!(
+            r,
+            Restored {
+                events: 2,
+                error: None
+            }
+        );
         assert_eq!(n.keys().collect::<Vec<_>>(), [(41, 1), (41, 2), (42, 1)]);
         let b = n.take_batch("dev", 0, true).unwrap();
         let d = decode_batch(&b.payload).unwrap();
         assert_eq!((d.agent_epoch, d.boot_id, d.events.len()), (41, boot, 1));
         assert_eq!(d.stamp_of(&d.events[0]), Some(stamp(10)));
+        // The restored batch is the batch the first run would have published.
+        assert_eq!(b.payload, a.payload);
+        let b = n.take_batch("dev", 0, true).unwrap();
+        let d = decode_batch(&b.payload).unwrap();
+        assert!(!d.clock_synced);
+        assert_eq!(d.events[0].seq(), 2);
+        assert_eq!(d.stamp_of(&d.events[0]), Some(stamp(20)));
+        // A restored outbox spools its restored events again, with their own boot id.
+        let mut m = Outbox::new(cfg(16), 43, BootId([2; 16]));
+        assert_eq!(m.restore(&n.to_spool()).events, 3);
+        let d = decode_batch(&m.take_batch("dev", 0, true).unwrap().payload).unwrap();
+        assert_eq!((d.agent_epoch, d.boot_id), (41, boot));
     }
 
     #[test]
-    fn corrupt_spools_are_errors() {
+    fn corrupt_spools_are_errors_that_keep_the_records_before_them() {
         let mut o = Outbox::new(cfg(16), 1, BootId::default());
-        assert!(matches!(o.restore(b"nonsense"), Err(SpoolError::BadMagic)));
+        let err = |o: &mut Outbox, s: &[u8]| o.restore(s).error;
+        assert_eq!(err(&mut o, b"nonsense"), Some(SpoolError::BadMagic));
+        assert_eq!(
+            err(&mut o, b"WSSPOOL1\0\0\0\0"),
+            Some(SpoolError::OldFormat)
+        );
+        assert_eq!(err(&mut o, SPOOL_MAGIC), Some(SpoolError::Truncated(8)));
         let mut s = SPOOL_MAGIC.to_vec();
         s.extend_from_slice(&[0, 0, 0, 5, 1, 2]);
-        assert!(matches!(o.restore(&s), Err(SpoolError::Truncated(8))));
-        let mut s = SPOOL_MAGIC.to_vec();
-        s.extend_from_slice(&[0, 0, 0, 2, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(matches!(
-            o.restore(&s),
-            Err(SpoolError::Record { at: 8, .. })
-        ));
+        assert_eq!(err(&mut o, &s), Some(SpoolError::Truncated(8)));
         assert_eq!(o.depth(), 0);
+
+        let mut full = Outbox::new(cfg(16), 7, BootId::default());
+        full.push(start(1, 0), true, 0);
+        full.push(stop(1, 5), true, 0);
+        let spool = full.to_spool();
+        let second = 8 + 4 + u32::from_be_bytes(spool[8..12].try_into().unwrap()) as usize + 4;
+        // A flipped bit in the second record: the first is restored, the error names the second.
+        let mut bad = spool.clone();
+        bad[second + 30] ^= 1;
+        let r = o.restore(&bad);
+        assert_eq!((r.events, r.error), (1, Some(SpoolError::Corrupt(second))));
+        assert_eq!(o.keys().collect::<Vec<_>>(), [(7, 1)]);
+        // Cut anywhere: never a panic, the whole records before the cut are kept.
+        for cut in 0..spool.len() {
+            let mut o = Outbox::new(cfg(16), 1, BootId::default());
+            let r = o.restore(&spool[..cut]);
+            assert!(r.error.is_some(), "cut at {cut}");
+            let whole = usize::from(cut >= second) + usize::from(cut >= spool.len() - 4);
+            assert_eq!(r.events, whole, "cut at {cut}");
+        }
+        // A record too short to hold its header, with a valid checksum, is corrupt too.
+        let mut s = SPOOL_MAGIC.to_vec();
+        s.extend_from_slice(&[0, 0, 0, 1, 0xff]);
+        s.extend_from_slice(&fnv1a(&[0xff]).to_be_bytes());
+        s.extend_from_slice(&[0; 4]);
+        assert_eq!(err(&mut o, &s), Some(SpoolError::Corrupt(8)));
     }
 
     mod prop {

@@ -204,8 +204,9 @@ pub fn boot_id() -> BootId {
     }
 }
 
-/// Restores the spool at `path` into `outbox` and deletes it; a corrupt spool is renamed to
-/// `PATH.corrupt` with an error log line. Returns the number of events restored.
+/// Restores the spool at `path` into `outbox` and deletes it; a corrupt spool (all of it or
+/// from some record on) is renamed to `PATH.corrupt` with an error log line, after the events
+/// before the bad record are restored. Returns the number of events restored.
 pub fn restore_spool(path: &Path, outbox: &mut Outbox) -> usize {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -215,18 +216,21 @@ pub fn restore_spool(path: &Path, outbox: &mut Outbox) -> usize {
             return 0;
         }
     };
-    match outbox.restore(&bytes) {
-        Ok(n) => {
-            log::info!(
-                "restored {n} unacknowledged events from the spool {}",
-                path.display()
-            );
+    let r = outbox.restore(&bytes);
+    let n = r.events;
+    if n > 0 || r.error.is_none() {
+        log::info!(
+            "restored {n} unacknowledged events from the spool {}",
+            path.display()
+        );
+    }
+    match r.error {
+        None => {
             if let Err(e) = std::fs::remove_file(path) {
                 log::error!("spool {}: cannot delete: {e}", path.display());
             }
-            n
         }
-        Err(e) => {
+        Some(e) => {
             let aside = path.with_extension("corrupt");
             log::error!(
                 "spool {}: {e}; moved aside to {}",
@@ -236,9 +240,9 @@ pub fn restore_spool(path: &Path, outbox: &mut Outbox) -> usize {
             if let Err(e) = std::fs::rename(path, &aside) {
                 log::error!("spool {}: cannot rename: {e}", path.display());
             }
-            0
         }
     }
+    n
 }
 
 /// Writes the outbox to `path` atomically (a temporary file beside it, fsync, rename);
@@ -246,7 +250,7 @@ pub fn restore_spool(path: &Path, outbox: &mut Outbox) -> usize {
 ///
 /// # Errors
 /// The file cannot be written or renamed.
-pub fn write_spool(path: &Path, outbox: &Outbox, device_id: &str) -> crate::error::Result<()> {
+pub fn write_spool(path: &Path, outbox: &Outbox) -> crate::error::Result<()> {
     if outbox.depth() == 0 {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -256,7 +260,7 @@ pub fn write_spool(path: &Path, outbox: &Outbox, device_id: &str) -> crate::erro
         }
     }
     let tmp = path.with_extension("tmp");
-    let bytes = outbox.to_spool(device_id);
+    let bytes = outbox.to_spool();
     let res = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -363,7 +367,7 @@ pub async fn run_with<S: Source>(
             cfg.spool_file.display()
         );
     }
-    write_spool(&cfg.spool_file, &outbox, &cfg.device_id)?;
+    write_spool(&cfg.spool_file, &outbox)?;
     log::info!(
         "stopped ({} events acknowledged, {} dropped)",
         outbox.published(),

@@ -13,10 +13,12 @@ extern crate alloc;
 mod codec;
 pub mod limits;
 mod message;
+mod raw;
 mod types;
 
 pub use codec::{decode_batch, decode_status, encode_batch, encode_status, DecodeError};
 pub use message::{Batch, Event, InterfaceInfo, Start, Status, Stop, StopReason, Sync, Update};
+pub use raw::{BatchHead, BatchWriter, RawEvent};
 pub use types::{BootId, MacAddr, Offset, ParseError, SessionId, Stamp};
 
 /// The wire format version this crate speaks; part of the MQTT topic prefix (`wifisess/v1`).

@@ -94,10 +94,21 @@ pub enum Event {
 }
 
 impl Event {
-    const START: u32 = 0;
-    const UPDATE: u32 = 1;
-    const STOP: u32 = 2;
-    const SYNC: u32 = 3;
+    pub(crate) const START: u32 = 0;
+    pub(crate) const UPDATE: u32 = 1;
+    pub(crate) const STOP: u32 = 2;
+    pub(crate) const SYNC: u32 = 3;
+
+    /// The kind number on the wire.
+    pub(crate) fn kind(&self) -> u32 {
+        match self {
+            Event::Start(_) => Self::START,
+            Event::Update(_) => Self::UPDATE,
+            Event::Stop(_) => Self::STOP,
+            Event::Sync(_) => Self::SYNC,
+            Event::Unknown { kind } => *kind,
+        }
+    }
 
     /// The event's sequence number (0 for [`Event::Unknown`]).
     pub fn seq(&self) -> u64 {
@@ -132,7 +143,7 @@ impl Event {
         }
     }
 
-    fn set_offset(&mut self, at: Offset) {
+    pub(crate) fn set_offset(&mut self, at: Offset) {
         match self {
             Event::Start(e) => e.at = at,
             Event::Update(e) => e.at = at,

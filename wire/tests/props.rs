@@ -13,9 +13,9 @@ use wifisess_wire::limits::{
     MAX_SSID_BYTES, MAX_SYNC_IDS, MAX_TEXT_BYTES,
 };
 use wifisess_wire::{
-    decode_batch, decode_status, encode_batch, encode_status, Batch, BootId, DecodeError, Event,
-    InterfaceInfo, MacAddr, Offset, SessionId, Stamp, Start, Status, Stop, StopReason, Sync,
-    Update,
+    decode_batch, decode_status, encode_batch, encode_status, Batch, BatchHead, BatchWriter,
+    BootId, DecodeError, Event, InterfaceInfo, MacAddr, Offset, RawEvent, SessionId, Stamp, Start,
+    Status, Stop, StopReason, Sync, Update,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -412,6 +412,35 @@ proptest! {
     fn batch_round_trips(b in small_batch()) {
         let bytes = encode_batch(&b);
         prop_assert_eq!(decode_batch(&bytes), Ok(b));
+    }
+
+    #[test]
+    fn raw_events_batch_to_the_same_bytes(b in batch_with(vec(
+        prop_oneof![
+            start().prop_map(Event::Start),
+            update().prop_map(Event::Update),
+            stop().prop_map(Event::Stop),
+            sync(64).prop_map(Event::Sync),
+        ],
+        0..8,
+    ))) {
+        let head = BatchHead {
+            device_id: &b.device_id,
+            boot_id: b.boot_id,
+            agent_epoch: b.agent_epoch,
+            base: b.base(),
+            clock_synced: b.clock_synced,
+        };
+        let mut w = BatchWriter::new(&head, b.events.len());
+        for e in &b.events {
+            let raw = RawEvent::new(e);
+            let (kind, fields, rest) = raw.parts();
+            let back = RawEvent::from_parts(kind, fields, rest.to_vec());
+            prop_assert_eq!(back.as_ref(), Some(&raw));
+            prop_assert_eq!(raw.is_droppable(), e.is_droppable());
+            w.push(e.seq(), e.offset(), &raw);
+        }
+        prop_assert_eq!(w.finish(), encode_batch(&b));
     }
 
     #[test]
