@@ -8,6 +8,7 @@
 # usage: tests/bench/agent-rss.sh [--clients N] [--profile release|debug|both]
 #   --clients N   client radios (default 10; the VM gets N+1 mac80211_hwsim radios)
 #   --profile P   which agent build goes into the VM (default both: release, then debug)
+# The VM consoles are kept in target/bench/agent-rss-{release,debug}.log.
 set -euo pipefail
 LOG_TAG=agent-rss
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -19,7 +20,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --clients) CLIENTS="$2"; shift 2 ;;
         --profile) case "$2" in both) PROFILES=(release debug) ;; *) PROFILES=("$2") ;; esac; shift 2 ;;
-        *) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 [ "$CLIENTS" -ge 2 ] || die "--clients must be at least 2"
@@ -49,13 +50,14 @@ SUB_PID=$!
 
 echo "wifisess-agent resident memory in the hwsim VM: $((CLIENTS + 1)) radios (1 AP + $CLIENTS clients)," \
      "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%Y-%m-%d)"
-printf '%-8s %-26s %8s %9s %9s %9s %9s %9s\n' build point stations VmRSS_kB VmHWM_kB RssAnon RssFile VmData
+printf '%-8s %-26s %8s %9s %9s %9s %9s %9s %9s\n' build point stations VmRSS_kB VmHWM_kB RssAnon RssFile RssShmem VmData
 rc=0
 for profile in "${PROFILES[@]}"; do
     rel=()
     [ "$profile" = release ] && rel=(--release)
     before=$(grep -c '/events$' "$WORK/sub.txt" || true)
-    console="$WORK/console-$profile.log"
+    console="$REPO_ROOT/target/bench/agent-rss-$profile.log"
+    mkdir -p "$(dirname "$console")"
     if ! bash tests/hwsim/lab.sh "${rel[@]}" --radios $((CLIENTS + 1)) --mqtt-port "$PORT" \
             --timeout 900 --log "$console" tests/bench/vm/agent-rss.sh >/dev/null; then
         log "$profile: the lab scenario failed; its console:"
@@ -67,8 +69,9 @@ for profile in "${PROFILES[@]}"; do
     grep '^RSS ' "$console" | while read -r _ point rest; do
         declare -A f=()
         for kv in $rest; do f[${kv%%=*}]=${kv#*=}; done
-        printf '%-8s %-26s %8s %9s %9s %9s %9s %9s\n' "$profile" "$point" "${f[stations]}" \
-            "${f[VmRSS_kB]}" "${f[VmHWM_kB]}" "${f[RssAnon_kB]}" "${f[RssFile_kB]}" "${f[VmData_kB]}"
+        printf '%-8s %-26s %8s %9s %9s %9s %9s %9s %9s\n' "$profile" "$point" "${f[stations]}" \
+            "${f[VmRSS_kB]}" "${f[VmHWM_kB]}" "${f[RssAnon_kB]}" "${f[RssFile_kB]}" \
+            "${f[RssShmem_kB]}" "${f[VmData_kB]}"
     done
     bin="target/hwsim/cargo/x86_64-unknown-linux-gnu/$profile/wifisess-agent"
     [ -n "${HWSIM_WORK:-}" ] && bin="$HWSIM_WORK/cargo/x86_64-unknown-linux-gnu/$profile/wifisess-agent"

@@ -2,7 +2,8 @@
 # `wifisess-agent run` (publishing to the host's mosquitto through the guest-forward) with no
 # client, two clients, and every other radio connected as a client (wlan0 is the WPA2 AP,
 # wlan1..wlanN-1 are clients). Prints one "RSS LABEL stations=K VmRSS_kB=.. VmHWM_kB=.. .." line
-# per point; the host script turns them into a table.
+# per point; the host script turns them into a table. The binary lives in the initramfs (tmpfs),
+# so its mapped code counts as RssShmem, not RssFile.
 
 SSID=lab-rss
 PSK="correct horse battery"
@@ -27,9 +28,9 @@ stations() { iw dev wlan0 station dump | grep -c '^Station'; }
 point() {
     kill -0 "$PID" || fail "the agent exited"
     awk -v l="$1" -v k="$(stations)" '
-        /^VmRSS/ {r=$2} /^VmHWM/ {h=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^VmData/ {d=$2}
-        /^Threads/ {t=$2}
-        END {printf "RSS %s stations=%d VmRSS_kB=%d VmHWM_kB=%d RssAnon_kB=%d RssFile_kB=%d VmData_kB=%d threads=%d\n", l, k, r, h, a, f, d, t}' \
+        /^VmRSS/ {r=$2} /^VmHWM/ {h=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} /^RssShmem/ {m=$2}
+        /^VmData/ {d=$2} /^Threads/ {t=$2}
+        END {printf "RSS %s stations=%d VmRSS_kB=%d VmHWM_kB=%d RssAnon_kB=%d RssFile_kB=%d RssShmem_kB=%d VmData_kB=%d threads=%d\n", l, k, r, h, a, f, m, d, t}' \
         "/proc/$PID/status"
 }
 # settle: long enough for a station dump (poll_interval 10 s) and an interim round.
