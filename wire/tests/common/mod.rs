@@ -5,6 +5,8 @@
 // Every test crate includes this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod sizes;
+
 use wifisess_wire::{
     Batch, BootId, Event, InterfaceInfo, MacAddr, Offset, SessionId, Start, Status, Stop,
     StopReason, Sync, Update,
