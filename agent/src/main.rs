@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use wifisess_agent::nl80211::cmd;
-use wifisess_agent::run::SourceOptions;
 
 const HELP: &str = "\
 wifisess-agent — Wi-Fi client sessions from nl80211
@@ -12,30 +11,51 @@ wifisess-agent — Wi-Fi client sessions from nl80211
 Usage:
   wifisess-agent stations [--json]
       List AP interfaces and their stations (one-shot).
+";
+
+/// The developer command (feature `devtools`, not in the router build).
+#[cfg(feature = "devtools")]
+const HELP_WATCH: &str = "\
   wifisess-agent watch [--interface IF]... [--rejoin-grace S] [--interim S] [--poll S]
       Track sessions and print each session event as one JSON line on stdout.
       Defaults: rejoin grace 10 s, interim 300 s, poll 10 s.
+";
+#[cfg(not(feature = "devtools"))]
+const HELP_WATCH: &str = "";
+
+const HELP_RUN: &str = "\
   wifisess-agent run [--config PATH] [--broker URL] [--device-id ID] [--interface IF]...
                      [--log-level L]
       Track sessions and publish them over MQTT until SIGTERM (see docs/agent.md).
   wifisess-agent check-config [--config PATH]
       Print the effective configuration and where each value came from.
   wifisess-agent --help | --version
+";
 
-Environment:
+/// The test hooks (feature `devtools`).
+#[cfg(feature = "devtools")]
+const HELP_DEV: &str = "
+Developer hooks (feature devtools):
+  run --synthetic N[:MS]    N made-up session starts, one every MS ms (default 10)
   WIFISESS_NL_CAPTURE=DIR   write every received netlink datagram to DIR (test fixtures)
 ";
+#[cfg(not(feature = "devtools"))]
+const HELP_DEV: &str = "";
 
 enum Command {
     Help,
     Version,
-    Stations { json: bool },
-    Watch(SourceOptions),
+    Stations {
+        json: bool,
+    },
+    #[cfg(feature = "devtools")]
+    Watch(wifisess_agent::run::SourceOptions),
     Run(wifisess_agent::run::RunArgs),
 }
 
 /// `S` or `S.FFF` seconds as ms (rounded to the ms). Decimal only: no float parser in the
 /// binary (it costs ~15 KB of code and tables, see docs/BENCHMARKS.md).
+#[cfg(feature = "devtools")]
 fn seconds_ms(v: std::ffi::OsString, opt: &str) -> Result<u64, String> {
     let s = v.to_string_lossy();
     let bad = || format!("{opt}: not a number of seconds: {s:?}");
@@ -85,8 +105,9 @@ fn parse_args() -> Result<Command, String> {
             }
             Ok(Command::Stations { json })
         }
+        #[cfg(feature = "devtools")]
         "watch" => {
-            let mut o = SourceOptions::default();
+            let mut o = wifisess_agent::run::SourceOptions::default();
             while let Some(a) = p.next().map_err(err)? {
                 match a {
                     Long("interface") | Short('i') => o
@@ -124,7 +145,7 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let res = match command {
         Command::Help => {
-            print!("{HELP}");
+            print!("{HELP}{HELP_WATCH}{HELP_RUN}{HELP_DEV}");
             Ok(())
         }
         Command::Version => {
@@ -132,6 +153,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Stations { json } => cmd::stations(json, &mut stdout.lock()),
+        #[cfg(feature = "devtools")]
         Command::Watch(o) => {
             wifisess_agent::run::init_logging(log::LevelFilter::Info);
             cmd::watch(o, &mut stdout.lock())
@@ -147,7 +169,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "devtools"))]
 mod tests {
     use super::seconds_ms;
 

@@ -376,12 +376,13 @@ pub async fn run_with<S: Source>(
     Ok(())
 }
 
-/// The source `run` uses: `--synthetic N[:MS]` or nl80211.
+/// The source `run` uses: nl80211, or (feature `devtools`) `--synthetic N[:MS]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceKind {
     /// The kernel (nl80211) through the session tracker.
     Nl80211,
     /// [`SyntheticSource`]: count, interval ms.
+    #[cfg(feature = "devtools")]
     Synthetic(u32, u64),
 }
 
@@ -401,6 +402,7 @@ pub fn run(cfg: &Config, kind: SourceKind) -> crate::error::Result<()> {
             log::info!("{s} received");
         };
         let src = match kind {
+            #[cfg(feature = "devtools")]
             SourceKind::Synthetic(n, ms) => {
                 RunSource::Synthetic(SyntheticSource::new(n, Duration::from_millis(ms)))
             }
@@ -430,6 +432,7 @@ pub fn block_on<'a>(
 /// `run`'s sources as one type, so that `run_with` (the whole main loop) is compiled once
 /// rather than once per source: ~8 KB of the router build (docs/BENCHMARKS.md).
 enum RunSource {
+    #[cfg(feature = "devtools")]
     Synthetic(SyntheticSource),
     /// Boxed: ~110 KB of receive buffers.
     Nl80211(Box<Nl80211Source>),
@@ -438,6 +441,7 @@ enum RunSource {
 impl Source for RunSource {
     async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
         match self {
+            #[cfg(feature = "devtools")]
             RunSource::Synthetic(s) => s.next(out).await,
             RunSource::Nl80211(s) => s.next(out).await,
         }
@@ -445,6 +449,7 @@ impl Source for RunSource {
 
     fn sync(&mut self, now: Stamp) -> Timed {
         match self {
+            #[cfg(feature = "devtools")]
             RunSource::Synthetic(s) => s.sync(now),
             RunSource::Nl80211(s) => s.sync(now),
         }
@@ -452,6 +457,7 @@ impl Source for RunSource {
 
     fn info(&self) -> SourceInfo {
         match self {
+            #[cfg(feature = "devtools")]
             RunSource::Synthetic(s) => s.info(),
             RunSource::Nl80211(s) => s.info(),
         }
@@ -494,7 +500,7 @@ pub fn init_logging(level: log::LevelFilter) {
 pub struct RunArgs {
     /// Configuration flags.
     pub flags: crate::config::Flags,
-    /// `--synthetic N[:MS]` (run only).
+    /// `--synthetic N[:MS]` (run only, feature `devtools`).
     pub synthetic: Option<(u32, u64)>,
     /// `check-config` rather than `run`.
     pub check_only: bool,
@@ -521,6 +527,7 @@ pub fn parse_args(p: &mut lexopt::Parser, check_only: bool) -> Result<RunArgs, S
             Long("device-id") if !check_only => a.flags.device_id = Some(val(p)?),
             Long("interface") | Short('i') if !check_only => a.flags.interfaces.push(val(p)?),
             Long("log-level") if !check_only => a.flags.log_level = Some(val(p)?),
+            #[cfg(feature = "devtools")]
             Long("synthetic") if !check_only => {
                 let v = val(p)?;
                 let (n, ms) = v.split_once(':').unwrap_or((&v, "10"));
@@ -568,10 +575,13 @@ pub fn main(args: RunArgs) -> std::process::ExitCode {
         );
         return ExitCode::from(2);
     }
+    #[cfg(feature = "devtools")]
     let kind = match args.synthetic {
         Some((n, ms)) => SourceKind::Synthetic(n, ms),
         None => SourceKind::Nl80211,
     };
+    #[cfg(not(feature = "devtools"))]
+    let kind = SourceKind::Nl80211;
     match run(&cfg, kind) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

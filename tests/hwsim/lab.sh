@@ -97,8 +97,10 @@ build_agent() {
     log "building wifisess-agent (static, $PROFILE)"
     local rel=()
     [ "$PROFILE" = release ] && rel=(--release)
+    # devtools: the scenarios use `watch` and WIFISESS_NL_CAPTURE (not in the router build).
     (cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' cargo build -q -p wifisess-agent \
-        "${rel[@]}" --target x86_64-unknown-linux-gnu --target-dir "$WORK/cargo" >&2)
+        --features devtools "${rel[@]}" --target x86_64-unknown-linux-gnu \
+        --target-dir "$WORK/cargo" >&2)
     AGENT="$WORK/cargo/x86_64-unknown-linux-gnu/$PROFILE/wifisess-agent"
     [ -x "$AGENT" ] || die "agent build produced no binary"
 }

@@ -2,8 +2,6 @@
 //! the bytes. Blocking; each socket is owned by one thread (see `docs/nl80211.md`).
 
 use std::io;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
@@ -63,27 +61,39 @@ fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> Error {
 }
 
 /// Writes every received datagram to a directory, for parser test fixtures
-/// (`WIFISESS_NL_CAPTURE=DIR`).
+/// (`WIFISESS_NL_CAPTURE=DIR`, feature `devtools`; without it, never set and a no-op).
 #[derive(Clone, Debug)]
 struct Capture {
-    dir: PathBuf,
+    #[cfg(feature = "devtools")]
+    dir: std::path::PathBuf,
 }
 
-static CAPTURE_SEQ: AtomicU32 = AtomicU32::new(0);
+#[cfg(feature = "devtools")]
+static CAPTURE_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
+#[cfg(feature = "devtools")]
 impl Capture {
     fn from_env() -> Option<Capture> {
         std::env::var_os("WIFISESS_NL_CAPTURE").map(|d| Capture { dir: d.into() })
     }
 
     fn write(&self, label: &str, bytes: &[u8]) {
-        let n = CAPTURE_SEQ.fetch_add(1, Ordering::Relaxed);
+        let n = CAPTURE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let label = label.replace(' ', "_");
         let path = self.dir.join(format!("{n:04}-{label}.bin"));
         if let Err(e) = std::fs::write(&path, bytes) {
             eprintln!("capture {}: {e}", path.display());
         }
     }
+}
+
+#[cfg(not(feature = "devtools"))]
+impl Capture {
+    fn from_env() -> Option<Capture> {
+        None
+    }
+
+    fn write(&self, _: &str, _: &[u8]) {}
 }
 
 fn recv_into(sock: &NlSocket, buf: &mut Vec<u8>) -> Result<usize, io::Error> {
