@@ -58,7 +58,8 @@ for profile in "${PROFILES[@]}"; do
     before=$(grep -c '/events$' "$WORK/sub.txt" || true)
     console="$REPO_ROOT/target/bench/agent-rss-$profile.log"
     mkdir -p "$(dirname "$console")"
-    if ! bash tests/hwsim/lab.sh "${rel[@]}" --radios $((CLIENTS + 1)) --mqtt-port "$PORT" \
+    # The router build: no devtools (the scenario needs only `run`), no tls.
+    if ! HWSIM_AGENT_FEATURES="" bash tests/hwsim/lab.sh "${rel[@]}" --radios $((CLIENTS + 1)) --mqtt-port "$PORT" \
             --timeout 900 --log "$console" tests/bench/vm/agent-rss.sh >/dev/null; then
         log "$profile: the lab scenario failed; its console:"
         grep -E '^(not ok|SCENARIO|RSS |lab:)' "$console" >&2 || true

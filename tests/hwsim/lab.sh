@@ -14,6 +14,8 @@
 #   --log FILE    also write the console to FILE (default target/hwsim/logs/NAME.log)
 #   --release     put the release (size-optimised) agent build in the VM instead of the debug
 #                 one (env HWSIM_AGENT_PROFILE=release)
+#   (env HWSIM_AGENT_FEATURES: cargo features of the agent build, default "devtools"; empty
+#                 gives the exact router build, e.g. for tests/bench/agent-rss.sh)
 #
 # Prints the VM console on stdout. Exit 0 when the scenario printed "SCENARIO PASS", 1 when it
 # failed or the VM did not finish, 2 on bad usage. Everything is cached under target/hwsim/:
@@ -31,10 +33,11 @@ TIMEOUT="${HWSIM_TIMEOUT:-300}"
 LOGFILE=""
 SCENARIO=""
 PROFILE="${HWSIM_AGENT_PROFILE:-debug}"
+FEATURES="${HWSIM_AGENT_FEATURES-devtools}"
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -94,12 +97,12 @@ fetch_kernel() {
 
 # ---- the agent, static, in its own target dir (does not disturb other builds) ----------------
 build_agent() {
-    log "building wifisess-agent (static, $PROFILE)"
+    log "building wifisess-agent (static, $PROFILE, features: ${FEATURES:-none})"
     local rel=()
     [ "$PROFILE" = release ] && rel=(--release)
     # devtools: the scenarios use `watch` and WIFISESS_NL_CAPTURE (not in the router build).
     (cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' cargo build -q -p wifisess-agent \
-        --features devtools "${rel[@]}" --target x86_64-unknown-linux-gnu \
+        --features "$FEATURES" "${rel[@]}" --target x86_64-unknown-linux-gnu \
         --target-dir "$WORK/cargo" >&2)
     AGENT="$WORK/cargo/x86_64-unknown-linux-gnu/$PROFILE/wifisess-agent"
     [ -x "$AGENT" ] || die "agent build produced no binary"
