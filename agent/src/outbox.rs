@@ -205,7 +205,7 @@ impl Outbox {
     pub fn push(&mut self, t: Timed, synced: bool, now_ms: u64) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let event = RawEvent::new(&t.event);
+        let event = RawEvent::new(t.event);
         self.insert(Entry {
             epoch: self.epoch,
             seq,

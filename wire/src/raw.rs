@@ -28,8 +28,7 @@ impl RawEvent {
 
     /// Encodes `e` (its `seq` and `at` are ignored). An [`Event::Unknown`] keeps only its
     /// kind (an agent never makes one).
-    pub fn new(e: &Event) -> RawEvent {
-        let mut e = e.clone();
+    pub fn new(mut e: Event) -> RawEvent {
         e.set_seq(0);
         e.set_offset(Offset::default());
         let kind = e.kind().min(255) as u8;
@@ -172,7 +171,7 @@ mod tests {
             clock_synced: true,
         };
         let mut w = BatchWriter::new(&head, 1);
-        w.push(7, ev.offset(), &RawEvent::new(&ev));
+        w.push(7, ev.offset(), &RawEvent::new(ev.clone()));
         assert_eq!(w.finish(), crate::encode_batch(&b));
         b.events.clear();
         assert_eq!(BatchWriter::new(&head, 0).finish(), crate::encode_batch(&b));

@@ -433,7 +433,7 @@ proptest! {
         };
         let mut w = BatchWriter::new(&head, b.events.len());
         for e in &b.events {
-            let raw = RawEvent::new(e);
+            let raw = RawEvent::new(e.clone());
             let (kind, fields, rest) = raw.parts();
             let back = RawEvent::from_parts(kind, fields, rest.to_vec());
             prop_assert_eq!(back.as_ref(), Some(&raw));
