@@ -22,6 +22,7 @@ use crate::publish::{Identity, Publisher, SourceInfo};
 use crate::session::Timed;
 
 mod nlsource;
+mod signal;
 pub use nlsource::{Nl80211Source, SourceOptions};
 
 /// The station side as `run` sees it.
@@ -272,17 +273,12 @@ pub fn write_spool(path: &Path, outbox: &Outbox) -> crate::error::Result<()> {
 
 /// A shutdown request: SIGTERM or SIGINT.
 async fn terminated() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    match signal::terminated().await {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot install signal handlers: {e}");
+            std::future::pending().await
+        }
     }
 }
 
