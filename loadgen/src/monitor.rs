@@ -1,0 +1,164 @@
+//! Watches a running collector's database from outside (its own read connection; WAL lets it
+//! read while the collector writes): the committed-event counter (`counters.events`, written
+//! in the same transaction as the rows) is polled every few ms.
+//!
+//! - **Done**: the first poll that sees the expected number of events committed since the
+//!   monitor started: the end of the ingest benchmark.
+//! - **Stall**: the longest interval between two polls that saw the counter advance, i.e. how
+//!   long no ingest transaction committed. Meaningful while the load is steady (paced) and
+//!   below what the collector sustains, so that in normal operation commits follow each other
+//!   within a few ms; resolution = the poll interval plus one read.
+//! - **Retention**: with a cutoff, also polls the oldest stop time (`min(stop_ms)`, one index
+//!   seek on `sessions_stop`); retention is running while it is below the cutoff. Stalls are
+//!   split into those that overlap the retention pass and the others.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::now_ms;
+
+/// What to watch.
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    /// The collector's database.
+    pub db: PathBuf,
+    /// Stop when `counters.events` grew by this much since the first poll.
+    pub expect_events: u64,
+    /// Poll interval.
+    pub interval: Duration,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Retention cutoff (ms): sessions stopped before it are being deleted.
+    pub retention_cutoff_ms: Option<i64>,
+}
+
+/// What was seen.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorReport {
+    /// Events committed since the first poll.
+    pub events: u64,
+    /// The counter at the first poll.
+    pub base: u64,
+    /// Wall ms of the first poll that saw events committed.
+    pub first_commit_ms: i64,
+    /// Wall ms of the first poll that saw the expected count.
+    pub done_ms: i64,
+    /// Longest interval without the counter advancing, ms (between first commit and done).
+    pub max_gap_ms: i64,
+    /// When that interval ended (wall ms).
+    pub max_gap_end_ms: i64,
+    /// Longest such interval overlapping the retention pass, ms.
+    pub max_gap_retention_ms: i64,
+    /// Longest such interval outside the retention pass, ms.
+    pub max_gap_other_ms: i64,
+    /// Wall ms when retention was first seen finished (0: no cutoff or never).
+    pub retention_done_ms: i64,
+    /// Oldest stop at the first poll (ms), with a cutoff.
+    pub oldest_stop_at_start_ms: Option<i64>,
+    /// Polls made.
+    pub polls: u64,
+    /// Longest single poll, µs (the measurement's own resolution).
+    pub max_poll_us: u64,
+}
+
+fn open(db: &PathBuf, deadline: Instant) -> anyhow::Result<Connection> {
+    loop {
+        if db.exists() {
+            let c = Connection::open_with_flags(
+                db,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_context(|| format!("opening {}", db.display()))?;
+            c.busy_timeout(Duration::from_secs(5))?;
+            let ready: bool = c
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'counters')",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or(false);
+            if ready {
+                return Ok(c);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{} has no collector schema yet", db.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls until the expected count is committed.
+///
+/// # Errors
+/// Timeout, or the database cannot be read.
+pub fn run(cfg: &MonitorConfig) -> anyhow::Result<MonitorReport> {
+    let deadline = Instant::now() + cfg.timeout;
+    let conn = open(&cfg.db, deadline)?;
+    let mut count = conn.prepare("SELECT value FROM counters WHERE name = 'events'")?;
+    let mut oldest = conn.prepare("SELECT min(stop_ms) FROM sessions WHERE stop_ms IS NOT NULL")?;
+    let mut rep = MonitorReport::default();
+    let mut last_change_ms = 0i64;
+    let mut retaining = cfg.retention_cutoff_ms.is_some();
+    loop {
+        let t0 = Instant::now();
+        let raw: u64 = count
+            .query_row([], |r| r.get::<_, i64>(0))
+            .optional()?
+            .unwrap_or(0) as u64;
+        if rep.polls == 0 {
+            rep.base = raw;
+        }
+        let v = raw.saturating_sub(rep.base);
+        if let (true, Some(cut)) = (retaining, cfg.retention_cutoff_ms) {
+            let o: Option<i64> = oldest.query_row([], |r| r.get(0))?;
+            if rep.polls == 0 {
+                rep.oldest_stop_at_start_ms = o;
+            }
+            if o.is_none_or(|o| o >= cut) {
+                retaining = false;
+                rep.retention_done_ms = now_ms();
+            }
+        }
+        rep.max_poll_us = rep.max_poll_us.max(t0.elapsed().as_micros() as u64);
+        rep.polls += 1;
+        let now = now_ms();
+        if v != rep.events {
+            if rep.first_commit_ms == 0 {
+                rep.first_commit_ms = now;
+            } else {
+                let gap = now - last_change_ms;
+                if gap > rep.max_gap_ms {
+                    rep.max_gap_ms = gap;
+                    rep.max_gap_end_ms = now;
+                }
+                // A gap overlaps the pass if the pass was still running when it began.
+                let during = cfg.retention_cutoff_ms.is_some()
+                    && (rep.retention_done_ms == 0 || rep.retention_done_ms > last_change_ms);
+                if during {
+                    rep.max_gap_retention_ms = rep.max_gap_retention_ms.max(gap);
+                } else {
+                    rep.max_gap_other_ms = rep.max_gap_other_ms.max(gap);
+                }
+            }
+            last_change_ms = now;
+            rep.events = v;
+        }
+        if v >= cfg.expect_events {
+            rep.done_ms = now;
+            return Ok(rep);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "timed out after {:?}: {} of {} events committed",
+                cfg.timeout,
+                v,
+                cfg.expect_events
+            );
+        }
+        std::thread::sleep(cfg.interval);
+    }
+}

@@ -1,0 +1,262 @@
+//! The two storage measurements of the ingest benchmark, on the same stream as `publish`
+//! (same configuration and seed), without MQTT:
+//!
+//! - [`raw`]: the storage limit. Every event becomes one plain prepared statement on the
+//!   collector's schema (a start an `INSERT` of its session row, an update or stop an
+//!   `UPDATE` by primary key), `rows_per_tx` per transaction, WAL and `synchronous=NORMAL` as
+//!   the collector opens it. No merge rules, no decoding.
+//! - [`store`]: the collector's store path alone: the batches exactly as the agents' outboxes
+//!   make them, applied with [`wifisess_collector::merge::apply_publish`] (decode, device
+//!   check, merge, counters) in `IMMEDIATE` transactions of `group` messages, like the
+//!   collector's writer does under load.
+//!
+//! Both build their input in memory first and time only the writing.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use rusqlite::{params, Connection, TransactionBehavior};
+use wifisess_wire::Event;
+
+use crate::fleet::{Fleet, FleetConfig};
+use crate::sim::{Mix, Sim};
+
+/// A storage measurement.
+#[derive(Debug, Clone, Default)]
+pub struct StoreReport {
+    /// Events written.
+    pub events: u64,
+    /// Events by kind.
+    pub mix: Mix,
+    /// MQTT messages (batches and statuses) for `store`; transactions for `raw`.
+    pub messages: u64,
+    /// Transactions committed.
+    pub transactions: u64,
+    /// Seconds spent writing.
+    pub seconds: f64,
+    /// Session rows in the database afterwards.
+    pub sessions: u64,
+}
+
+impl StoreReport {
+    /// Events per second of writing.
+    pub fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.seconds.max(1e-9)
+    }
+}
+
+fn fresh(db: &Path) -> anyhow::Result<Connection> {
+    for ext in ["", "-wal", "-shm"] {
+        let p = format!("{}{ext}", db.display());
+        if Path::new(&p).exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {p}"))?;
+        }
+    }
+    wifisess_collector::schema::open(db).with_context(|| format!("creating {}", db.display()))
+}
+
+fn sessions(conn: &Connection) -> anyhow::Result<u64> {
+    Ok(conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// Raw SQLite baseline. See the module documentation.
+///
+/// # Errors
+/// SQLite errors.
+pub fn raw(
+    cfg: &FleetConfig,
+    db: &Path,
+    rows_per_tx: u64,
+    start_ms: u64,
+) -> anyhow::Result<StoreReport> {
+    let mut sim = Sim::new(cfg.sim.clone(), start_ms);
+    let ms_per_event = 1000.0 / cfg.rate.max(1e-9);
+    let mut seqs = vec![0i64; sim.devices.len()];
+    let evs: Vec<(usize, i64, i64, i64, Event)> = (0..cfg.events)
+        .map(|i| {
+            let wall = start_ms + (i as f64 * ms_per_event) as u64;
+            let e = sim.next_event();
+            seqs[e.device] += 1;
+            let up = wall - sim.devices[e.device].booted_ms;
+            (e.device, wall as i64, up as i64, seqs[e.device], e.event)
+        })
+        .collect();
+    let mut conn = fresh(db)?;
+    let began = Instant::now();
+    let mut rep = StoreReport {
+        mix: sim.mix,
+        ..StoreReport::default()
+    };
+    {
+        let tx = conn.transaction()?;
+        let mut st = tx.prepare(
+            "INSERT INTO devices (id, name, organization, grp, online, last_seen_ms, boot_id,
+             agent_version) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, 'raw')",
+        )?;
+        for d in &sim.devices {
+            st.execute(params![
+                d.id,
+                d.name,
+                d.organization,
+                d.group,
+                start_ms as i64,
+                d.boot_id.to_string()
+            ])?;
+        }
+        drop(st);
+        tx.commit()?;
+    }
+    let boots: Vec<String> = sim.devices.iter().map(|d| d.boot_id.to_string()).collect();
+    for chunk in evs.chunks(rows_per_tx.max(1) as usize) {
+        let tx = conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO sessions (device_id, id, boot_id, mac, ssid, ifname, bssid, freq_mhz,
+                 start_ms, has_start, first_up, first_seq, last_seen_ms, open_up, open_seq,
+                 signal_up, signal_seq, signal_avg)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, ?9, ?10, ?11, ?10, ?11, ?12)",
+            )?;
+            let mut upd = tx.prepare_cached(
+                "UPDATE sessions SET rx_bytes = ?3, tx_bytes = ?4, rx_packets = ?5,
+                 tx_packets = ?6, signal_avg = ?7, last_seen_ms = ?8, last_activity_ms = ?9,
+                 open_up = ?10, open_seq = ?11 WHERE device_id = ?1 AND id = ?2",
+            )?;
+            let mut stop = tx.prepare_cached(
+                "UPDATE sessions SET rx_bytes = ?3, tx_bytes = ?4, rx_packets = ?5,
+                 tx_packets = ?6, signal_avg = ?7, last_seen_ms = ?8, last_activity_ms = ?9,
+                 stop_ms = ?10, stop_reason = ?11, agent_stop_ms = ?10, agent_stop_reason = ?11
+                 WHERE device_id = ?1 AND id = ?2",
+            )?;
+            for (d, wall, up, seq, e) in chunk {
+                let dev = &sim.devices[*d].id;
+                match e {
+                    Event::Start(s) => ins.execute(params![
+                        dev,
+                        s.id.0 as i64,
+                        boots[*d],
+                        s.mac.to_string(),
+                        String::from_utf8_lossy(&s.ssid),
+                        s.ifname,
+                        s.bssid.to_string(),
+                        s.freq_mhz,
+                        wall - s.age_ms as i64,
+                        up,
+                        seq,
+                        s.signal_dbm,
+                    ])?,
+                    Event::Update(u) => upd.execute(params![
+                        dev,
+                        u.id.0 as i64,
+                        u.rx_bytes as i64,
+                        u.tx_bytes as i64,
+                        u.rx_packets as i64,
+                        u.tx_packets as i64,
+                        u.signal_avg_dbm,
+                        wall,
+                        u.inactive_ms.map(|i| wall - i64::from(i)),
+                        up,
+                        seq,
+                    ])?,
+                    Event::Stop(s) => stop.execute(params![
+                        dev,
+                        s.id.0 as i64,
+                        s.rx_bytes as i64,
+                        s.tx_bytes as i64,
+                        s.rx_packets as i64,
+                        s.tx_packets as i64,
+                        s.signal_avg_dbm,
+                        wall,
+                        s.inactive_ms.map(|i| wall - i64::from(i)),
+                        wall - s.age_ms as i64,
+                        s.reason.as_str(),
+                    ])?,
+                    _ => 0,
+                };
+            }
+        }
+        tx.commit()?;
+        rep.transactions += 1;
+        rep.events += chunk.len() as u64;
+    }
+    rep.seconds = began.elapsed().as_secs_f64();
+    rep.messages = rep.transactions;
+    rep.sessions = sessions(&conn)?;
+    Ok(rep)
+}
+
+/// The collector's store path without MQTT. See the module documentation.
+///
+/// # Errors
+/// SQLite errors.
+pub fn store(
+    cfg: &FleetConfig,
+    db: &Path,
+    prefix: &str,
+    group: usize,
+    start_ms: u64,
+) -> anyhow::Result<StoreReport> {
+    let mut fleet = Fleet::new(cfg.clone(), start_ms);
+    let mut msgs: Vec<(String, Vec<u8>, u64)> = (0..fleet.sim.devices.len())
+        .map(|d| {
+            let topic = format!("{prefix}/{}/status", fleet.sim.devices[d].id);
+            (topic, fleet.status_payload(d, start_ms), 0)
+        })
+        .collect();
+    // Every batch is acknowledged as soon as it is made: the outboxes never wait.
+    let mut pkid: u16 = 0;
+    let mut take = |fleet: &mut Fleet, force: bool, msgs: &mut Vec<(String, Vec<u8>, u64)>| {
+        let mut made = Vec::new();
+        fleet.take_due(
+            force,
+            |_| true,
+            |id, r| {
+                msgs.push((
+                    format!("{prefix}/{id}/events"),
+                    r.out.payload,
+                    r.out.events as u64,
+                ));
+                made.push((r.device, r.out.id));
+            },
+        );
+        for (d, id) in made {
+            pkid = pkid.wrapping_add(1);
+            let ob = fleet.outbox_mut(d);
+            ob.sent(id, pkid);
+            ob.acked(pkid);
+        }
+    };
+    while !fleet.exhausted() {
+        if let Err(d) = fleet.generate_until_tick() {
+            while fleet.near_full(d) {
+                take(&mut fleet, true, &mut msgs);
+            }
+            continue;
+        }
+        take(&mut fleet, false, &mut msgs);
+        fleet.advance_tick();
+    }
+    while fleet.held() > 0 {
+        take(&mut fleet, true, &mut msgs);
+    }
+    let mut conn = fresh(db)?;
+    let began = Instant::now();
+    let mut rep = StoreReport {
+        mix: fleet.mix(),
+        ..StoreReport::default()
+    };
+    for chunk in msgs.chunks(group.max(1)) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (topic, payload, n) in chunk {
+            let receive = wifisess_collector::ingest::now_ms();
+            wifisess_collector::merge::apply_publish(&tx, prefix, topic, payload, receive)?;
+            rep.events += n;
+        }
+        tx.commit()?;
+        rep.transactions += 1;
+        rep.messages += chunk.len() as u64;
+    }
+    rep.seconds = began.elapsed().as_secs_f64();
+    rep.sessions = sessions(&conn)?;
+    Ok(rep)
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Retention stall benchmark (docs/BENCHMARKS.md, "Collector"): a database holding N expired
+# sessions (wifisess-loadgen bulk-load: stopped 200..230 days ago), the collector running on
+# it while simulated access points publish at a steady rate below what it sustains, and the
+# retention pass `run` starts at launch (retention_days 180) deleting them in batches.
+# Stall = the longest time the collector's committed-event counter did not advance
+# (wifisess-loadgen monitor, polling every 5 ms from its own read connection).
+#   phase A  same database, same load, retention off   -> the stall baseline
+#   phase B  retention on: deletes the N sessions       -> stall during / after the pass
+#
+# usage: tests/bench/retention.sh [--smoke] [--sessions N] [--rate R] [--seconds S]
+#   --smoke   20 000 sessions, 20 devices, a few seconds: checks every step, no timing
+# environment: BENCH_DIR, BENCH_INFLIGHT, BENCH_SKIP_BUILD=1
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib-collector.sh"
+
+SESSIONS=1000000 RATE=2000 SECONDS_LOAD=60 DEVICES=1000 CLIENTS=30 SMOKE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --smoke) SMOKE=1 SESSIONS=20000 RATE=500 SECONDS_LOAD=4 DEVICES=20 CLIENTS=5 ;;
+        --sessions) SESSIONS=$2; shift ;;
+        --rate) RATE=$2; shift ;;
+        --seconds) SECONDS_LOAD=$2; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) bdie "unknown argument $1 (see --help)" ;;
+    esac
+    shift
+done
+[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_bins
+W="$BENCH_DIR/retention"
+rm -rf "$W" && mkdir -p "$W"
+DB="$W/retention.db"
+EVENTS=$((RATE * SECONDS_LOAD))
+STREAM=(--devices "$DEVICES" --clients "$CLIENTS" --events "$EVENTS" --rate "$RATE" --paced)
+machine_line
+echo "expired sessions: $SESSIONS; load: ${STREAM[*]}"
+"$LG" bulk-load --sessions "$SESSIONS" --devices "$((DEVICES < 1000 ? DEVICES : 1000))" \
+    --open-per-device 0 --end-days-ago 200 --days 30 --device-prefix old- --db "$DB"
+
+start_broker "$W/broker"
+
+phase() {   # phase NAME RETENTION_DAYS DEVICE_PREFIX [monitor args...]
+    local name=$1 days=$2 prefix=$3; shift 3
+    start_collector "$DB" "$W/collector-$name.log" WIFISESS_RETENTION_DAYS="$days"
+    local started; started=$(date +%s%3N)
+    [ "$name" = A ] && wait_subscribed "$DB"   # later phases: the broker kept the session
+    "$LG" monitor --db "$DB" --expect-events "$EVENTS" --interval-ms 5 --timeout 1800 "$@" \
+        >"$W/monitor-$name.out" &
+    local mon=$!
+    BENCH_PIDS+=("$mon")
+    "$LG" publish --broker "mqtt://127.0.0.1:$BROKER_PORT" "${STREAM[@]}" \
+        --device-prefix "$prefix" >"$W/publish-$name.out"
+    wait "$mon" || bdie "monitor failed (log: $W/collector-$name.log)"
+    stop_pid "$COLL_PID" || bdie "the collector did not exit cleanly ($W/collector-$name.log)"
+    echo "phase $name (retention_days $days): $(grep -v '^SUMMARY' "$W/monitor-$name.out")"
+    echo "$started" >"$W/started-$name"
+}
+
+phase A 0 lga-
+old=$(sqlite3 -readonly "$DB" "SELECT count(*) FROM sessions WHERE device_id LIKE 'old-%'")
+[ "$old" = "$SESSIONS" ] || bdie "phase A: expected $SESSIONS old sessions, found $old"
+phase B 180 lgb- --retention-days 180
+old=$(sqlite3 -readonly "$DB" "SELECT count(*) FROM sessions WHERE device_id LIKE 'old-%'")
+[ "$old" = 0 ] || bdie "phase B: retention left $old expired sessions"
+grep -h 'retention: deleted' "$W/collector-B.log" || true
+stop_pid "$BROKER_PID" || true
+
+python3 - "$W" "$SESSIONS" <<'EOF'
+import json, sys
+w, n = sys.argv[1], int(sys.argv[2])
+def s(f):
+    for line in open(f"{w}/{f}"):
+        if line.startswith("SUMMARY "):
+            j = json.loads(line[8:])
+    return j
+a, b, pb = s("monitor-A.out"), s("monitor-B.out"), s("publish-B.out")
+started = int(open(f"{w}/started-B").read())
+ret_s = (b["retention_done_ms"] - started) / 1000 if b["retention_done_ms"] else float("nan")
+print()
+print(f"retention of {n} sessions finished {ret_s:.1f} s after the collector started; "
+      f"load {pb['events']} events at {pb['events_per_s']:.0f} events/s")
+print(f"longest stall, phase A (no retention):          {a['max_gap_ms']} ms")
+print(f"longest stall, phase B during the retention pass: {b['max_gap_retention_ms']} ms "
+      "(target <= 200 ms)")
+print(f"longest stall, phase B after the pass:            {b['max_gap_other_ms']} ms")
+print("SUMMARY " + json.dumps({"tool": "retention.sh", "sessions": n, "retention_s": ret_s,
+      "stall_baseline_ms": a["max_gap_ms"], "stall_retention_ms": b["max_gap_retention_ms"],
+      "stall_after_ms": b["max_gap_other_ms"]}))
+EOF
+rm -f "$DB" "$DB-wal" "$DB-shm"
