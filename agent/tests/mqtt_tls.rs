@@ -236,11 +236,22 @@ fn agent(conf: &Path, synthetic: &str) -> Lines {
     }
 }
 
-/// `mosquitto_sub` over TLS (verifying the server against `ca`) on `topic`, one line per
-/// message: `RETAIN TOPIC HEXPAYLOAD`.
+/// `mosquitto_sub -d` over TLS (verifying the server against `ca`) on `topic`, one line per
+/// message: `RETAIN TOPIC HEXPAYLOAD` (see [`messages`]), between its debug lines. Returns once
+/// the broker acknowledged the subscription, so nothing published after it is missed.
 fn tls_sub(port: u16, ca: &Path, topic: &str) -> Lines {
-    let mut child = Command::new("mosquitto_sub")
-        .args(["-h", "localhost", "-p", &port.to_string(), "--cafile"])
+    // Line-buffered: mosquitto_sub's stdio would hold its debug lines back in a pipe.
+    let mut child = Command::new("stdbuf")
+        .args([
+            "-oL",
+            "mosquitto_sub",
+            "-d",
+            "-h",
+            "localhost",
+            "-p",
+            &port.to_string(),
+            "--cafile",
+        ])
         .arg(ca)
         .args(["-u", "sub", "-P", "subpw", "-q", "1", "-t", topic])
         .args(["-F", "%r %t %x"])
@@ -249,15 +260,31 @@ fn tls_sub(port: u16, ca: &Path, topic: &str) -> Lines {
         .spawn()
         .expect("mosquitto_sub (apt-get install mosquitto-clients)");
     let (lines, reader) = collect(child.stdout.take().unwrap());
-    Lines {
+    let sub = Lines {
         child,
         lines,
         reader: Some(reader),
-    }
+    };
+    wait_or_show(20, "mosquitto_sub's SUBACK", &sub, || {
+        sub.snapshot()
+            .iter()
+            .any(|l| l.contains("received SUBACK"))
+            .then_some(())
+    });
+    sub
 }
 
-/// Polls `f` every 50 ms for up to `secs`; on timeout panics with `what` and the agent's log.
-fn wait_or_show<T>(secs: u64, what: &str, agent: &Lines, mut f: impl FnMut() -> Option<T>) -> T {
+/// The message lines of a [`tls_sub`] (its debug lines start with `Client` or `Subscribed`).
+fn messages(sub: &Lines) -> Vec<String> {
+    sub.snapshot()
+        .into_iter()
+        .filter(|l| l.starts_with("0 ") || l.starts_with("1 "))
+        .collect()
+}
+
+/// Polls `f` every 50 ms for up to `secs`; on timeout panics with `what` and the lines of
+/// `proc` (the agent's log, or a subscriber's output).
+fn wait_or_show<T>(secs: u64, what: &str, proc: &Lines, mut f: impl FnMut() -> Option<T>) -> T {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -265,8 +292,8 @@ fn wait_or_show<T>(secs: u64, what: &str, agent: &Lines, mut f: impl FnMut() -> 
         }
         assert!(
             std::time::Instant::now() < end,
-            "timed out after {secs} s waiting for {what}; the agent said:\n{}",
-            agent.snapshot().join("\n")
+            "timed out after {secs} s waiting for {what}; the process said:\n{}",
+            proc.snapshot().join("\n")
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -316,8 +343,7 @@ fn tls_with_a_test_ca_and_a_password_delivers_status_and_events() {
 
     // The three synthetic starts arrive over TLS, decoded with the wire crate.
     let starts = wait_or_show(30, "3 starts over TLS", &a, || {
-        let n: usize = sub
-            .snapshot()
+        let n: usize = messages(&sub)
             .iter()
             .map(|l| parse(l))
             .filter(|(_, t, _)| *t == "wifisess/v1/tlsdev/events")
@@ -334,8 +360,7 @@ fn tls_with_a_test_ca_and_a_password_delivers_status_and_events() {
         (n >= 3).then_some(n)
     });
     assert_eq!(starts, 3);
-    let online = sub
-        .snapshot()
+    let online = messages(&sub)
         .iter()
         .map(|l| parse(l))
         .find(|(_, t, _)| *t == "wifisess/v1/tlsdev/status")
@@ -346,7 +371,7 @@ fn tls_with_a_test_ca_and_a_password_delivers_status_and_events() {
     // A subscriber that comes later gets the online status as a retained message.
     let late = tls_sub(port, &b.ca, "wifisess/v1/tlsdev/status");
     let (retain, status) = wait_or_show(20, "the retained online status", &a, || {
-        let l = late.snapshot().first()?.clone();
+        let l = messages(&late).first()?.clone();
         let (r, _, p) = parse(&l);
         Some((r, wifisess_wire::decode_status(&p).expect("a valid status")))
     });
