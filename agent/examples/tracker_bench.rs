@@ -400,15 +400,23 @@ fn run_hashmap(steps: &[(u64, Step)]) -> Duration {
     t0.elapsed()
 }
 
-/// Runs `f` until 0.5 s have passed (at least 5 times); the fastest pass and the median.
-fn bench(mut f: impl FnMut() -> Duration) -> (Duration, Duration) {
-    let mut v = Vec::new();
+/// Runs each of `fs` in turn, round after round, until 2 s have passed (at least 10 rounds), so
+/// that load from other processes hits every variant alike; per variant the fastest pass and
+/// the median.
+fn bench(fs: &mut [&mut dyn FnMut() -> Duration]) -> Vec<(Duration, Duration)> {
+    let mut v: Vec<Vec<Duration>> = vec![Vec::new(); fs.len()];
     let start = Instant::now();
-    while v.len() < 5 || start.elapsed() < Duration::from_millis(500) {
-        v.push(f());
+    while v[0].len() < 10 || start.elapsed() < Duration::from_secs(2) {
+        for (f, times) in fs.iter_mut().zip(&mut v) {
+            times.push(f());
+        }
     }
-    v.sort_unstable();
-    (v[0], v[v.len() / 2])
+    v.into_iter()
+        .map(|mut t| {
+            t.sort_unstable();
+            (t[0], t[t.len() / 2])
+        })
+        .collect()
 }
 
 fn main() {
@@ -427,7 +435,7 @@ fn main() {
         ..plain.clone()
     };
     println!(
-        "session tracker, one simulated hour per row, 2 interfaces; {} build; best (median) of ≥ 5 passes",
+        "session tracker, one simulated hour per row, 2 interfaces; {} build; best (median) of ≥ 10 interleaved passes",
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     println!();
@@ -437,10 +445,15 @@ fn main() {
         let steps = record(n);
         let m = mix(&steps, &plain);
         let per = |d: Duration| d.as_nanos() as f64 / m.inputs as f64;
-        let (copy, copy_med) = bench(|| run_copy(&steps));
-        let (map, map_med) = bench(|| run_hashmap(&steps));
-        let (tr, tr_med) = bench(|| run_tracker(&steps, &plain));
-        let (trh, trh_med) = bench(|| run_tracker(&steps, &hmac));
+        let r = bench(&mut [
+            &mut || run_copy(&steps),
+            &mut || run_hashmap(&steps),
+            &mut || run_tracker(&steps, &plain),
+            &mut || run_tracker(&steps, &hmac),
+        ]);
+        let [(copy, copy_med), (map, map_med), (tr, tr_med), (trh, trh_med)] = r[..] else {
+            unreachable!("four variants")
+        };
         println!(
             "| {n} | {} | {} ({:.0}) | {} / {} / {} / {} | {} / {} / {} | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.1} µs | {:.1}× | {:.1}× | {:.0} ({:.0}) |",
             m.inputs,
