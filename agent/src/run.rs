@@ -472,8 +472,17 @@ impl log::Log for StderrLogger {
 
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
+            let mut err = std::io::stderr().lock();
+            // At debug level, the wall time like hostapd's `-t` (seconds.ms since the epoch),
+            // to line the agent's view up with hostapd's; logd adds its own time otherwise.
+            if log::max_level() >= log::LevelFilter::Debug {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let _ = write!(err, "{}.{:03} ", ms / 1000, ms % 1000);
+            }
             let _ = writeln!(
-                std::io::stderr().lock(),
+                err,
                 "wifisess-agent: {}: {}",
                 r.level().as_str().to_ascii_lowercase(),
                 r.args()

@@ -283,10 +283,21 @@ def run_boot(name, script, host, console, logdir, timeout):
             out.flush()
             if verbose:
                 print("   | " + line, flush=True)
-            handle_line(line, now, host, console)
+            try:
+                handle_line(line, now, host, console)
+            except (ValueError, IndexError) as e:
+                # The kernel's console output can break into a marker line: skip that line.
+                log("skipped a garbled console line (%s): %r" % (e, line[:120]))
     p.wait()
     log("boot %s: VM ended after %d s (lab exit %d)" % (name, time.time() - t0, p.returncode))
     return console.done
+
+
+def vm_time(words, i):
+    """WORDS[I] as a VM time stamp (SECS.USECS), or None when absent or garbled."""
+    if len(words) > i and re.fullmatch(r"\d+\.\d+", words[i]):
+        return float(words[i])
+    return None
 
 
 def handle_line(line, now, host, c):
@@ -320,19 +331,22 @@ def handle_line(line, now, host, c):
         return
     w = line.split()
     what = w[1]
-    if what == "CLOCK" and len(w) > 2:
-        c.offsets[c.epoch].append(now - float(w[2]))
+    if what == "CLOCK":
+        # A line the kernel's console output broke into is skipped, not trusted.
+        t = vm_time(w, 2)
+        if t is not None:
+            c.offsets[c.epoch].append(now - t)
     elif what == "CLOCKSET":
         c.new_epoch()
     elif what == "BEGIN":
         c.begin[w[2]] = now
-        if len(w) > 3:
-            c.marks[("begin", w[2])] = (c.epoch, float(w[3]))
+        if vm_time(w, 3) is not None:
+            c.marks[("begin", w[2])] = (c.epoch, vm_time(w, 3))
         log("scenario %s: begin" % w[2])
     elif what == "END":
         c.end[w[2]] = now
-        if len(w) > 3:
-            c.marks[("end", w[2])] = (c.epoch, float(w[3]))
+        if vm_time(w, 3) is not None:
+            c.marks[("end", w[2])] = (c.epoch, vm_time(w, 3))
         t = now - c.begin.get(w[2], now)
         log("scenario %s: end (%.0f s in the VM)" % (w[2], t))
     elif what == "HOST":
