@@ -69,7 +69,9 @@ pub struct Publisher {
     status_topic: String,
     outbox: Outbox,
     rx: UnboundedReceiver<NetMsg>,
-    task: JoinHandle<()>,
+    /// The connection task (`None` only while [`Publisher::start`] builds the publisher: a
+    /// placeholder task would be one more task type in the router build).
+    task: Option<JoinHandle<()>>,
     client: Option<AsyncClient>,
     /// Publishes made on the current connection whose packet id is not known yet, in order.
     awaiting: VecDeque<Carried>,
@@ -137,7 +139,7 @@ impl Publisher {
             status_topic,
             outbox,
             rx: unbounded_channel().1,
-            task: tokio::spawn(async {}),
+            task: None,
             client: None,
             awaiting: VecDeque::new(),
             offline_pkid: None,
@@ -154,7 +156,7 @@ impl Publisher {
             .map(|b| b.to_string())
             .unwrap_or_default();
         p.rx = rx;
-        p.task = tokio::spawn(link::drive(opts, addr, tx, seed));
+        p.task = Some(tokio::spawn(link::drive(opts, addr, tx, seed)));
         Ok(p)
     }
 
@@ -358,7 +360,9 @@ impl Publisher {
                 .await;
             }
         }
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
         let _ = self.closed;
         self.outbox
     }
