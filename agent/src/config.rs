@@ -584,14 +584,11 @@ pub fn first_ethernet_mac() -> Option<String> {
 
 /// [`first_ethernet_mac`] on another sysfs root (for tests).
 pub fn first_ethernet_mac_in(root: &Path) -> Option<String> {
-    let mut names: Vec<_> = std::fs::read_dir(root)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort_unstable();
-    let mut best: Option<(bool, String)> = None;
-    for n in names {
+    // The least (virtual, name) among the candidates: physical devices first, then by name.
+    // A running minimum rather than sorting the names: no sort code in the router build.
+    let mut best: Option<(bool, String, String)> = None;
+    for e in std::fs::read_dir(root).ok()?.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
         let dir = root.join(&n);
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
         if n == "lo" || read("type").as_deref().map(str::trim) != Some("1") {
@@ -615,12 +612,15 @@ pub fn first_ethernet_mac_in(root: &Path) -> Option<String> {
         {
             continue;
         }
-        let physical = dir.join("device").exists();
-        if best.as_ref().is_none_or(|(p, _)| physical && !p) {
-            best = Some((physical, hex));
+        let virt = !dir.join("device").exists();
+        if best
+            .as_ref()
+            .is_none_or(|(bv, bn, _)| (virt, n.as_str()) < (*bv, bn.as_str()))
+        {
+            best = Some((virt, n, hex));
         }
     }
-    best.map(|(_, h)| h)
+    best.map(|(_, _, h)| h)
 }
 
 #[cfg(test)]
@@ -783,10 +783,21 @@ mod tests {
             "aa:bb:cc:00:00:02\n",
             &["wireless", "device"],
         );
+        mk("eth1", "1\n", "AA:BB:CC:00:00:04\n", &["device"]);
         mk("eth0", "1\n", "AA:BB:CC:00:00:03\n", &["device"]);
+        mk("eth2", "1\n", "00:00:00:00:00:00\n", &["device"]);
         assert_eq!(
             first_ethernet_mac_in(&root).as_deref(),
             Some("aabbcc000003")
+        );
+        // Without a physical device: the first virtual one by name.
+        for n in ["eth0", "eth1", "eth2"] {
+            std::fs::remove_dir_all(root.join(n)).unwrap();
+        }
+        mk("br-guest", "1\n", "AA:BB:CC:00:00:05\n", &[]);
+        assert_eq!(
+            first_ethernet_mac_in(&root).as_deref(),
+            Some("aabbcc000005")
         );
         std::fs::remove_dir_all(&root).unwrap();
     }
