@@ -192,8 +192,13 @@ struct Assoc {
 
 impl Assoc {
     /// From `ASSOC_AT_BOOTTIME`, else `CONNECTED_TIME` (second precision), else now.
+    ///
+    /// mac80211 reports `ASSOC_AT_BOOTTIME` 0 for a station hostapd added that has not
+    /// reached the associated state yet (hostapd adds it at authentication): 0 is "not
+    /// known", not "associated at boot" (which made such a station look 30 s old and its
+    /// probes were given up at once; the start then waited for the next dump).
     fn of(st: &StationInfo, now: Stamp) -> Assoc {
-        if let Some(ns) = st.assoc_at_boottime_ns {
+        if let Some(ns) = st.assoc_at_boottime_ns.filter(|&ns| ns != 0) {
             return Assoc {
                 uptime_ms: ns / 1_000_000,
                 key_ns: ns,

@@ -226,6 +226,53 @@ fn pending_station_is_given_up_after_a_while() {
     assert_eq!(h.t.next_deadline(), None);
 }
 
+/// hostapd adds a station at authentication; until it is associated mac80211 answers a probe
+/// with `ASSOC_AT_BOOTTIME` 0. That must not read as "associated at boot, 30 s ago": the
+/// probes go on and the start comes with the authorization (found in the hwsim lab, where
+/// starts waited up to a poll interval for the next dump).
+#[test]
+fn a_probe_before_the_association_keeps_probing() {
+    let mut h = Harness::new();
+    let now = 60_000;
+    h.feed(
+        Input::NewStation {
+            ifindex: WLAN0,
+            station: &StationInfo {
+                assoc_at_boottime_ns: None,
+                ..sta(MAC_A, 0, false)
+            },
+        },
+        now,
+    );
+    let probe = h.feed(Input::Tick, now + PROBE_FIRST_MS);
+    assert_eq!(probe.len(), 1, "{probe:?}");
+    let authenticating = StationInfo {
+        assoc_at_boottime_ns: Some(0),
+        ..sta(MAC_A, 0, false)
+    };
+    h.feed(
+        Input::Probed {
+            ifindex: WLAN0,
+            mac: MAC_A,
+            station: Some(&authenticating),
+        },
+        now + PROBE_FIRST_MS,
+    );
+    assert_eq!(h.t.stats().failed_joins, 0, "not given up");
+    let next = h.t.next_deadline().expect("another probe is scheduled");
+    assert!(next <= now + 200, "next probe at +{} ms", next - now);
+    let ev = h.events(
+        Input::Probed {
+            ifindex: WLAN0,
+            mac: MAC_A,
+            station: Some(&sta(MAC_A, now + 100, true)),
+        },
+        next,
+    );
+    assert_eq!(ev.len(), 1, "started at the authorization");
+    assert_eq!(start(&ev[0]).age_ms, next - (now + 100));
+}
+
 #[test]
 fn probes_back_off() {
     let mut h = Harness::new();
