@@ -155,8 +155,15 @@ impl fmt::Display for HeaderProblem {
     }
 }
 
+/// `Debug` is the `Display` line (see `socket::Error`'s `Debug`).
+impl core::fmt::Debug for ParseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Why a message could not be parsed. Every variant names what was wrong and where.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// A netlink message header (`struct nlmsghdr`) was malformed.
     #[error("netlink message at offset {offset}: {problem}")]

@@ -19,7 +19,7 @@ const RECV_BUF: usize = 64 * 1024;
 const ENOENT: i32 = 2;
 
 /// Why talking to nl80211 failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The kernel has no nl80211 family: cfg80211 is not loaded.
     #[error("nl80211 not available: no wireless driver loaded (family nl80211 not found)")]
@@ -54,6 +54,14 @@ pub enum Error {
     /// A dump was interrupted by a concurrent change (`NLM_F_DUMP_INTR`); retry it.
     #[error("{0}: dump interrupted by a concurrent change")]
     Interrupted(&'static str),
+}
+
+/// `Debug` is the `Display` line: a derived `Debug` (variant and field names) would be ~1 KB
+/// of the router build for what only ever reaches a log line.
+impl core::fmt::Debug for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
+    }
 }
 
 fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> Error {
