@@ -21,7 +21,8 @@ pub enum Origin {
     Derived,
     /// A UCI file, at a line.
     Uci(PathBuf, usize),
-    /// An environment variable.
+    /// The environment variable of an option (the option's name here: the variable is
+    /// `WIFISESS_` and the name in upper case).
     Env(&'static str),
     /// A command-line flag.
     Flag(&'static str),
@@ -33,7 +34,7 @@ impl fmt::Display for Origin {
             Origin::Default => f.write_str("default"),
             Origin::Derived => f.write_str("derived"),
             Origin::Uci(p, l) => write!(f, "{}:{l}", p.display()),
-            Origin::Env(v) => write!(f, "environment {v}"),
+            Origin::Env(name) => write!(f, "environment {}", env_var(name)),
             Origin::Flag(fl) => write!(f, "flag {fl}"),
         }
     }
@@ -190,35 +191,37 @@ pub struct Flags {
     pub log_level: Option<String>,
 }
 
-/// The options, their defaults and environment variables, in display order.
-const OPTIONS: &[(&str, Option<&str>, &str)] = &[
-    ("enabled", Some("1"), "WIFISESS_ENABLED"),
-    ("device_id", None, "WIFISESS_DEVICE_ID"),
-    ("organization", None, "WIFISESS_ORGANIZATION"),
-    ("group", None, "WIFISESS_GROUP"),
-    ("name", None, "WIFISESS_NAME"),
-    ("broker", None, "WIFISESS_BROKER"),
-    ("username", None, "WIFISESS_USERNAME"),
-    ("password", None, "WIFISESS_PASSWORD"),
-    ("ca_file", None, "WIFISESS_CA_FILE"),
-    ("cert_file", None, "WIFISESS_CERT_FILE"),
-    ("key_file", None, "WIFISESS_KEY_FILE"),
-    ("topic_prefix", Some("wifisess/v1"), "WIFISESS_TOPIC_PREFIX"),
-    ("poll_interval", Some("10"), "WIFISESS_POLL_INTERVAL"),
-    ("interim_interval", Some("300"), "WIFISESS_INTERIM_INTERVAL"),
-    ("rejoin_grace", Some("10"), "WIFISESS_REJOIN_GRACE"),
-    ("batch_ms", Some("100"), "WIFISESS_BATCH_MS"),
-    ("outbox_capacity", Some("1024"), "WIFISESS_OUTBOX_CAPACITY"),
-    (
-        "spool_file",
-        Some("/tmp/wifisess.spool"),
-        "WIFISESS_SPOOL_FILE",
-    ),
-    ("mac_privacy", Some("off"), "WIFISESS_MAC_PRIVACY"),
-    ("mac_key", None, "WIFISESS_MAC_KEY"),
-    ("log_level", Some("info"), "WIFISESS_LOG_LEVEL"),
-    ("interface", None, "WIFISESS_INTERFACE"),
+/// The options and their defaults, in display order. Each one's environment variable is
+/// `WIFISESS_` and its name in upper case (see [`Origin::Env`]).
+const OPTIONS: &[(&str, Option<&str>)] = &[
+    ("enabled", Some("1")),
+    ("device_id", None),
+    ("organization", None),
+    ("group", None),
+    ("name", None),
+    ("broker", None),
+    ("username", None),
+    ("password", None),
+    ("ca_file", None),
+    ("cert_file", None),
+    ("key_file", None),
+    ("topic_prefix", Some("wifisess/v1")),
+    ("poll_interval", Some("10")),
+    ("interim_interval", Some("300")),
+    ("rejoin_grace", Some("10")),
+    ("batch_ms", Some("100")),
+    ("outbox_capacity", Some("1024")),
+    ("spool_file", Some("/tmp/wifisess.spool")),
+    ("mac_privacy", Some("off")),
+    ("mac_key", None),
+    ("log_level", Some("info")),
+    ("interface", None),
 ];
+
+/// The environment variable of option `name`: `WIFISESS_` and the name in upper case.
+fn env_var(name: &str) -> String {
+    format!("WIFISESS_{}", name.to_ascii_uppercase())
+}
 
 /// The configuration with the origin of every value (for `check-config`).
 #[derive(Clone, Debug)]
@@ -240,7 +243,7 @@ impl Effective {
             self.file.0.display(),
             if self.file.1 { "" } else { " (absent)" }
         );
-        for &(name, _, _) in OPTIONS {
+        for &(name, _) in OPTIONS {
             let vals: Vec<_> = self.raw.iter().filter(|(n, _, _)| *n == name).collect();
             if vals.is_empty() {
                 out.push_str(&format!("{name:<17} (not set)\n"));
@@ -275,21 +278,21 @@ pub fn load(
     };
     let mut raw: Vec<(&'static str, String, Origin)> = OPTIONS
         .iter()
-        .filter_map(|&(n, d, _)| d.map(|d| (n, d.to_string(), Origin::Default)))
+        .filter_map(|&(n, d)| d.map(|d| (n, d.to_string(), Origin::Default)))
         .collect();
     let exists = read_uci(&path, explicit, &mut raw)?;
-    for &(name, _, var) in OPTIONS {
-        if let Some(v) = env(var) {
+    for &(name, _) in OPTIONS {
+        if let Some(v) = env(&env_var(name)) {
             if name == "interface" {
                 let list: Vec<_> = v.split([',', ' ']).filter(|s| !s.is_empty()).collect();
                 set_list(
                     &mut raw,
                     name,
                     list.into_iter().map(String::from),
-                    Origin::Env(var),
+                    Origin::Env(name),
                 );
             } else {
-                set(&mut raw, name, v, Origin::Env(var));
+                set(&mut raw, name, v, Origin::Env(name));
             }
         }
     }
@@ -329,7 +332,7 @@ pub fn load(
     // stable sort is a few KB of generic code in the router build.
     let raw = {
         let mut sorted = Vec::with_capacity(raw.len());
-        for &(name, _, _) in OPTIONS {
+        for &(name, _) in OPTIONS {
             let (this, rest): (Vec<_>, Vec<_>) = raw.into_iter().partition(|(n, _, _)| *n == name);
             sorted.extend(this);
             raw = rest;
@@ -380,7 +383,7 @@ fn read_uci(
     let Some(agent) = agent else { return Ok(true) };
     let mut lists: Vec<(&'static str, Vec<String>, usize)> = Vec::new();
     for e in &agent.entries {
-        let Some(&(name, _, _)) = OPTIONS.iter().find(|(n, _, _)| *n == e.key) else {
+        let Some(&(name, _)) = OPTIONS.iter().find(|(n, _)| *n == e.key) else {
             log::warn!(
                 "{}:{}: unknown option {:?} ignored",
                 path.display(),
@@ -715,6 +718,15 @@ mod tests {
         assert!(shown.contains(":5\n"), "origin names the UCI line: {shown}");
         assert!(shown.contains("password          \"********\""), "{shown}");
         assert!(!shown.contains("secret"));
+        assert!(
+            shown.contains("broker            \"mqtts://env\"  # environment WIFISESS_BROKER\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("topic_prefix      \"wifisess/v1\"  # default\n"),
+            "{shown}"
+        );
+        assert!(shown.contains("mac_key           (not set)\n"), "{shown}");
     }
 
     #[test]
