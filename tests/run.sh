@@ -9,6 +9,8 @@
 #   cargo-test  cargo test --workspace           (unit + integration tests, real mosquitto)
 #   cargo-test-tls  cargo test -p wifisess-agent --features tls --test mqtt_tls
 #                                                (the agent over TLS, CA made with openssl)
+#   agent-size  tests/bench/agent-size.sh --check (the router build of the agent, x86-64
+#                                                 without tls, within 700 KiB: SPEC §6)
 #   golden      python3 wire/golden/crosscheck.py (golden CBOR vectors vs Python cbor2)
 #   cross       tests/cross/run.sh               (wire + agent on s390x and armv7, Rust 1.85)
 #   package     tests/package/run.sh             (OpenWrt package: Makefile, UCI, .ipk, procd init)
@@ -82,6 +84,9 @@ if [ "$failed" -ne 0 ]; then
 fi
 stage cargo-test cargo_test
 stage cargo-test-tls cargo_test_tls
+# The size budget of the router build (docs/BENCHMARKS.md "Agent binary size"); builds in
+# target/agent-size, so the shared target/ is untouched.
+stage agent-size run_logged "$LOGDIR/agent-size.log" bash tests/bench/agent-size.sh --check
 if [ -f wire/golden/crosscheck.py ]; then
     stage golden run_logged "$LOGDIR/golden.log" python3 wire/golden/crosscheck.py
 else
