@@ -7,9 +7,16 @@ use serde::Serialize;
 
 use crate::merge;
 
-/// Sessions deleted per retention transaction: small enough that ingest waits at most a few
-/// tens of milliseconds for the writer.
+/// Most sessions deleted per retention transaction. Each deleted row costs an entry in
+/// every sessions index (~10), so a batch of 5 000 held the write lock for ~0.4 s on a
+/// loaded 2-core machine (docs/BENCHMARKS.md, retention stall): the batches are sized by
+/// [`BatchSizer`] to take about [`PRUNE_STEP_MS`] instead, up to this bound.
 pub const PRUNE_BATCH: u32 = 5_000;
+/// Fewest sessions per retention transaction (so a pass always progresses).
+pub const PRUNE_BATCH_MIN: u32 = 50;
+/// What one retention transaction should take, ms: ingest waits at most about this long
+/// for the writer (one step runs between group commits).
+pub const PRUNE_STEP_MS: u64 = 40;
 /// How often `run` looks for silent devices.
 pub const EXPIRE_EVERY_MS: i64 = 5 * 60_000;
 /// How often `run` applies retention.
@@ -108,16 +115,51 @@ pub fn prune_batch(
     Ok(rep)
 }
 
-/// Deletes every session that stopped before `cutoff_ms`, [`PRUNE_BATCH`] per transaction.
+/// Sizes retention batches so that each transaction takes about [`PRUNE_STEP_MS`]: after
+/// each batch the next size is scaled by target / measured time (at most doubling, within
+/// [`PRUNE_BATCH_MIN`] ..= [`PRUNE_BATCH`]). Pure: the caller measures and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSizer {
+    limit: u32,
+}
+
+impl Default for BatchSizer {
+    /// Starts small (500): the first batch must not be the stall it is meant to avoid.
+    fn default() -> Self {
+        BatchSizer { limit: 500 }
+    }
+}
+
+impl BatchSizer {
+    /// Sessions to delete in the next transaction.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// A batch of `limit()` rows took `took_ms`: sizes the next one.
+    pub fn took(&mut self, took_ms: u64) {
+        let scaled = u64::from(self.limit) * PRUNE_STEP_MS / took_ms.max(1);
+        let capped = scaled.min(u64::from(self.limit) * 2);
+        self.limit = capped.clamp(u64::from(PRUNE_BATCH_MIN), u64::from(PRUNE_BATCH)) as u32;
+    }
+}
+
+/// Deletes every session that stopped before `cutoff_ms`, in transactions sized by a
+/// [`BatchSizer`] (the `prune` command may run while `run` ingests on another connection:
+/// each transaction holds the write lock for about [`PRUNE_STEP_MS`]).
 ///
 /// # Errors
 /// SQLite errors; batches committed before the error stay deleted.
 pub fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<PruneReport> {
     let mut total = PruneReport::default();
+    let mut sizer = BatchSizer::default();
     loop {
-        let b = prune_batch(conn, cutoff_ms, PRUNE_BATCH)?;
+        let limit = sizer.limit();
+        let began = std::time::Instant::now();
+        let b = prune_batch(conn, cutoff_ms, limit)?;
+        sizer.took(began.elapsed().as_millis() as u64);
         total.add(b);
-        if b.sessions < u64::from(PRUNE_BATCH) {
+        if b.sessions < u64::from(limit) {
             return Ok(total);
         }
     }
@@ -224,11 +266,13 @@ pub enum Job {
     Prune {
         /// Stop-time cutoff, ms.
         cutoff_ms: i64,
+        /// Sessions to delete in this transaction at most.
+        limit: u32,
     },
 }
 
 /// When `run` does lifecycle work: expiry every [`EXPIRE_EVERY_MS`], retention every
-/// [`RETAIN_EVERY_MS`] as a series of [`PRUNE_BATCH`]-sized batches that the writer
+/// [`RETAIN_EVERY_MS`] as a series of batches sized by a [`BatchSizer`] that the writer
 /// interleaves with ingest. Both run first at start. `0` days / hours disables a job.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -238,6 +282,8 @@ pub struct Schedule {
     next_retain_ms: i64,
     /// A retention pass in progress: its cutoff and what it deleted so far.
     pruning: Option<(i64, PruneReport)>,
+    /// Sizes of the retention batches.
+    sizer: BatchSizer,
 }
 
 impl Schedule {
@@ -249,6 +295,7 @@ impl Schedule {
             next_expire_ms: now_ms,
             next_retain_ms: now_ms,
             pruning: None,
+            sizer: BatchSizer::default(),
         }
     }
 
@@ -286,15 +333,19 @@ impl Schedule {
                 PruneReport::default(),
             ));
         }
-        self.pruning.map(|(cutoff_ms, _)| Job::Prune { cutoff_ms })
+        let limit = self.sizer.limit();
+        self.pruning
+            .map(|(cutoff_ms, _)| Job::Prune { cutoff_ms, limit })
     }
 
-    /// Records a finished retention batch; returns the pass's total when it is complete.
-    pub fn pruned(&mut self, batch: PruneReport) -> Option<PruneReport> {
+    /// Records a finished retention batch of at most `limit` sessions that took `took_ms`;
+    /// returns the pass's total when it is complete (the batch came back short).
+    pub fn pruned(&mut self, batch: PruneReport, limit: u32, took_ms: u64) -> Option<PruneReport> {
         let (_, total) = self.pruning.as_mut()?;
         total.add(batch);
         let total = *total;
-        if batch.sessions < u64::from(PRUNE_BATCH) {
+        self.sizer.took(took_ms);
+        if batch.sessions < u64::from(limit) {
             self.pruning = None;
             return Some(total);
         }
@@ -326,31 +377,37 @@ impl Schedule {
                 }
                 Err(e) => log::error!("expiry failed (retried in 5 minutes): {e}"),
             },
-            Some(Job::Prune { cutoff_ms }) => match prune_batch(conn, cutoff_ms, PRUNE_BATCH) {
-                Ok(b) => {
-                    if let Some(t) = self.pruned(b) {
-                        if t.sessions > 0 {
-                            log::info!(
-                                "retention: deleted {} sessions that stopped before {} \
+            Some(Job::Prune { cutoff_ms, limit }) => {
+                // The step's duration sizes the next one (the only clock read here: I/O side).
+                let began = std::time::Instant::now();
+                let r = prune_batch(conn, cutoff_ms, limit);
+                let took_ms = began.elapsed().as_millis() as u64;
+                match r {
+                    Ok(b) => {
+                        if let Some(t) = self.pruned(b, limit, took_ms) {
+                            if t.sessions > 0 {
+                                log::info!(
+                                    "retention: deleted {} sessions that stopped before {} \
                                  (stops from {} to {})",
-                                t.sessions,
-                                crate::timefmt::rfc3339_ms(cutoff_ms),
-                                t.oldest_stop_ms
-                                    .map(crate::timefmt::rfc3339_ms)
-                                    .unwrap_or_default(),
-                                t.newest_stop_ms
-                                    .map(crate::timefmt::rfc3339_ms)
-                                    .unwrap_or_default(),
-                            );
+                                    t.sessions,
+                                    crate::timefmt::rfc3339_ms(cutoff_ms),
+                                    t.oldest_stop_ms
+                                        .map(crate::timefmt::rfc3339_ms)
+                                        .unwrap_or_default(),
+                                    t.newest_stop_ms
+                                        .map(crate::timefmt::rfc3339_ms)
+                                        .unwrap_or_default(),
+                                );
+                            }
                         }
                     }
+                    Err(e) => {
+                        self.pruning = None;
+                        self.next_retain_ms = now_ms + EXPIRE_EVERY_MS;
+                        log::error!("retention failed (retried in 5 minutes): {e}");
+                    }
                 }
-                Err(e) => {
-                    self.pruning = None;
-                    self.next_retain_ms = now_ms + EXPIRE_EVERY_MS;
-                    log::error!("retention failed (retried in 5 minutes): {e}");
-                }
-            },
+            }
         }
         Vec::new()
     }
@@ -366,22 +423,36 @@ mod tests {
         assert_eq!(s.wait_ms(1_000), 0);
         assert_eq!(s.due(1_000), Some(Job::Expire));
         let cutoff = retention_cutoff(1_000, 180);
-        assert_eq!(s.due(1_000), Some(Job::Prune { cutoff_ms: cutoff }));
+        let first = BatchSizer::default().limit();
+        assert_eq!(
+            s.due(1_000),
+            Some(Job::Prune {
+                cutoff_ms: cutoff,
+                limit: first
+            })
+        );
         assert!(s.busy());
         let full = PruneReport {
-            sessions: u64::from(PRUNE_BATCH),
+            sessions: u64::from(first),
             oldest_stop_ms: Some(5),
             newest_stop_ms: Some(9),
         };
-        assert_eq!(s.pruned(full), None);
-        assert_eq!(s.due(1_001), Some(Job::Prune { cutoff_ms: cutoff }));
+        // A fast batch: the next one may be twice as large.
+        assert_eq!(s.pruned(full, first, 1), None);
+        assert_eq!(
+            s.due(1_001),
+            Some(Job::Prune {
+                cutoff_ms: cutoff,
+                limit: first * 2
+            })
+        );
         let last = PruneReport {
             sessions: 1,
             oldest_stop_ms: Some(3),
             newest_stop_ms: Some(7),
         };
-        let total = s.pruned(last).unwrap();
-        assert_eq!(total.sessions, u64::from(PRUNE_BATCH) + 1);
+        let total = s.pruned(last, first * 2, 1).unwrap();
+        assert_eq!(total.sessions, u64::from(first) + 1);
         assert_eq!(
             (total.oldest_stop_ms, total.newest_stop_ms),
             (Some(3), Some(9))
@@ -391,6 +462,26 @@ mod tests {
         assert_eq!(s.wait_ms(1_000), EXPIRE_EVERY_MS);
         assert_eq!(s.due(1_000 + EXPIRE_EVERY_MS), Some(Job::Expire));
         assert_eq!(s.due(1_000 + EXPIRE_EVERY_MS), None);
+    }
+
+    /// Regression (docs/BENCHMARKS.md, retention stall): fixed batches of 5 000 sessions held
+    /// the writer ~0.4 s on a loaded machine; batches are sized to take about PRUNE_STEP_MS.
+    #[test]
+    fn retention_batches_are_sized_by_their_duration() {
+        let mut z = BatchSizer::default();
+        assert_eq!(z.limit(), 500);
+        z.took(PRUNE_STEP_MS * 4);
+        assert_eq!(z.limit(), 125);
+        z.took(PRUNE_STEP_MS);
+        assert_eq!(z.limit(), 125);
+        for _ in 0..20 {
+            z.took(0);
+        }
+        assert_eq!(z.limit(), PRUNE_BATCH);
+        for _ in 0..20 {
+            z.took(10_000);
+        }
+        assert_eq!(z.limit(), PRUNE_BATCH_MIN);
     }
 
     #[test]
