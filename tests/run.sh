@@ -12,6 +12,8 @@
 #   agent-size  tests/bench/agent-size.sh --check (the router build of the agent, x86-64
 #                                                 without tls, within 700 KiB: SPEC §6)
 #   golden      python3 wire/golden/crosscheck.py (golden CBOR vectors vs Python cbor2)
+#   bench-smoke tests/bench/collector.sh --smoke (collector benchmarks at a tiny size, dev
+#                                                 build: every command works; no timing checked)
 #   cross       tests/cross/run.sh               (wire + agent on s390x and armv7, Rust 1.85)
 #   package     tests/package/run.sh             (OpenWrt package: Makefile, UCI, .ipk, procd init)
 #   hwsim       tests/hwsim/run-scenarios.sh     (real nl80211 in a mac80211_hwsim VM)
@@ -91,6 +93,14 @@ if [ -f wire/golden/crosscheck.py ]; then
     stage golden run_logged "$LOGDIR/golden.log" python3 wire/golden/crosscheck.py
 else
     skip_stage golden "wire/golden/crosscheck.py not present yet"
+fi
+# The collector benchmarks (loadgen, broker, collector, SQLite baselines, bulk load, queries,
+# retention) at smoke size on the dev build cargo-test just made: < 1 min, asserts no timing.
+if [ -f tests/bench/collector.sh ]; then
+    stage bench-smoke run_logged "$LOGDIR/bench-smoke.log" \
+        env BENCH_PROFILE=debug bash tests/bench/collector.sh --smoke
+else
+    skip_stage bench-smoke "tests/bench/collector.sh not present yet"
 fi
 stage cross cross
 # Suites of their own, each a script that installs what it needs and exits non-zero on failure.

@@ -242,6 +242,24 @@ enum Cmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// Stop (exit 1, summary with "stuck": true) when no commit advanced the counter
+        /// for this many seconds after the first one: the collector stopped ingesting.
+        #[arg(long, default_value_t = 60)]
+        stuck_after: u64,
+    },
+    /// Run retention on a database one transaction at a time, as the collector's writer
+    /// does, and time every transaction (an ingest commit waits for at most one).
+    RetentionSteps {
+        /// The database (e.g. made by bulk-load --end-days-ago 200 --open-per-device 0).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// Delete sessions that stopped more than this many days ago.
+        #[arg(long, default_value_t = 180)]
+        days: u32,
+        /// Fixed batch size (5000 = the collector before adaptive batches); default: sized
+        /// like the collector now does (jobs::BatchSizer, ~40 ms per transaction).
+        #[arg(long)]
+        fixed: Option<u32>,
     },
     /// Build a big database with the collector's schema directly (fast path: large
     /// transactions, journal off during the load, indexes rebuilt once at the end).
@@ -423,6 +441,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             interval_ms,
             retention_days,
             timeout,
+            stuck_after,
         } => {
             let cutoff = retention_days
                 .map(|d| wifisess_collector::jobs::retention_cutoff(wifisess_loadgen::now_ms(), d));
@@ -432,6 +451,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 interval: Duration::from_millis(interval_ms),
                 timeout: Duration::from_secs(timeout),
                 retention_cutoff_ms: cutoff,
+                stuck_after: Duration::from_secs(stuck_after),
             })?;
             println!(
                 "committed {} events; longest stall {} ms ({} ms during retention, {} ms \
@@ -452,6 +472,35 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 "retention_done_ms": r.retention_done_ms,
                 "oldest_stop_at_start_ms": r.oldest_stop_at_start_ms,
                 "polls": r.polls, "max_poll_us": r.max_poll_us,
+                "last_change_ms": r.last_change_ms, "stuck": r.stuck,
+            }));
+            if r.stuck {
+                anyhow::bail!(
+                    "the collector stopped committing: {} of {} events after {} s without \
+                     progress",
+                    r.events,
+                    expect_events,
+                    stuck_after
+                );
+            }
+        }
+        Cmd::RetentionSteps { db, days, fixed } => {
+            let cutoff =
+                wifisess_collector::jobs::retention_cutoff(wifisess_loadgen::now_ms(), days);
+            let r = storebench::retention_steps(&db, cutoff, fixed)?;
+            println!(
+                "retention ({}): deleted {} sessions in {} transactions, {:.1} s; longest \
+                 transaction {:.1} ms, median {:.1} ms",
+                fixed.map_or("adaptive batches".to_owned(), |n| format!("batches of {n}")),
+                r.deleted,
+                r.steps,
+                r.seconds,
+                r.max_ms,
+                r.p50_ms
+            );
+            summary(json!({
+                "tool": "retention-steps", "fixed": fixed, "deleted": r.deleted,
+                "steps": r.steps, "seconds": r.seconds, "max_ms": r.max_ms, "p50_ms": r.p50_ms,
             }));
         }
         Cmd::BulkLoad {

@@ -33,6 +33,9 @@ pub struct MonitorConfig {
     pub timeout: Duration,
     /// Retention cutoff (ms): sessions stopped before it are being deleted.
     pub retention_cutoff_ms: Option<i64>,
+    /// Give up when the counter has not advanced for this long after the first commit
+    /// (the collector stopped ingesting); the report says so (`stuck`).
+    pub stuck_after: Duration,
 }
 
 /// What was seen.
@@ -62,6 +65,10 @@ pub struct MonitorReport {
     pub polls: u64,
     /// Longest single poll, µs (the measurement's own resolution).
     pub max_poll_us: u64,
+    /// Wall ms of the last advance of the counter.
+    pub last_change_ms: i64,
+    /// The counter stopped advancing for `stuck_after` before the expected count.
+    pub stuck: bool,
 }
 
 fn open(db: &PathBuf, deadline: Instant) -> anyhow::Result<Connection> {
@@ -149,6 +156,12 @@ pub fn run(cfg: &MonitorConfig) -> anyhow::Result<MonitorReport> {
         }
         if v >= cfg.expect_events {
             rep.done_ms = now;
+            rep.last_change_ms = last_change_ms;
+            return Ok(rep);
+        }
+        if rep.first_commit_ms > 0 && now - last_change_ms > cfg.stuck_after.as_millis() as i64 {
+            rep.stuck = true;
+            rep.last_change_ms = last_change_ms;
             return Ok(rep);
         }
         if Instant::now() > deadline {

@@ -112,10 +112,17 @@ impl Conn {
     }
 }
 
+/// Publishes handed to one connection's request queue (64 in the agent's link) that rumqttc
+/// has not reported written yet: the queue only drains when the link task runs, and this
+/// single-threaded publisher hands out many publishes before it yields.
+const QUEUE_ROOM: usize = 56;
+
 struct State {
     conns: Vec<Conn>,
-    /// Most publishes outstanding per connection: rumqttc's window plus part of its request
-    /// queue (64 in the agent's link), so `try_publish` never finds the queue full.
+    /// The first publish that could not be queued (the run stops).
+    failed: Option<String>,
+    /// Most publishes outstanding (queued or unacknowledged) per connection: rumqttc's
+    /// window plus part of its request queue.
     limit: usize,
     prefix: String,
     rep: PublishReport,
@@ -124,7 +131,7 @@ struct State {
 impl State {
     fn room(&self, device: usize) -> bool {
         let c = &self.conns[device % self.conns.len()];
-        c.client.is_some() && c.outstanding() < self.limit
+        c.client.is_some() && c.outstanding() < self.limit && c.awaiting.len() < QUEUE_ROOM
     }
 
     fn send(&mut self, conn: usize, topic: String, retain: bool, payload: Vec<u8>, what: Carried) {
@@ -138,9 +145,12 @@ impl State {
                     self.rep.first_publish_ms = now_ms();
                 }
             }
-            // Only if the link task is gone or its queue is full (the limit prevents that):
-            // the link reports `Down` and the outbox re-sends after the reconnect.
-            Err(e) => eprintln!("wifisess-loadgen: publish not queued on connection {conn}: {e}"),
+            // Only if the link task is gone or its queue is full (`room` prevents that). The
+            // outbox would wait forever for this batch's ack: stop with an error instead.
+            Err(e) => {
+                self.failed
+                    .get_or_insert(format!("publish not queued on connection {conn}: {e}"));
+            }
         }
     }
 
@@ -248,7 +258,8 @@ pub async fn run(cfg: PublishConfig) -> anyhow::Result<PublishReport> {
                 ever_up: false,
             })
             .collect(),
-        limit: usize::from(cfg.inflight.max(1)) + 48,
+        limit: usize::from(cfg.inflight.max(1)) + QUEUE_ROOM,
+        failed: None,
         prefix: cfg.prefix.clone(),
         rep: PublishReport {
             devices: fleet.sim.devices.len(),
@@ -260,6 +271,9 @@ pub async fn run(cfg: PublishConfig) -> anyhow::Result<PublishReport> {
 
     macro_rules! wait_net {
         () => {
+            if let Some(e) = st.borrow_mut().failed.take() {
+                bail!("{e}");
+            }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some((i, m))) => {
                     st.borrow_mut().handle(i, m, &mut fleet);

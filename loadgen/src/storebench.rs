@@ -260,3 +260,57 @@ pub fn store(
     rep.sessions = sessions(&conn)?;
     Ok(rep)
 }
+
+/// One retention pass measured transaction by transaction.
+#[derive(Debug, Clone, Default)]
+pub struct RetentionSteps {
+    /// Sessions deleted.
+    pub deleted: u64,
+    /// Transactions.
+    pub steps: u64,
+    /// Longest transaction, ms: what an ingest commit waiting for the writer can wait.
+    pub max_ms: f64,
+    /// Median transaction, ms.
+    pub p50_ms: f64,
+    /// Whole pass, s.
+    pub seconds: f64,
+}
+
+/// Runs retention on `db` (sessions stopped before `cutoff_ms`) the way the collector's
+/// writer does, one transaction at a time, and times each: with `fixed` every batch deletes
+/// that many sessions (the collector before the adaptive batches: 5 000), else batches are
+/// sized by [`wifisess_collector::jobs::BatchSizer`] as `run` and `prune` do now.
+///
+/// # Errors
+/// SQLite errors.
+pub fn retention_steps(
+    db: &Path,
+    cutoff_ms: i64,
+    fixed: Option<u32>,
+) -> anyhow::Result<RetentionSteps> {
+    use wifisess_collector::jobs::{prune_batch, BatchSizer};
+    let mut conn = wifisess_collector::schema::open(db)
+        .with_context(|| format!("opening {}", db.display()))?;
+    let mut sizer = BatchSizer::default();
+    let mut times = Vec::new();
+    let mut rep = RetentionSteps::default();
+    let began = Instant::now();
+    loop {
+        let limit = fixed.unwrap_or(sizer.limit());
+        let t = Instant::now();
+        let b = prune_batch(&mut conn, cutoff_ms, limit)?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        sizer.took(ms as u64);
+        times.push(ms);
+        rep.deleted += b.sessions;
+        if b.sessions < u64::from(limit) {
+            break;
+        }
+    }
+    rep.seconds = began.elapsed().as_secs_f64();
+    rep.steps = times.len() as u64;
+    times.sort_by(f64::total_cmp);
+    rep.max_ms = times.last().copied().unwrap_or(0.0);
+    rep.p50_ms = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    Ok(rep)
+}

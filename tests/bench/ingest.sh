@@ -59,11 +59,24 @@ start_broker "$W/broker-coll"
 start_collector "$W/collector.db" "$W/collector.log" WIFISESS_RETENTION_DAYS=0
 wait_subscribed "$W/collector.db"
 "$LG" monitor --db "$W/collector.db" --expect-events "$EVENTS" --interval-ms 5 --timeout 1800 \
-    >"$W/monitor.out" &
+    --stuck-after 30 >"$W/monitor.out" &
 MON_PID=$!
 BENCH_PIDS+=("$MON_PID")
 "$LG" publish --broker "mqtt://127.0.0.1:$BROKER_PORT" "${STREAM[@]}" | tee "$W/publish-coll.out"
-wait "$MON_PID" || bdie "monitor failed (collector log: $W/collector.log)"
+if ! wait "$MON_PID"; then
+    cat "$W/monitor.out"
+    if [ "$(jget "$W/monitor.out" .stuck 2>/dev/null)" = true ]; then
+        python3 - "$W" <<'EOF'
+import json, sys
+w = sys.argv[1]
+last = lambda f: [json.loads(l[8:]) for l in open(f"{w}/{f}") if l.startswith("SUMMARY ")][-1]
+m, p = last("monitor.out"), last("publish-coll.out")
+print(f"collector: committed {m['events']} events, then none for 30 s; until then "
+      f"{m['events'] * 1000 / max(1, m['last_change_ms'] - p['first_publish_ms']):.0f} events/s")
+EOF
+    fi
+    bdie "the collector did not commit all events (log: $W/collector.log)"
+fi
 cat "$W/monitor.out"
 stop_pid "$COLL_PID" || bdie "the collector did not exit cleanly (log: $W/collector.log)"
 stop_pid "$BROKER_PID" || true

@@ -7,9 +7,9 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO_ROOT"
 BENCH_DIR="${BENCH_DIR:-$REPO_ROOT/target/bench}"
-PROFILE="${BENCH_PROFILE:-server}"
+PROFILE="${BENCH_PROFILE:-server}"   # the cargo profile (target/<profile>/); `debug` = dev
 LG="$REPO_ROOT/target/$PROFILE/wifisess-loadgen"
-COLL="$REPO_ROOT/target/$PROFILE/wifisess-collector"
+COLL="${BENCH_COLLECTOR:-$REPO_ROOT/target/$PROFILE/wifisess-collector}"   # BENCH_COLLECTOR: another build to compare
 mkdir -p "$BENCH_DIR"
 BENCH_PIDS=()
 
@@ -33,8 +33,10 @@ build_bins() {
         blog "installing mosquitto"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
     }
-    blog "building wifisess-collector and wifisess-loadgen (--profile $PROFILE)"
-    cargo build -q --profile "$PROFILE" -p wifisess-collector -p wifisess-loadgen
+    local prof=(--profile "$PROFILE")
+    [ "$PROFILE" = debug ] && prof=()   # BENCH_PROFILE=debug: the dev build (smoke runs)
+    blog "building wifisess-collector and wifisess-loadgen (${prof[*]:-dev profile})"
+    cargo build -q "${prof[@]}" -p wifisess-collector -p wifisess-loadgen
 }
 
 free_port() {

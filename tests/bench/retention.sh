@@ -44,13 +44,17 @@ phase() {   # phase NAME RETENTION_DAYS DEVICE_PREFIX [monitor args...]
     start_collector "$DB" "$W/collector-$name.log" WIFISESS_RETENTION_DAYS="$days"
     local started; started=$(date +%s%3N)
     [ "$name" = A ] && wait_subscribed "$DB"   # later phases: the broker kept the session
-    "$LG" monitor --db "$DB" --expect-events "$EVENTS" --interval-ms 5 --timeout 1800 "$@" \
+    "$LG" monitor --db "$DB" --expect-events "$EVENTS" --interval-ms 5 --timeout 1800 \
+        --stuck-after 30 "$@" \
         >"$W/monitor-$name.out" &
     local mon=$!
     BENCH_PIDS+=("$mon")
     "$LG" publish --broker "mqtt://127.0.0.1:$BROKER_PORT" "${STREAM[@]}" \
         --device-prefix "$prefix" >"$W/publish-$name.out"
-    wait "$mon" || bdie "monitor failed (log: $W/collector-$name.log)"
+    wait "$mon" || {
+        cat "$W/monitor-$name.out"
+        bdie "phase $name: the collector did not commit all events ($W/collector-$name.log)"
+    }
     stop_pid "$COLL_PID" || bdie "the collector did not exit cleanly ($W/collector-$name.log)"
     echo "phase $name (retention_days $days): $(grep -v '^SUMMARY' "$W/monitor-$name.out")"
     echo "$started" >"$W/started-$name"
