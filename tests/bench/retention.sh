@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # Retention stall benchmark (docs/BENCHMARKS.md, "Collector"): a database holding N expired
-# sessions (wifisess-loadgen bulk-load: stopped 200..230 days ago), the collector running on
-# it while simulated access points publish at a steady rate below what it sustains, and the
-# retention pass `run` starts at launch (retention_days 180) deleting them in batches.
-# Stall = the longest time the collector's committed-event counter did not advance
-# (wifisess-loadgen monitor, polling every 5 ms from its own read connection).
-#   phase A  same database, same load, retention off   -> the stall baseline
-#   phase B  retention on: deletes the N sessions       -> stall during / after the pass
+# sessions (wifisess-loadgen bulk-load: stopped 200..230 days ago), deleted by retention.
 #
-# usage: tests/bench/retention.sh [--smoke] [--sessions N] [--rate R] [--seconds S]
+# 1. Transactions (always): wifisess-loadgen retention-steps runs the collector's retention
+#    (jobs::prune_batch) one transaction at a time as `run`'s writer does and times each; an
+#    ingest commit waits for at most one, so the longest transaction is the longest stall.
+#    Baseline in the same run, on a copy of the same database: fixed 5 000-row batches (the
+#    collector before adaptive batches) against the batches sized by jobs::BatchSizer now.
+# 2. End to end (--e2e; on by default with --smoke): the collector running on the database
+#    while simulated access points publish at a steady rate, retention_days 180 making `run`
+#    start the pass at launch. Stall = the longest time the committed-event counter did not
+#    advance (wifisess-loadgen monitor, 5 ms polls). Phase A: retention off (baseline);
+#    phase B: retention on. At full size this currently stops on the collector's ingest
+#    wedge (docs/BENCHMARKS.md).
+#
+# usage: tests/bench/retention.sh [--smoke] [--e2e] [--sessions N] [--rate R] [--seconds S]
 #   --smoke   20 000 sessions, 20 devices, a few seconds: checks every step, no timing
 # environment: BENCH_DIR, BENCH_INFLIGHT, BENCH_SKIP_BUILD=1
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib-collector.sh"
 
-SESSIONS=1000000 RATE=2000 SECONDS_LOAD=60 DEVICES=1000 CLIENTS=30 SMOKE=0
+SESSIONS=1000000 RATE=2000 SECONDS_LOAD=60 DEVICES=1000 CLIENTS=30 SMOKE=0 E2E=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --smoke) SMOKE=1 SESSIONS=20000 RATE=500 SECONDS_LOAD=4 DEVICES=20 CLIENTS=5 ;;
+        --smoke) SMOKE=1 E2E=1 SESSIONS=20000 RATE=500 SECONDS_LOAD=4 DEVICES=20 CLIENTS=5 ;;
+        --e2e) E2E=1 ;;
         --sessions) SESSIONS=$2; shift ;;
         --rate) RATE=$2; shift ;;
         --seconds) SECONDS_LOAD=$2; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) bdie "unknown argument $1 (see --help)" ;;
     esac
     shift
@@ -37,6 +44,20 @@ echo "expired sessions: $SESSIONS; load: ${STREAM[*]}"
 "$LG" bulk-load --sessions "$SESSIONS" --devices "$((DEVICES < 1000 ? DEVICES : 1000))" \
     --open-per-device 0 --end-days-ago 200 --days 30 --device-prefix old- --db "$DB"
 
+# 1. Transactions: the same database twice.
+cp "$DB" "$W/fixed.db"
+"$LG" retention-steps --db "$W/fixed.db" --days 180 --fixed 5000 | tee "$W/steps-fixed.out"
+rm -f "$W"/fixed.db*
+cp "$DB" "$W/steps.db"
+"$LG" retention-steps --db "$W/steps.db" --days 180 | tee "$W/steps-now.out"
+rm -f "$W"/steps.db*
+[ "$(jget "$W/steps-now.out" .deleted)" = "$SESSIONS" ] || bdie "retention-steps deleted too few"
+if [ "$E2E" = 0 ]; then
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    exit 0
+fi
+
+# 2. End to end.
 start_broker "$W/broker"
 
 phase() {   # phase NAME RETENTION_DAYS DEVICE_PREFIX [monitor args...]
