@@ -35,6 +35,7 @@ LAB = os.path.join(REPO, "tests", "hwsim", "lab.sh")
 GRACE_S = 10         # rejoin_grace in tests/e2e/vm/lib.sh
 LIMIT_S = 1.0        # accuracy: every start/stop within 1 s of hostapd's timestamp
 CLOCK_LIMIT_S = 2.0  # clock scenario: within 2 s of the host's clock
+START_SAME_S = 0.010  # agent_kill: the restarted agent's start of a session, vs before
 RADIOS = 10          # wlan0, wlan1: APs; wlan2..wlan9: clients
 
 BOOT_A = ["publish", "churn", "rejoin", "roam", "agent_kill", "broker_outage",
@@ -640,9 +641,16 @@ def check_agent_kill(res, c, rows, decoded, host):
         res.check(len(bo) == 1, "before the kill: %d open sessions for wlan%d" % (len(bo), k))
         res.check(len(a) == len(b), "after the restart: %d rows for wlan%d, before %d" % (len(a), k, len(b)))
         ao = [r for r in a if r["stop"] is None]
-        res.check(len(ao) == 1 and bo and ao[0]["id"] == bo[0]["id"] and ao[0]["start"] == bo[0]["start"],
+        # The same start: the restarted agent re-derives it from the kernel's association time
+        # and its own clocks (ms truncations: a few ms at most; the collector keeps the
+        # earliest report).
+        moved = (abs(parse_time(ao[0]["start"]) - parse_time(bo[0]["start"]))
+                 if len(ao) == 1 and bo else None)
+        res.check(len(ao) == 1 and bo and ao[0]["id"] == bo[0]["id"] and moved <= START_SAME_S,
                   "after the restart wlan%d: open %s, before %s" % (
                       k, [(r["id"], r["start"]) for r in ao], [(r["id"], r["start"]) for r in bo]))
+        if moved is not None:
+            res.notes.append("wlan%d: start after the restart differs by %.3f s" % (k, moved))
         fin = [r for r in mine if r["device_id"] == dev and r["mac"] == mac(k)]
         res.check(bo and fin and fin[0]["id"] == bo[0]["id"], "final session id differs for wlan%d" % k)
 
