@@ -132,7 +132,8 @@ pub fn presence(
     Ok(out)
 }
 
-/// Sessions of the group's devices that may overlap `[from, to]` (index `sessions_device_start`).
+/// Sessions of the group's devices that may overlap `[from, to]` (covering index
+/// `sessions_device_start`: no table lookups).
 pub(crate) const PRESENCE_SQL: &str = "SELECT s.mac, s.start_ms, s.stop_ms FROM sessions s \
      WHERE s.device_id IN (SELECT id FROM devices WHERE coalesce(inv_group, grp) = ?1) \
      AND s.start_ms <= ?2 AND (s.stop_ms IS NULL OR s.stop_ms >= ?3) AND s.mac IS NOT NULL";

@@ -356,7 +356,8 @@ const DEVICES_SQL: &str = "SELECT d.id, coalesce(d.inv_name, d.name), \
      coalesce(d.inv_organization, d.organization), coalesce(d.inv_group, d.grp), d.online, \
      d.last_seen_ms, coalesce(o.n, 0), d.seq_gaps, d.agent_version \
      FROM devices d LEFT JOIN (SELECT device_id, count(*) AS n FROM sessions \
-       WHERE stop_ms IS NULL GROUP BY device_id) o ON o.device_id = d.id \
+       INDEXED BY sessions_open_device WHERE stop_ms IS NULL GROUP BY device_id) o \
+       ON o.device_id = d.id \
      ORDER BY d.id";
 
 /// Every device known (announced or in the inventory), by id.
@@ -481,7 +482,7 @@ fn status_sql(scope: &StatusScope) -> (String, Vec<Value>) {
 }
 
 const ORG_OPEN_SQL: &str = "SELECT coalesce(d.inv_organization, d.organization) AS o, count(*) \
-     FROM sessions s JOIN devices d ON d.id = s.device_id \
+     FROM sessions s INDEXED BY sessions_open_start JOIN devices d ON d.id = s.device_id \
      WHERE s.stop_ms IS NULL AND o IS NOT NULL GROUP BY o";
 
 /// Open sessions per organization against `limits` (organization → `max_open_sessions`).
@@ -774,7 +775,7 @@ mod tests {
             ],
         );
         assert!(
-            pl.contains("sessions_device_start (device_id=? AND start_ms<?)"),
+            pl.contains("COVERING INDEX sessions_device_start (device_id=? AND start_ms<?)"),
             "presence: {pl}"
         );
         for (what, sql) in crate::jobs::PLANNED_SQL {

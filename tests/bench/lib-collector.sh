@@ -17,11 +17,18 @@ blog() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 bdie() { blog "error: $*"; exit 1; }
 
 bench_cleanup() {
-    local p
+    local p i
     for p in "${BENCH_PIDS[@]}"; do
         kill "$p" 2>/dev/null || true
     done
+    # A wedged collector ignores SIGTERM (docs/BENCHMARKS.md): SIGKILL after 5 s.
+    for i in $(seq 50); do
+        for p in "${BENCH_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; p=; done
+        [ -z "${p:-}" ] && break
+        sleep 0.1
+    done
     for p in "${BENCH_PIDS[@]}"; do
+        kill -9 "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
 }
