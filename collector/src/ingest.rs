@@ -13,11 +13,15 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::merge::{self, Outcome};
 
-/// Publishes waiting for the writer. Backpressure: when full, the event loop stops reading.
-const CHANNEL_CAPACITY: usize = 1024;
-/// Requests (acks) waiting for the event loop. Must exceed what the broker keeps in flight
-/// (mosquitto `max_inflight_messages`), or ingest and acks could wait on each other.
+/// Requests (acks) waiting for the event loop, which is polled without pause.
 const REQUEST_CAPACITY: usize = 10_000;
+/// Publishes waiting for the writer above which a warning is logged. The queue itself is not
+/// bounded here: the broker's in-flight window bounds it (it sends no more unacknowledged
+/// QoS 1 messages than `max_inflight_messages`, and the writer acks only after committing).
+/// A bounded queue made the event loop wait for the writer while the writer waited for the
+/// event loop to take its acks: ingest stopped for good under sustained load
+/// (docs/BENCHMARKS.md, "the collector wedges under sustained load").
+const QUEUE_WARN: usize = 20_000;
 
 /// One received publish and when it arrived (collector clock, ms since the epoch).
 struct Received {
@@ -142,7 +146,7 @@ async fn serve(
         opts.set_credentials(u, cfg.password.clone().unwrap_or_default());
     }
     let (client, mut eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
-    let (tx, rx) = mpsc::channel::<Received>(CHANNEL_CAPACITY);
+    let (tx, rx) = mpsc::unbounded_channel::<Received>();
     let (done_tx, mut done_rx) = oneshot::channel::<anyhow::Result<()>>();
     let writer = {
         let client = client.clone();
@@ -200,7 +204,7 @@ async fn serve(
                         p.payload = bytes::Bytes::copy_from_slice(&p.payload[..keep]);
                     }
                     let r = Received { publish: p, receive_ms: now_ms() };
-                    if tx.send(r).await.is_err() {
+                    if tx.send(r).is_err() {
                         log::error!("writer stopped; no longer ingesting");
                         break 'ingest;
                     }
@@ -283,7 +287,7 @@ async fn shutdown_signal() {
 #[allow(clippy::too_many_arguments)] // the writer's wiring: each is one resource it owns
 fn write_loop(
     mut conn: Connection,
-    mut rx: mpsc::Receiver<Received>,
+    mut rx: mpsc::UnboundedReceiver<Received>,
     client: &AsyncClient,
     rt: &tokio::runtime::Handle,
     prefix: &str,
@@ -292,8 +296,19 @@ fn write_loop(
     mut jobs: crate::jobs::Schedule,
 ) -> anyhow::Result<()> {
     let mut bad_input = RateLimit::new(20);
+    let mut behind = RateLimit::new(2);
     let mut group: Vec<Received> = Vec::with_capacity(max);
     while let Some(first) = next_publish(&mut rx, rt, &mut jobs, &mut conn, &mut on_commit) {
+        let queued = rx.len();
+        if queued > QUEUE_WARN {
+            if let Some(n) = behind.pass(Instant::now()) {
+                log::warn!(
+                    "the writer is {queued} messages behind the broker (is the broker's \
+                     max_inflight_messages bounded? docs/OPERATIONS.md); {n} similar \
+                     messages suppressed"
+                );
+            }
+        }
         group.push(first);
         while group.len() < max {
             match rx.try_recv() {
@@ -369,7 +384,7 @@ fn run_jobs(
 /// bounded transaction at a time, checking the queue in between) and otherwise waits.
 /// `None` once the channel is closed and drained.
 fn next_publish(
-    rx: &mut mpsc::Receiver<Received>,
+    rx: &mut mpsc::UnboundedReceiver<Received>,
     rt: &tokio::runtime::Handle,
     jobs: &mut crate::jobs::Schedule,
     conn: &mut Connection,
