@@ -11,8 +11,8 @@
 #    while simulated access points publish at a steady rate, retention_days 180 making `run`
 #    start the pass at launch. Stall = the longest time the committed-event counter did not
 #    advance (wifisess-loadgen monitor, 5 ms polls). Phase A: retention off (baseline);
-#    phase B: retention on. At full size this currently stops on the collector's ingest
-#    wedge (docs/BENCHMARKS.md).
+#    phase B: retention on. At full size this stopped on the collector's ingest wedge
+#    before its fix (0c8b17e); it has not been re-run at full size since (docs/BENCHMARKS.md).
 #
 # usage: tests/bench/retention.sh [--smoke] [--e2e] [--sessions N] [--rate R] [--seconds S]
 #   --smoke   20 000 sessions, 20 devices, a few seconds: checks every step, no timing
