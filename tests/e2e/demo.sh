@@ -108,6 +108,7 @@ EOF
 } >"$DEMO/demo-vm.sh"
 
 say "booting the VM (about 20 s; console in $DEMO/console.log)"
+rm -f "$DEMO/console.log"   # only this run's console is shown below
 setsid "$REPO/tests/hwsim/lab.sh" --radios 8 --mqtt-port "$PORT" --log "$DEMO/console.log" \
     --timeout $(( DURATION > 0 ? DURATION + 300 : 7 * 86400 )) "$DEMO/demo-vm.sh" \
     >"$DEMO/lab.out" 2>&1 &
@@ -130,7 +131,8 @@ t0=$(date +%s)
 setsid bash -c "tail -n +1 -F '$DEMO/console.log' 2>/dev/null | grep --line-buffered 'demo:' \
     | sed -u 's/^\[[0-9.]*\] //'" &
 SHOW_PID=$!
-wait "$LAB_PID" || true
+lab_rc=0
+wait "$LAB_PID" || lab_rc=$?
 LAB_PID=""
 kill -- -"$SHOW_PID" 2>/dev/null || true
 SHOW_PID=""
@@ -138,8 +140,16 @@ sleep 2
 n="$("$COLLECTOR" sessions --format json --db "$DB" | grep -c '"id"' || true)"
 say "VM finished after $(( $(date +%s) - t0 )) s; $n sessions in $DB"
 "$COLLECTOR" sessions --db "$DB" | tail -n 15
-if [ "$DURATION" -gt 0 ] && [ "$n" -lt 1 ]; then
-    say "FAIL: no sessions arrived"
+if [ "$lab_rc" -ne 0 ] && [ "$lab_rc" -ne 130 ]; then
+    say "FAIL: the VM lab ended with exit $lab_rc; its output:"
+    tail -n 20 "$DEMO/lab.out" >&2
+    exit 1
+fi
+# The database is kept between runs: count this run's sessions.
+new="$("$COLLECTOR" sessions --format json --start-after="$(date -u -d "@$t0" +%Y-%m-%dT%H:%M:%SZ)" \
+    --db "$DB" | grep -c '"id"' || true)"
+if [ "$DURATION" -gt 0 ] && [ "$new" -lt 1 ]; then
+    say "FAIL: no sessions arrived in this run"
     exit 1
 fi
 exit 0
