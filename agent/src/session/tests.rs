@@ -84,6 +84,11 @@ impl Harness {
             .collect()
     }
 
+    /// A periodic dump of `ifindex` listing `stations`, at `now_ms`.
+    fn dump(&mut self, ifindex: u32, stations: &[StationInfo], now_ms: u64) -> Vec<Timed> {
+        self.events(Input::Dump { ifindex, stations }, now_ms)
+    }
+
     fn join(&mut self, ifindex: u32, st: &StationInfo, now_ms: u64) -> Vec<Timed> {
         self.events(
             Input::NewStation {
@@ -177,13 +182,7 @@ fn start_time_falls_back_to_connected_time() {
         connected_s: Some(42),
         ..sta(MAC_A, 0, true)
     };
-    let ev = h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &[st],
-        },
-        100_000,
-    );
+    let ev = h.dump(WLAN0, &[st], 100_000);
     assert_eq!(event_time(&ev[0]), EPOCH_MS + 58_000);
 }
 
@@ -400,27 +399,9 @@ fn rejoin_after_grace_is_a_new_session() {
 fn station_missing_from_a_dump_vanished_at_the_last_dump_that_had_it() {
     let mut h = Harness::new();
     let a = [sta(MAC_A, 1000, true)];
-    h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &a,
-        },
-        10_000,
-    );
-    h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &a,
-        },
-        20_000,
-    );
-    let ev = h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &[],
-        },
-        29_000,
-    );
+    h.dump(WLAN0, &a, 10_000);
+    h.dump(WLAN0, &a, 20_000);
+    let ev = h.dump(WLAN0, &[], 29_000);
     assert!(
         ev.is_empty(),
         "the grace runs from 20 s, the last dump that had it: {ev:?}"
@@ -440,20 +421,8 @@ fn station_missing_from_a_dump_vanished_at_the_last_dump_that_had_it() {
 fn del_station_behind_a_dump_that_missed_it_still_gives_the_leave_time() {
     let mut h = Harness::new();
     let a = [sta(MAC_A, 1000, true)];
-    h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &a,
-        },
-        10_000,
-    );
-    h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &[],
-        },
-        20_000,
-    );
+    h.dump(WLAN0, &a, 10_000);
+    h.dump(WLAN0, &[], 20_000);
     let gone = StationInfo {
         rx_bytes: Some(7000),
         ..sta(MAC_A, 1000, true)
@@ -514,13 +483,7 @@ fn moving_to_another_interface_is_roamed_local() {
     assert_eq!(start(&ev[1]).ifname, "wlan1");
     // The old interface's stale entry in a later dump does not bring the old session back.
     let stale = [sta(MAC_A, 1000, true)];
-    let ev = h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &stale,
-        },
-        10_000,
-    );
+    let ev = h.dump(WLAN0, &stale, 10_000);
     assert!(ev.is_empty(), "{ev:?}");
 }
 
@@ -543,13 +506,7 @@ fn counters_never_decrease() {
         rx_bytes: Some(10),
         ..sta(MAC_A, 1000, true)
     };
-    h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &[low],
-        },
-        10_000,
-    );
+    h.dump(WLAN0, &[low], 10_000);
     match &h.events(Input::Tick, 301_000)[0].event {
         Event::Update(u) => assert_eq!(u.rx_bytes, 1000),
         e => panic!("{e:?}"),
@@ -589,20 +546,8 @@ fn restarted_tracker_derives_the_same_ids() {
     let a = start(&h.join(WLAN0, &sta(MAC_A, 1000, true), 1000)[0]).id;
     let b = start(&h.join(WLAN1, &sta(MAC_B, 2000, true), 2000)[0]).id;
     let mut fresh = Harness::new();
-    let mut ids = fresh.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &[sta(MAC_A, 1000, true)],
-        },
-        90_000,
-    );
-    ids.extend(fresh.events(
-        Input::Dump {
-            ifindex: WLAN1,
-            stations: &[sta(MAC_B, 2000, true)],
-        },
-        90_000,
-    ));
+    let mut ids = fresh.dump(WLAN0, &[sta(MAC_A, 1000, true)], 90_000);
+    ids.extend(fresh.dump(WLAN1, &[sta(MAC_B, 2000, true)], 90_000));
     let ids: Vec<SessionId> = ids.iter().map(|t| start(t).id).collect();
     assert_eq!(ids, [a, b]);
 }
@@ -614,13 +559,7 @@ fn full_table_counts_overflow_instead_of_panicking() {
     let stations: Vec<StationInfo> = (0..n)
         .map(|i| sta(MacAddr([2, 0, 0, 0, (i >> 8) as u8, i as u8]), 1000, true))
         .collect();
-    let ev = h.events(
-        Input::Dump {
-            ifindex: WLAN0,
-            stations: &stations,
-        },
-        5000,
-    );
+    let ev = h.dump(WLAN0, &stations, 5000);
     assert_eq!(ev.len(), MAX_SESSIONS);
     assert_eq!(h.t.stats().overflow, 3);
     assert_eq!(h.t.stats().open as usize, MAX_SESSIONS);
