@@ -17,7 +17,7 @@ case "${1:-}" in
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) bdie "unknown argument $1 (see --help)" ;;
 esac
-[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_bins
+build_bins
 export BENCH_SKIP_BUILD=1
 for b in ingest queries retention; do
     echo "== $b"

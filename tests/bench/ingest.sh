@@ -29,9 +29,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_bins
-W="$BENCH_DIR/ingest"
-rm -rf "$W" && mkdir -p "$W"
+build_bins
+W="$(bench_workdir ingest)"
 STREAM=(--devices "$DEVICES" --clients "$CLIENTS" --events "$EVENTS" --rate "$RATE")
 machine_line
 echo "stream: ${STREAM[*]} (churn 0.1, batch_ms 100, seed 1); broker max_inflight_messages ${BENCH_INFLIGHT:-100}"

@@ -34,8 +34,10 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-# The collector and the load generator, optimised (the collector's `server` profile).
+# The collector and the load generator, optimised (the collector's `server` profile);
+# nothing with BENCH_SKIP_BUILD=1 (the binaries already built are used).
 build_bins() {
+    [ "${BENCH_SKIP_BUILD:-0}" = 1 ] && return 0
     command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || {
         blog "installing mosquitto"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
@@ -124,4 +126,10 @@ machine_line() {
     printf 'machine: %s, nproc %s, %s, %s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")" \
         "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
         "$(date -u +%Y-%m-%d)"
+}
+
+# bench_workdir NAME: a fresh $BENCH_DIR/NAME, printed (the benchmark's files and databases).
+bench_workdir() {
+    local w="$BENCH_DIR/$1"
+    rm -rf "$w" && mkdir -p "$w" && echo "$w"
 }

@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_bins
+build_bins
 DB="$BENCH_DIR/queries-$SESSIONS.db"
 machine_line
 if [ "$REUSE" = 1 ] && [ -e "$DB" ]; then

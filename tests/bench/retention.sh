@@ -33,9 +33,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || build_bins
-W="$BENCH_DIR/retention"
-rm -rf "$W" && mkdir -p "$W"
+build_bins
+W="$(bench_workdir retention)"
 DB="$W/retention.db"
 EVENTS=$((RATE * SECONDS_LOAD))
 STREAM=(--devices "$DEVICES" --clients "$CLIENTS" --events "$EVENTS" --rate "$RATE" --paced)
