@@ -10,8 +10,10 @@
 //! Nothing here reads a clock: the receive time is an argument.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
-use rusqlite::{named_params, params, OptionalExtension, Transaction};
+use rusqlite::types::Value;
+use rusqlite::{named_params, params, params_from_iter, OptionalExtension, Transaction};
 use wifisess_wire::{
     decode_batch, decode_status, Batch, DecodeError, Event, SessionId, Stamp, Status,
 };
@@ -197,11 +199,59 @@ struct Sess {
     times_corrected: bool,
 }
 
-const SESS_COLS: &str = "device_id, id, boot_id, mac, ssid, ifname, bssid, freq_mhz, start_ms, \
-    has_start, first_up, first_seq, stop_ms, stop_reason, stop_inferred, agent_stop_ms, \
-    agent_stop_reason, last_seen_ms, open_up, open_seq, signal_up, signal_seq, signal_avg, \
-    last_activity_ms, rx_bytes, tx_bytes, rx_packets, tx_packets, missing_up, missing_seq, \
-    next_start_ms, expired_ms, times_corrected, forced_ms";
+/// The `sessions` columns in the order of [`Sess::values`]; the first two are the key.
+const SESS_COLS: [&str; 34] = [
+    "device_id",
+    "id",
+    "boot_id",
+    "mac",
+    "ssid",
+    "ifname",
+    "bssid",
+    "freq_mhz",
+    "start_ms",
+    "has_start",
+    "first_up",
+    "first_seq",
+    "stop_ms",
+    "stop_reason",
+    "stop_inferred",
+    "agent_stop_ms",
+    "agent_stop_reason",
+    "last_seen_ms",
+    "open_up",
+    "open_seq",
+    "signal_up",
+    "signal_seq",
+    "signal_avg",
+    "last_activity_ms",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_packets",
+    "tx_packets",
+    "missing_up",
+    "missing_seq",
+    "next_start_ms",
+    "expired_ms",
+    "times_corrected",
+    "forced_ms",
+];
+
+/// `SELECT <every column> FROM sessions WHERE <key>` and `INSERT INTO sessions ...`, built once.
+fn session_sql() -> &'static (String, String) {
+    static SQL: OnceLock<(String, String)> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let cols = SESS_COLS.join(", ");
+        let marks = (1..=SESS_COLS.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (
+            format!("SELECT {cols} FROM sessions WHERE device_id = ?1 AND id = ?2"),
+            format!("INSERT INTO sessions ({cols}) VALUES ({marks})"),
+        )
+    })
+}
 
 fn key_of(a: Option<i64>, b: Option<i64>) -> Option<Key> {
     Some((a?, b?))
@@ -320,72 +370,74 @@ impl Sess {
         self.agent_stop.is_some()
     }
 
-    fn upsert(&self, tx: &Transaction, placeholder_stop: bool) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO sessions ({SESS_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-             ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, \
-             ?28, ?29, ?30, ?31, ?32, ?33, ?34)
-             ON CONFLICT (device_id, id) DO UPDATE SET boot_id = excluded.boot_id, mac = excluded.mac,
-             ssid = excluded.ssid, ifname = excluded.ifname, bssid = excluded.bssid,
-             freq_mhz = excluded.freq_mhz, start_ms = excluded.start_ms,
-             has_start = excluded.has_start, first_up = excluded.first_up,
-             first_seq = excluded.first_seq, stop_ms = excluded.stop_ms,
-             stop_reason = excluded.stop_reason, stop_inferred = excluded.stop_inferred,
-             agent_stop_ms = excluded.agent_stop_ms, agent_stop_reason = excluded.agent_stop_reason,
-             last_seen_ms = excluded.last_seen_ms, open_up = excluded.open_up,
-             open_seq = excluded.open_seq, signal_up = excluded.signal_up,
-             signal_seq = excluded.signal_seq, signal_avg = excluded.signal_avg,
-             last_activity_ms = excluded.last_activity_ms, rx_bytes = excluded.rx_bytes,
-             tx_bytes = excluded.tx_bytes, rx_packets = excluded.rx_packets,
-             tx_packets = excluded.tx_packets, missing_up = excluded.missing_up,
-             missing_seq = excluded.missing_seq, next_start_ms = excluded.next_start_ms,
-             expired_ms = excluded.expired_ms, times_corrected = excluded.times_corrected,
-             forced_ms = excluded.forced_ms"
-        );
-        // While facts are written, every touched row is parked as closed (`pending`) so the
-        // one-open-session index cannot trip on an intermediate state; `refresh` then writes
-        // the derived stops, closed rows first.
-        let (stop_ms, stop_reason) = if placeholder_stop {
-            (Some(-1), Some("pending".to_owned()))
-        } else {
-            (self.stop_ms, self.stop_reason.clone())
+    /// The row's values in [`SESS_COLS`] order.
+    fn values(&self) -> [Value; 34] {
+        let opt_text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+        let opt_int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+        [
+            Value::Text(self.device_id.clone()),
+            Value::Integer(self.id),
+            Value::Text(self.boot_id.clone()),
+            opt_text(&self.mac),
+            opt_text(&self.ssid),
+            opt_text(&self.ifname),
+            opt_text(&self.bssid),
+            opt_int(self.freq_mhz),
+            Value::Integer(self.start_ms),
+            Value::Integer(self.has_start.into()),
+            Value::Integer(self.first.0),
+            Value::Integer(self.first.1),
+            opt_int(self.stop_ms),
+            opt_text(&self.stop_reason),
+            Value::Integer(self.stop_inferred.into()),
+            opt_int(self.agent_stop.as_ref().map(|s| s.0)),
+            opt_text(&self.agent_stop.as_ref().map(|s| s.1.clone())),
+            Value::Integer(self.last_seen_ms),
+            opt_int(self.open.map(|k| k.0)),
+            opt_int(self.open.map(|k| k.1)),
+            opt_int(self.signal.map(|s| s.0 .0)),
+            opt_int(self.signal.map(|s| s.0 .1)),
+            opt_int(self.signal.map(|s| s.1)),
+            opt_int(self.last_activity_ms),
+            Value::Integer(self.rx_bytes),
+            Value::Integer(self.tx_bytes),
+            Value::Integer(self.rx_packets),
+            Value::Integer(self.tx_packets),
+            opt_int(self.missing.map(|k| k.0)),
+            opt_int(self.missing.map(|k| k.1)),
+            opt_int(self.next_start_ms),
+            opt_int(self.expired_ms),
+            Value::Integer(self.times_corrected.into()),
+            opt_int(self.forced_ms),
+        ]
+    }
+
+    /// Writes the row: an `INSERT` when it is not stored yet, else an `UPDATE` of only the
+    /// columns that differ from `stored` (nothing when none does). Most events change only
+    /// columns no index covers (counters, last seen, signal), so SQLite rewrites the row and
+    /// none of the ~11 index entries (docs/BENCHMARKS.md, ingest).
+    fn write(&self, tx: &Transaction, stored: Option<&Sess>) -> Result<(), StoreError> {
+        let new = self.values();
+        let Some(stored) = stored else {
+            tx.prepare_cached(&session_sql().1)?
+                .execute(params_from_iter(new.iter()))?;
+            return Ok(());
         };
-        tx.prepare_cached(&sql)?.execute(params![
-            self.device_id,
-            self.id,
-            self.boot_id,
-            self.mac,
-            self.ssid,
-            self.ifname,
-            self.bssid,
-            self.freq_mhz,
-            self.start_ms,
-            self.has_start,
-            self.first.0,
-            self.first.1,
-            stop_ms,
-            stop_reason,
-            self.stop_inferred,
-            self.agent_stop.as_ref().map(|s| s.0),
-            self.agent_stop.as_ref().map(|s| s.1.clone()),
-            self.last_seen_ms,
-            self.open.map(|k| k.0),
-            self.open.map(|k| k.1),
-            self.signal.map(|s| s.0 .0),
-            self.signal.map(|s| s.0 .1),
-            self.signal.map(|s| s.1),
-            self.last_activity_ms,
-            self.rx_bytes,
-            self.tx_bytes,
-            self.rx_packets,
-            self.tx_packets,
-            self.missing.map(|k| k.0),
-            self.missing.map(|k| k.1),
-            self.next_start_ms,
-            self.expired_ms,
-            self.times_corrected,
-            self.forced_ms,
-        ])?;
+        let old = stored.values();
+        let changed: Vec<usize> = (2..new.len()).filter(|&i| new[i] != old[i]).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("UPDATE sessions SET ");
+        for (n, &i) in changed.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("{} = ?{}", SESS_COLS[i], n + 3));
+        }
+        sql.push_str(" WHERE device_id = ?1 AND id = ?2");
+        let args = new[..2].iter().chain(changed.iter().map(|&i| &new[i]));
+        tx.prepare_cached(&sql)?.execute(params_from_iter(args))?;
         Ok(())
     }
 }
@@ -470,8 +522,28 @@ fn ensure_device(tx: &Transaction, device: &str, receive_ms: i64) -> Result<(), 
     Ok(())
 }
 
+/// The origin (wall time at uptime 0) that converts the times of an unsynchronised message
+/// of `boot`: the lower of the stored estimate and this message's candidate (`None` for a
+/// synchronised message, which needs none).
+fn boot_origin(
+    tx: &Transaction,
+    device: &str,
+    boot: &str,
+    origin_cand: Option<i64>,
+) -> Result<Option<i64>, StoreError> {
+    let Some(cand) = origin_cand else {
+        return Ok(None);
+    };
+    let stored: Option<i64> = tx
+        .prepare_cached("SELECT origin_ms FROM device_boots WHERE device_id = ?1 AND boot_id = ?2")?
+        .query_row(params![device, boot], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(Some(stored.map_or(cand, |s| s.min(cand))))
+}
+
 /// Records that boot `boot` of `device` was seen between `first_ms` and `last_ms`; with an
-/// unsynchronised clock also lowers its origin estimate to `origin_cand`. Returns the origin.
+/// unsynchronised clock also lowers its origin estimate to `origin_cand`.
 fn observe_boot(
     tx: &Transaction,
     device: &str,
@@ -479,7 +551,7 @@ fn observe_boot(
     first_ms: i64,
     last_ms: i64,
     origin_cand: Option<i64>,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO device_boots (device_id, boot_id, first_ms, last_ms, origin_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -491,8 +563,7 @@ fn observe_boot(
                             ELSE min(origin_ms, excluded.origin_ms) END",
     )?
     .execute(params![device, boot, first_ms, last_ms, origin_cand])?;
-    tx.prepare_cached("SELECT origin_ms FROM device_boots WHERE device_id = ?1 AND boot_id = ?2")?
-        .query_row(params![device, boot], |r| r.get(0))
+    Ok(())
 }
 
 /// The boot origin candidate of an unsynchronised message: receive time minus the newest
@@ -501,13 +572,21 @@ fn origin_candidate(receive_ms: i64, newest_uptime_ms: u64) -> i64 {
     receive_ms.saturating_sub(clamp_i64(newest_uptime_ms))
 }
 
+/// The device's newest boot: the latest first seen, ties by the larger boot id. Picked here
+/// rather than by `ORDER BY ... LIMIT 1`, whose sorter cost more than the scan of a device's
+/// few boots (it runs twice per message).
 fn newest_boot(tx: &Transaction, device: &str) -> Result<Option<String>, StoreError> {
-    tx.prepare_cached(
-        "SELECT boot_id FROM device_boots WHERE device_id = ?1
-         ORDER BY first_ms DESC, boot_id DESC LIMIT 1",
-    )?
-    .query_row([device], |r| r.get(0))
-    .optional()
+    let mut st =
+        tx.prepare_cached("SELECT first_ms, boot_id FROM device_boots WHERE device_id = ?1")?;
+    let mut rows = st.query([device])?;
+    let mut newest: Option<(i64, String)> = None;
+    while let Some(r) = rows.next()? {
+        let cand: (i64, String) = (r.get(0)?, r.get(1)?);
+        if newest.as_ref().is_none_or(|n| cand > *n) {
+            newest = Some(cand);
+        }
+    }
+    Ok(newest.map(|n| n.1))
 }
 
 fn boot_last_ms(tx: &Transaction, device: &str, boot: &str) -> Result<Option<i64>, StoreError> {
@@ -517,11 +596,9 @@ fn boot_last_ms(tx: &Transaction, device: &str, boot: &str) -> Result<Option<i64
 }
 
 fn load_session(tx: &Transaction, device: &str, id: i64) -> Result<Option<Sess>, StoreError> {
-    tx.prepare_cached(&format!(
-        "SELECT {SESS_COLS} FROM sessions WHERE device_id = ?1 AND id = ?2"
-    ))?
-    .query_row(params![device, id], Sess::from_row)
-    .optional()
+    tx.prepare_cached(&session_sql().0)?
+        .query_row(params![device, id], Sess::from_row)
+        .optional()
 }
 
 fn live_ids_by_mac(tx: &Transaction, device: &str, mac: &str) -> Result<Vec<i64>, StoreError> {
@@ -571,15 +648,6 @@ fn load_syncs(tx: &Transaction, device: &str, boot: &str) -> Result<Vec<SyncRec>
     rows.collect()
 }
 
-fn next_start(tx: &Transaction, s: &Sess) -> Result<Option<i64>, StoreError> {
-    let Some(mac) = &s.mac else { return Ok(None) };
-    tx.prepare_cached(
-        "SELECT min(start_ms) FROM sessions WHERE device_id = ?1 AND mac = ?2
-         AND (start_ms > ?3 OR (start_ms = ?3 AND id > ?4))",
-    )?
-    .query_row(params![s.device_id, mac, s.start_ms, s.id], |r| r.get(0))
-}
-
 /// Merges the seq numbers of one message into the device's received runs.
 fn record_seqs(
     tx: &Transaction,
@@ -597,64 +665,117 @@ fn record_seqs(
             _ => runs.push((s, s)),
         }
     }
-    for (mut lo, mut hi) in runs {
+    for (lo, hi) in runs {
         let mut st = tx.prepare_cached(
             "SELECT lo, hi FROM seq_runs WHERE device_id = ?1 AND boot_id = ?2 AND epoch = ?3
-             AND lo <= ?5 + 1 AND hi >= ?4 - 1",
+             AND lo <= ?5 + 1 AND hi >= ?4 - 1 ORDER BY lo",
         )?;
         let touching: Vec<(i64, i64)> = st
             .query_map(params![device, boot, epoch, lo, hi], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<Result<_, _>>()?;
-        for (l, h) in touching {
-            lo = lo.min(l);
-            hi = hi.max(h);
-            tx.prepare_cached(
-                "DELETE FROM seq_runs WHERE device_id = ?1 AND boot_id = ?2 AND epoch = ?3 AND lo = ?4",
-            )?
-            .execute(params![device, boot, epoch, l])?;
+        let merged_hi = touching.iter().fold(hi, |m, t| m.max(t.1));
+        // The usual message continues the run before it: that run's `hi` grows in place.
+        // Otherwise the touching runs are replaced by their union.
+        let kept = touching.first().filter(|t| t.0 <= lo).map(|t| t.0);
+        for &(l, _) in &touching {
+            if Some(l) != kept {
+                tx.prepare_cached(
+                    "DELETE FROM seq_runs WHERE device_id = ?1 AND boot_id = ?2 AND epoch = ?3
+                     AND lo = ?4",
+                )?
+                .execute(params![device, boot, epoch, l])?;
+            }
         }
-        tx.prepare_cached(
-            "INSERT INTO seq_runs (device_id, boot_id, epoch, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![device, boot, epoch, lo, hi])?;
+        match kept {
+            Some(l) => tx
+                .prepare_cached(
+                    "UPDATE seq_runs SET hi = ?5 WHERE device_id = ?1 AND boot_id = ?2
+                     AND epoch = ?3 AND lo = ?4",
+                )?
+                .execute(params![device, boot, epoch, l, merged_hi])?,
+            None => tx
+                .prepare_cached(
+                    "INSERT INTO seq_runs (device_id, boot_id, epoch, lo, hi)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    device,
+                    boot,
+                    epoch,
+                    touching.first().map_or(lo, |t| t.0.min(lo)),
+                    merged_hi
+                ])?,
+        };
     }
     Ok(())
 }
 
-/// Recomputes the device row's boot, epoch, last seq and seq gaps from the boot/epoch tables.
-fn refresh_device(tx: &Transaction, device: &str) -> Result<(), StoreError> {
-    let boot = newest_boot(tx, device)?;
-    let epoch: Option<i64> = match &boot {
-        Some(b) => tx
-            .prepare_cached(
-                "SELECT epoch FROM epochs WHERE device_id = ?1 AND boot_id = ?2
-                 ORDER BY last_up DESC, epoch DESC LIMIT 1",
-            )?
-            .query_row(params![device, b], |r| r.get(0))
-            .optional()?,
-        None => None,
+/// Writes the device row (creating it): last seen (`receive_ms`, a running maximum), its
+/// newest boot `boot`, that boot's current epoch (the one with the latest uptime) and last
+/// seq, and the seq gaps over all its boots and epochs.
+fn refresh_device(
+    tx: &Transaction,
+    device: &str,
+    boot: Option<&str>,
+    receive_ms: i64,
+) -> Result<(), StoreError> {
+    let mut epoch: Option<(i64, i64)> = None;
+    if let Some(b) = boot {
+        let mut st = tx.prepare_cached(
+            "SELECT last_up, epoch FROM epochs WHERE device_id = ?1 AND boot_id = ?2",
+        )?;
+        let mut rows = st.query(params![device, b])?;
+        while let Some(r) = rows.next()? {
+            let cand: (i64, i64) = (r.get(0)?, r.get(1)?);
+            epoch = epoch.max(Some(cand));
+        }
+    }
+    let epoch = epoch.map(|e| e.1);
+    // One pass over the device's runs in key order (boot, epoch, lo); i128 because hostile
+    // seqs can span the whole i64 range.
+    let mut last_seq: Option<i64> = None;
+    let mut gaps: i128 = 0;
+    // The (boot, epoch) being summed: boot, epoch, lowest lo, highest hi, seqs covered.
+    let mut group: Option<(String, i64, i128, i128, i128)> = None;
+    let uncovered = |g: Option<(String, i64, i128, i128, i128)>| {
+        g.map_or(0, |(_, _, lo, hi, covered)| hi - lo + 1 - covered)
     };
-    let last_seq: Option<i64> = match (&boot, epoch) {
-        (Some(b), Some(e)) => tx
-            .prepare_cached(
-                "SELECT max(hi) FROM seq_runs WHERE device_id = ?1 AND boot_id = ?2 AND epoch = ?3",
-            )?
-            .query_row(params![device, b, e], |r| r.get(0))?,
-        _ => None,
-    };
-    let gaps: i64 = tx
-        .prepare_cached(
-            "SELECT coalesce(sum(span - covered), 0) FROM (
-               SELECT max(hi) - min(lo) + 1 AS span, sum(hi - lo + 1) AS covered
-               FROM seq_runs WHERE device_id = ?1 GROUP BY boot_id, epoch)",
-        )?
-        .query_row([device], |r| r.get(0))?;
+    let mut st = tx.prepare_cached(
+        "SELECT boot_id, epoch, lo, hi FROM seq_runs WHERE device_id = ?1
+         ORDER BY boot_id, epoch, lo",
+    )?;
+    let mut rows = st.query([device])?;
+    while let Some(r) = rows.next()? {
+        let (b, e, lo, hi): (String, i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        if boot == Some(b.as_str()) && epoch == Some(e) {
+            last_seq = last_seq.max(Some(hi));
+        }
+        let (lo, hi) = (i128::from(lo), i128::from(hi));
+        match &mut group {
+            Some(g) if g.0 == b && g.1 == e => {
+                g.2 = g.2.min(lo);
+                g.3 = g.3.max(hi);
+                g.4 += hi - lo + 1;
+            }
+            _ => {
+                gaps += uncovered(group.take());
+                group = Some((b, e, lo, hi, hi - lo + 1));
+            }
+        }
+    }
+    gaps += uncovered(group);
+    let gaps = i64::try_from(gaps.max(0)).unwrap_or(i64::MAX);
     tx.prepare_cached(
-        "UPDATE devices SET boot_id = ?2, agent_epoch = ?3, last_seq = ?4, seq_gaps = ?5 WHERE id = ?1",
+        "INSERT INTO devices (id, last_seen_ms, boot_id, agent_epoch, last_seq, seq_gaps)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO UPDATE SET
+           last_seen_ms = max(coalesce(last_seen_ms, excluded.last_seen_ms), excluded.last_seen_ms),
+           boot_id = excluded.boot_id, agent_epoch = excluded.agent_epoch,
+           last_seq = excluded.last_seq, seq_gaps = excluded.seq_gaps",
     )?
-    .execute(params![device, boot, epoch, last_seq, gaps])?;
+    .execute(params![device, receive_ms, boot, epoch, last_seq, gaps])?;
     Ok(())
 }
 
@@ -662,9 +783,11 @@ fn refresh_device(tx: &Transaction, device: &str) -> Result<(), StoreError> {
 struct Work<'a> {
     tx: &'a Transaction<'a>,
     device: String,
+    /// Rows as this message left them (facts merged, stops not yet derived).
     rows: BTreeMap<i64, Sess>,
+    /// The same rows as they were stored before this message (absent: new rows).
+    stored: HashMap<i64, Sess>,
     touched: BTreeSet<i64>,
-    macs: BTreeSet<String>,
     boots: BTreeSet<String>,
 }
 
@@ -674,8 +797,8 @@ impl<'a> Work<'a> {
             tx,
             device: device.to_owned(),
             rows: BTreeMap::new(),
+            stored: HashMap::new(),
             touched: BTreeSet::new(),
-            macs: BTreeSet::new(),
             boots: BTreeSet::new(),
         }
     }
@@ -686,6 +809,7 @@ impl<'a> Work<'a> {
         }
         match load_session(self.tx, &self.device, id)? {
             Some(s) => {
+                self.stored.insert(id, s.clone());
                 self.rows.insert(id, s);
                 Ok(true)
             }
@@ -710,18 +834,61 @@ impl<'a> Work<'a> {
         Ok(self.rows.get_mut(&i).expect("just loaded"))
     }
 
-    /// Writes facts of touched rows, widens the set to every row whose derived stop may have
-    /// changed, recomputes those stops and writes them (closures first).
-    fn finish(mut self) -> Result<(), StoreError> {
-        for id in &self.touched {
-            let s = &self.rows[id];
-            if let Some(m) = &s.mac {
-                self.macs.insert(m.clone());
+    /// Touched rows that are new or whose start or MAC changed: the superseded rule of the
+    /// client's other sessions depends on them, and the database does not know them yet.
+    fn moved(&self) -> BTreeSet<i64> {
+        self.touched
+            .iter()
+            .copied()
+            .filter(|id| {
+                let now = &self.rows[id];
+                self.stored
+                    .get(id)
+                    .is_none_or(|was| was.start_ms != now.start_ms || was.mac != now.mac)
+            })
+            .collect()
+    }
+
+    /// Start of the next session of the same client on the same device after `s` (by start,
+    /// then id): the moved rows as they are now, every other row as stored.
+    fn next_start(&self, s: &Sess, moved: &BTreeSet<i64>) -> Result<Option<i64>, StoreError> {
+        let Some(mac) = &s.mac else { return Ok(None) };
+        let in_memory = moved
+            .iter()
+            .map(|id| &self.rows[id])
+            .filter(|o| o.mac.as_ref() == Some(mac) && (o.start_ms, o.id) > (s.start_ms, s.id))
+            .map(|o| o.start_ms)
+            .min();
+        let mut st = self.tx.prepare_cached(
+            "SELECT id, start_ms FROM sessions WHERE device_id = ?1 AND mac = ?2
+             AND (start_ms, id) > (?3, ?4) ORDER BY start_ms, id",
+        )?;
+        let mut rows = st.query(params![s.device_id, mac, s.start_ms, s.id])?;
+        let mut stored = None;
+        while let Some(r) = rows.next()? {
+            if !moved.contains(&r.get::<_, i64>(0)?) {
+                stored = Some(r.get::<_, i64>(1)?);
+                break;
             }
-            s.upsert(self.tx, true)?;
+        }
+        Ok(match (in_memory, stored) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Widens the set to every row whose derived stop may have changed, recomputes the stops
+    /// of all rows (`newest`: the device's newest boot) and writes what changed, closures
+    /// first so the one-open-session index never sees two open sessions of a client.
+    fn finish(mut self, newest: Option<&str>) -> Result<(), StoreError> {
+        let moved = self.moved();
+        let mut macs: BTreeSet<String> = BTreeSet::new();
+        for id in &moved {
+            macs.extend(self.rows[id].mac.clone());
+            macs.extend(self.stored.get(id).and_then(|s| s.mac.clone()));
         }
         let mut more: Vec<i64> = Vec::new();
-        for m in &self.macs {
+        for m in &macs {
             more.extend(live_ids_by_mac(self.tx, &self.device, m)?);
         }
         for b in &self.boots {
@@ -730,11 +897,8 @@ impl<'a> Work<'a> {
         for id in more {
             self.load(id)?;
         }
-        let newest = newest_boot(self.tx, &self.device)?;
         let mut syncs: HashMap<String, Vec<SyncRec>> = HashMap::new();
         let mut boot_last: HashMap<String, Option<i64>> = HashMap::new();
-        let mut closed: Vec<&Sess> = Vec::new();
-        let mut open: Vec<&Sess> = Vec::new();
         let mut derived: Vec<Sess> = Vec::with_capacity(self.rows.len());
         for s in self.rows.values() {
             let mut s = s.clone();
@@ -742,7 +906,7 @@ impl<'a> Work<'a> {
                 s.missing = None;
                 s.next_start_ms = None;
             } else {
-                let reboot_at = if newest.as_deref() == Some(s.boot_id.as_str()) {
+                let reboot_at = if newest == Some(s.boot_id.as_str()) {
                     None
                 } else {
                     if !boot_last.contains_key(&s.boot_id) {
@@ -760,7 +924,7 @@ impl<'a> Work<'a> {
                     .filter(|y| y.key > s.first && y.ids.binary_search(&s.id).is_err())
                     .map(|y| y.key)
                     .max();
-                s.next_start_ms = next_start(self.tx, &s)?;
+                s.next_start_ms = self.next_start(&s, &moved)?;
                 let cx = Context {
                     reboot_at,
                     missing: s.missing,
@@ -778,17 +942,10 @@ impl<'a> Work<'a> {
             }
             derived.push(s);
         }
-        for s in &derived {
-            if s.stop_ms.is_some() {
-                closed.push(s);
-            } else {
-                open.push(s);
-            }
-        }
+        let (closed, open): (Vec<&Sess>, Vec<&Sess>) =
+            derived.iter().partition(|s| s.stop_ms.is_some());
         for s in closed.into_iter().chain(open) {
-            if self.rows.get(&s.id) != Some(s) || self.touched.contains(&s.id) {
-                s.upsert(self.tx, false)?;
-            }
+            s.write(self.tx, self.stored.get(&s.id))?;
         }
         Ok(())
     }
@@ -803,7 +960,6 @@ impl<'a> Work<'a> {
 pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), StoreError> {
     let device = b.device_id.as_str();
     let boot = b.boot_id.to_string();
-    ensure_device(tx, device, receive_ms)?;
 
     let stamps: Vec<Option<Stamp>> = b.events.iter().map(|e| b.stamp_of(e)).collect();
     let newest_up = stamps
@@ -820,17 +976,16 @@ pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), S
     // Lower the boot's origin estimate (a running minimum) first, so the stored estimate is
     // what converts this batch's times; the sentinels leave first/last seen untouched.
     let before = newest_boot(tx, device)?;
-    let origin = observe_boot(tx, device, &boot, i64::MAX, i64::MIN, origin_cand)?;
     let clock = Clock {
         synced: b.clock_synced,
-        origin_ms: origin.or(origin_cand).unwrap_or(0),
+        origin_ms: boot_origin(tx, device, &boot, origin_cand)?.unwrap_or(0),
     };
     let corrected = !b.clock_synced;
     let walls: Vec<i64> = stamps.iter().flatten().map(|s| clock.wall(*s)).collect();
     let base_wall = clock.wall(b.base());
     let lo = walls.iter().copied().min().unwrap_or(base_wall);
     let hi = walls.iter().copied().max().unwrap_or(base_wall);
-    observe_boot(tx, device, &boot, lo, hi, None)?;
+    observe_boot(tx, device, &boot, lo, hi, origin_cand)?;
 
     let mut w = Work::new(tx, device);
     let mut seqs: Vec<i64> = Vec::new();
@@ -916,23 +1071,23 @@ pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), S
         .execute(params![device, boot, b.agent_epoch, up])?;
         record_seqs(tx, device, &boot, b.agent_epoch, &mut seqs)?;
     }
-    stale_boots(tx, device, &boot, before, &mut w.boots)?;
-    w.finish()?;
-    refresh_device(tx, device)
+    let newest = stale_boots(tx, device, &boot, before, &mut w.boots)?;
+    w.finish(newest.as_deref())?;
+    refresh_device(tx, device, newest.as_deref(), receive_ms)
 }
 
 /// Adds to `boots` the boots whose sessions' reboot rule may have changed: when the newest
 /// boot changed, both the previous one (its sessions now end at a reboot) and the new one
 /// (its sessions may have been closed by that rule while another boot looked newer: an old
 /// boot's late event can move that boot's first-seen time back); and `boot` itself when it
-/// is not the newest.
+/// is not the newest. Returns the newest boot.
 fn stale_boots(
     tx: &Transaction,
     device: &str,
     boot: &str,
     before: Option<String>,
     boots: &mut BTreeSet<String>,
-) -> Result<(), StoreError> {
+) -> Result<Option<String>, StoreError> {
     let after = newest_boot(tx, device)?;
     if after != before {
         boots.extend(before);
@@ -941,7 +1096,7 @@ fn stale_boots(
     if after.as_deref() != Some(boot) {
         boots.insert(boot.to_owned());
     }
-    Ok(())
+    Ok(after)
 }
 
 /// Merges a status message: device metadata and counters (newest status wins), and its boot.
@@ -958,15 +1113,15 @@ pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(),
         uptime_ms: s.uptime_ms,
     };
     let before = newest_boot(tx, device)?;
-    let origin = observe_boot(tx, device, &boot, i64::MAX, i64::MIN, origin_cand)?;
     let wall = Clock {
         synced: s.clock_synced,
-        origin_ms: origin.or(origin_cand).unwrap_or(0),
+        origin_ms: boot_origin(tx, device, &boot, origin_cand)?.unwrap_or(0),
     }
     .wall(stamp);
-    observe_boot(tx, device, &boot, wall, wall, None)?;
+    observe_boot(tx, device, &boot, wall, wall, origin_cand)?;
 
-    let newest = newest_boot(tx, device)?;
+    let mut w = Work::new(tx, device);
+    let newest = stale_boots(tx, device, &boot, before, &mut w.boots)?;
     let (cur_boot, cur_up): (Option<String>, Option<i64>) = tx
         .prepare_cached("SELECT status_boot, status_uptime_ms FROM devices WHERE id = ?1")?
         .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -998,10 +1153,8 @@ pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(),
             ":overflow": clamp_i64(s.tracker_overflow),
         })?;
     }
-    let mut w = Work::new(tx, device);
-    stale_boots(tx, device, &boot, before, &mut w.boots)?;
-    w.finish()?;
-    refresh_device(tx, device)
+    w.finish(newest.as_deref())?;
+    refresh_device(tx, device, newest.as_deref(), receive_ms)
 }
 
 /// Marks every open session of `device` as expired at `at_ms` (the device's last-seen time):
@@ -1045,7 +1198,7 @@ fn close_open(
         *f = Some(f.map_or(at_ms, |e| e.max(at_ms)));
         w.touched.insert(*id);
     }
-    w.finish()?;
+    w.finish(newest_boot(tx, device)?.as_deref())?;
     Ok(ids.len())
 }
 

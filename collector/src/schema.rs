@@ -159,6 +159,14 @@ pub enum SchemaError {
     },
 }
 
+/// Prepared statements kept per connection: more than the merge, the jobs and the queries
+/// use together, so none is parsed twice.
+pub const STATEMENT_CACHE: usize = 256;
+
+/// Page cache per connection opened here, KiB (SQLite's `cache_size`; it grows to this only
+/// as pages are used).
+pub const PAGE_CACHE_KIB: i64 = 64 * 1024;
+
 /// Opens (creating if needed) the database at `path` in WAL mode and runs pending migrations.
 ///
 /// # Errors
@@ -169,6 +177,13 @@ pub fn open(path: &Path) -> Result<Connection, SchemaError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The merge alone uses ~30 distinct statements per message; with rusqlite's default
+    // cache of 16 they evicted each other and were parsed again every time (45 % of the
+    // store path's time; docs/BENCHMARKS.md, ingest).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // SQLite's default page cache (2 MB) is smaller than one group commit touches across the
+    // sessions indexes: pages were spilled to the WAL mid-transaction and read back.
+    conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     migrate(&mut conn)?;
     Ok(conn)
 }
