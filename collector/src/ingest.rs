@@ -1,8 +1,13 @@
 //! The I/O of `run`: one tokio task owns the MQTT event loop and hands every publish over a
-//! bounded channel to one thread that owns the SQLite writer; that thread commits in groups
-//! and acks each publish only after the transaction holding it committed, and runs the
-//! lifecycle jobs ([`crate::jobs`]) in bounded steps between groups.
+//! channel to one thread that owns the SQLite writer; that thread commits in groups and acks
+//! each publish only after the transaction holding it committed, and runs the lifecycle jobs
+//! ([`crate::jobs`]) in bounded steps between groups. The publishes waiting for the writer
+//! are bounded by [`Backlog`]; neither side ever waits for the other while holding something
+//! the other needs.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -13,15 +18,81 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::merge::{self, Outcome};
 
-/// Requests (acks) waiting for the event loop, which is polled without pause.
+/// Requests (acks) waiting for the event loop. The writer never waits for room here: an ack
+/// that does not fit waits in the writer's [`Acks`] until it does.
 const REQUEST_CAPACITY: usize = 10_000;
-/// Publishes waiting for the writer above which a warning is logged. The queue itself is not
-/// bounded here: the broker's in-flight window bounds it (it sends no more unacknowledged
-/// QoS 1 messages than `max_inflight_messages`, and the writer acks only after committing).
-/// A bounded queue made the event loop wait for the writer while the writer waited for the
-/// event loop to take its acks: ingest stopped for good under sustained load
-/// (docs/BENCHMARKS.md, "the collector wedges under sustained load").
-const QUEUE_WARN: usize = 20_000;
+/// Payload bytes waiting for the writer at most (with at most `2 × commit_max_messages`
+/// messages): past either bound the ingest task stops reading from the broker until the
+/// writer commits. The broker's `max_inflight_messages` is not a bound one can rely on:
+/// mosquitto 2.0.11 (Debian 12) delivered 29 000 unacknowledged publishes to the collector
+/// with it set to 100 (docs/BENCHMARKS.md, "Ingest").
+const BACKLOG_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Publishes handed to the writer and not yet committed: added by the ingest task, removed
+/// by the writer after each commit, which wakes the ingest task if it paused.
+struct Backlog {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+    /// The most messages that ever waited at once (logged at shutdown).
+    peak: AtomicUsize,
+    max_messages: usize,
+    committed: tokio::sync::Notify,
+}
+
+impl Backlog {
+    fn new(max_messages: usize) -> Backlog {
+        Backlog {
+            messages: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            max_messages,
+            committed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.messages.load(Ordering::Acquire) >= self.max_messages
+            || self.bytes.load(Ordering::Acquire) >= BACKLOG_MAX_BYTES
+    }
+
+    fn add(&self, bytes: usize) {
+        let waiting = self.messages.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(waiting, Ordering::AcqRel);
+        self.bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    fn remove(&self, messages: usize, bytes: usize) {
+        self.messages.fetch_sub(messages, Ordering::AcqRel);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        // A permit is kept if the ingest task is not waiting yet: no wake-up is lost.
+        self.committed.notify_one();
+    }
+}
+
+/// Acks of committed publishes, oldest first, waiting for room in rumqttc's request channel
+/// (MQTT 3.1.1 wants PUBACKs in the order the publishes arrived). Only the packet id is
+/// kept: the payload is dropped.
+struct Acks {
+    client: AsyncClient,
+    waiting: VecDeque<Publish>,
+}
+
+impl Acks {
+    fn push(&mut self, mut p: Publish) {
+        p.payload = bytes::Bytes::new();
+        self.waiting.push_back(p);
+    }
+
+    /// Hands waiting acks to the event loop until its channel is full; never waits.
+    fn flush(&mut self) {
+        while let Some(p) = self.waiting.front() {
+            if self.client.try_ack(p).is_err() {
+                return;
+            }
+            self.waiting.pop_front();
+        }
+    }
+}
 
 /// One received publish and when it arrived (collector clock, ms since the epoch).
 struct Received {
@@ -147,16 +218,24 @@ async fn serve(
     }
     let (client, mut eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
     let (tx, rx) = mpsc::unbounded_channel::<Received>();
+    let backlog = Arc::new(Backlog::new(cfg.commit_max_messages.saturating_mul(2)));
     let (done_tx, mut done_rx) = oneshot::channel::<anyhow::Result<()>>();
     let writer = {
         let client = client.clone();
         let prefix = cfg.topic_prefix.clone();
         let max = cfg.commit_max_messages;
         let jobs = crate::jobs::Schedule::new(cfg.retention_days, cfg.expire_hours, now_ms());
+        let backlog = Arc::clone(&backlog);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let r = write_loop(conn, rx, &client, &handle, &prefix, max, on_commit, jobs);
+                let acks = Acks {
+                    client,
+                    waiting: VecDeque::new(),
+                };
+                let r = write_loop(
+                    conn, rx, acks, &backlog, &handle, &prefix, max, on_commit, jobs,
+                );
                 let _ = done_tx.send(r);
             })
             .context("starting the writer thread")?
@@ -177,8 +256,25 @@ async fn serve(
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut backoff = Duration::from_millis(500);
     let mut conn_errors = RateLimit::new(10);
+    let mut paused_log = RateLimit::new(1);
+    let mut paused = false;
     let mut writer_result: Option<anyhow::Result<()>> = None;
     'ingest: loop {
+        // A full backlog stops the reading (not the acks already queued: they wait in the
+        // request channel and go out when reading resumes, right after the next commit).
+        let full = backlog.full();
+        if full && !paused {
+            if let Some(n) = paused_log.pass(Instant::now()) {
+                log::info!(
+                    "the writer is behind ({} messages, {} bytes wait): reading from the broker \
+                     paused until it commits; the broker keeps the rest ({n} similar messages \
+                     suppressed)",
+                    backlog.messages.load(Ordering::Acquire),
+                    backlog.bytes.load(Ordering::Acquire)
+                );
+            }
+        }
+        paused = full;
         tokio::select! {
             _ = &mut shutdown => {
                 log::info!("shutdown: committing and acknowledging what is held");
@@ -188,7 +284,8 @@ async fn serve(
                 writer_result = Some(r.unwrap_or_else(|_| Err(anyhow::anyhow!("writer thread ended"))));
                 break 'ingest;
             }
-            ev = eventloop.poll() => match ev {
+            _ = backlog.committed.notified(), if full => {}
+            ev = eventloop.poll(), if !full => match ev {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff = Duration::from_millis(500);
                     log::info!("connected (session present: {})", ack.session_present);
@@ -203,7 +300,9 @@ async fn serve(
                     if p.payload.len() > keep {
                         p.payload = bytes::Bytes::copy_from_slice(&p.payload[..keep]);
                     }
+                    let bytes = p.payload.len();
                     let r = Received { publish: p, receive_ms: now_ms() };
+                    backlog.add(bytes);
                     if tx.send(r).is_err() {
                         log::error!("writer stopped; no longer ingesting");
                         break 'ingest;
@@ -257,6 +356,11 @@ async fn serve(
     };
     let _ = tokio::time::timeout(Duration::from_secs(3), flush).await;
     let _ = writer.join();
+    log::info!(
+        "ingest: at most {} messages waited for the writer at once (bound {})",
+        backlog.peak.load(Ordering::Acquire),
+        backlog.max_messages
+    );
     writer_result.unwrap_or(Ok(()))
 }
 
@@ -288,7 +392,8 @@ async fn shutdown_signal() {
 fn write_loop(
     mut conn: Connection,
     mut rx: mpsc::UnboundedReceiver<Received>,
-    client: &AsyncClient,
+    mut acks: Acks,
+    backlog: &Backlog,
     rt: &tokio::runtime::Handle,
     prefix: &str,
     max: usize,
@@ -296,19 +401,10 @@ fn write_loop(
     mut jobs: crate::jobs::Schedule,
 ) -> anyhow::Result<()> {
     let mut bad_input = RateLimit::new(20);
-    let mut behind = RateLimit::new(2);
     let mut group: Vec<Received> = Vec::with_capacity(max);
-    while let Some(first) = next_publish(&mut rx, rt, &mut jobs, &mut conn, &mut on_commit) {
-        let queued = rx.len();
-        if queued > QUEUE_WARN {
-            if let Some(n) = behind.pass(Instant::now()) {
-                log::warn!(
-                    "the writer is {queued} messages behind the broker (is the broker's \
-                     max_inflight_messages bounded? docs/OPERATIONS.md); {n} similar \
-                     messages suppressed"
-                );
-            }
-        }
+    while let Some(first) =
+        next_publish(&mut rx, rt, &mut jobs, &mut conn, &mut on_commit, &mut acks)
+    {
         group.push(first);
         while group.len() < max {
             match rx.try_recv() {
@@ -350,13 +446,29 @@ fn write_loop(
         for (m, o) in group.iter().zip(&outcomes) {
             report(&mut bad_input, &m.publish.topic, o);
         }
+        let bytes = group.iter().map(|m| m.publish.payload.len()).sum();
+        backlog.remove(group.len(), bytes);
         for m in group.drain(..) {
-            rt.block_on(client.ack(&m.publish))
-                .context("handing an ack to the MQTT event loop")?;
+            acks.push(m.publish);
         }
+        acks.flush();
         // Under sustained load the queue is never empty: one bounded job step per group
         // keeps retention and expiry moving without holding ingest up for long.
         run_jobs(&mut jobs, &mut conn, &mut on_commit);
+    }
+    // Shutdown: the event loop is still polled (`serve` drains) until every ack is handed over.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    acks.flush();
+    while !acks.waiting.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        acks.flush();
+    }
+    if !acks.waiting.is_empty() {
+        log::warn!(
+            "{} acks not handed to the MQTT event loop; the broker redelivers those messages \
+             (the merge makes that harmless)",
+            acks.waiting.len()
+        );
     }
     Ok(())
 }
@@ -381,16 +493,18 @@ fn run_jobs(
 }
 
 /// The next queued publish; while none is queued, runs the lifecycle jobs that are due (one
-/// bounded transaction at a time, checking the queue in between) and otherwise waits.
-/// `None` once the channel is closed and drained.
+/// bounded transaction at a time, checking the queue in between), hands waiting acks to the
+/// event loop and otherwise waits. `None` once the channel is closed and drained.
 fn next_publish(
     rx: &mut mpsc::UnboundedReceiver<Received>,
     rt: &tokio::runtime::Handle,
     jobs: &mut crate::jobs::Schedule,
     conn: &mut Connection,
     on_commit: &mut Option<OnCommit>,
+    acks: &mut Acks,
 ) -> Option<Received> {
     loop {
+        acks.flush();
         match rx.try_recv() {
             Ok(m) => return Some(m),
             Err(mpsc::error::TryRecvError::Disconnected) => return None,
@@ -402,7 +516,9 @@ fn next_publish(
             run_jobs(jobs, conn, on_commit);
             continue;
         }
-        let wait = Duration::from_millis(wait.min(60_000) as u64);
+        // Acks that did not fit are retried every few milliseconds.
+        let cap = if acks.waiting.is_empty() { 60_000 } else { 5 };
+        let wait = Duration::from_millis(wait.min(cap) as u64);
         if let Ok(m) = rt.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
             return m;
         }

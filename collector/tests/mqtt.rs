@@ -383,3 +383,62 @@ fn reboot_and_sync_close_the_right_sessions_and_a_provisional_stop_reopens() {
         (scalar(&e.db, "SELECT seq_gaps FROM devices WHERE id = 'ap1'") == 1).then_some(())
     });
 }
+
+/// The publishes waiting for the writer stay bounded whatever the broker sends: mosquitto
+/// 2.0.11 ignores `max_inflight_messages` here, so with groups of 2 (bound 4) a burst of
+/// 1 500 batches would otherwise queue up almost whole. Nothing is lost or left unacked
+/// while the reading pauses and resumes hundreds of times.
+#[test]
+fn the_writer_backlog_is_bounded_and_a_burst_is_stored_whole() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wifisess.db");
+    let conf = dir.path().join("collector.toml");
+    std::fs::write(&conf, "commit_max_messages = 2\n").unwrap();
+    let log = dir.path().join("collector.log");
+    let conf_env = conf.to_str().unwrap();
+    let mut c = Collector::start_env(
+        &db,
+        broker.port,
+        &log,
+        &[
+            ("WIFISESS_RETENTION_DAYS", "0"),
+            ("WIFISESS_CONFIG", conf_env),
+        ],
+    );
+    wait_subscribed(&db, broker.port);
+    const N: u64 = 1_500;
+    let msgs = (0..N)
+        .map(|i| {
+            let dev = format!("ap{}", i % 10);
+            let seq = i / 10 + 1;
+            let e = start(seq, 1_000 + i, (i % 250) as u8);
+            (
+                topic(&dev),
+                batch(&dev, 1, 1, true, vec![(at(i, 10_000 + i), e)]),
+            )
+        })
+        .collect();
+    publish_all(broker.port, msgs);
+    wait_for("every event committed", Duration::from_secs(120), || {
+        (scalar(&db, "SELECT value FROM counters WHERE name = 'events'") == N as i64).then_some(())
+    });
+    assert!(c.terminate().success());
+    let text = c.log_text();
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM sessions WHERE device_id LIKE 'ap%'"
+        ),
+        N as i64
+    );
+    let peak: usize = text
+        .lines()
+        .find_map(|l| l.split("at most ").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no backlog line in the log:\n{text}"));
+    assert!(
+        peak <= 4,
+        "{peak} messages waited for the writer (bound 4):\n{text}"
+    );
+    assert!(text.contains("reading from the broker paused"), "{text}");
+}

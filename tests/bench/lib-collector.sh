@@ -63,7 +63,7 @@ start_broker() {
 listener $BROKER_PORT 127.0.0.1
 allow_anonymous true
 persistence false
-max_queued_messages 0
+max_queued_messages ${BENCH_QUEUED:-0}
 max_inflight_messages ${BENCH_INFLIGHT:-100}
 max_packet_size 266240
 log_dest stderr
