@@ -14,14 +14,14 @@
 #   --smoke   tiny sizes (seconds), for tests/run.sh: checks that every step works, no timing
 #   --repeat  rounds of the four measurements, interleaved (default 3; 1 with --smoke): the
 #             machine is shared and noisy, so each ratio is the median of the rounds' ratios
-#   --group   the store path's messages per transaction (default 100: what the collector's
-#             writer can group under the broker's in-flight window of 100)
+#   --group   the store path's messages per transaction (default 500, commit_max_messages:
+#             under this load the collector's groups average ~460, see docs/BENCHMARKS.md)
 # environment: BENCH_DIR (default target/bench), BENCH_INFLIGHT (broker max_inflight_messages,
 #   default 100), BENCH_SKIP_BUILD=1 (use the binaries already built)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib-collector.sh"
 
-DEVICES=1000 CLIENTS=30 EVENTS=100000 RATE=20000 SMOKE=0 REPEAT=3 GROUP=100
+DEVICES=1000 CLIENTS=30 EVENTS=100000 RATE=20000 SMOKE=0 REPEAT=3 GROUP=500
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 DEVICES=20 CLIENTS=5 EVENTS=2000 RATE=2000 REPEAT=1 ;;
