@@ -11,8 +11,9 @@
 #    while simulated access points publish at a steady rate, retention_days 180 making `run`
 #    start the pass at launch. Stall = the longest time the committed-event counter did not
 #    advance (wifisess-loadgen monitor, 5 ms polls). Phase A: retention off (baseline);
-#    phase B: retention on. At full size this stopped on the collector's ingest wedge
-#    before its fix (0c8b17e); it has not been re-run at full size since (docs/BENCHMARKS.md).
+#    phase B: retention on. The load lasts --seconds (default 300: at 2 000 events/s the
+#    pass of 1 000 000 sessions took ~250 s beside it); if the pass outlasts the load, the
+#    stall covers the part of the pass that ran beside it, and the count left is reported.
 #
 # usage: tests/bench/retention.sh [--smoke] [--e2e] [--sessions N] [--rate R] [--seconds S]
 #   --smoke   20 000 sessions, 20 devices, a few seconds: checks every step, no timing
@@ -20,7 +21,7 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib-collector.sh"
 
-SESSIONS=1000000 RATE=2000 SECONDS_LOAD=60 DEVICES=1000 CLIENTS=30 SMOKE=0 E2E=0
+SESSIONS=1000000 RATE=2000 SECONDS_LOAD=300 DEVICES=1000 CLIENTS=30 SMOKE=0 E2E=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 E2E=1 SESSIONS=20000 RATE=500 SECONDS_LOAD=4 DEVICES=20 CLIENTS=5 ;;
@@ -85,13 +86,16 @@ old=$(sqlite3 -readonly "$DB" "SELECT count(*) FROM sessions WHERE device_id LIK
 [ "$old" = "$SESSIONS" ] || bdie "phase A: expected $SESSIONS old sessions, found $old"
 phase B 180 lgb- --retention-days 180
 old=$(sqlite3 -readonly "$DB" "SELECT count(*) FROM sessions WHERE device_id LIKE 'old-%'")
-[ "$old" = 0 ] || bdie "phase B: retention left $old expired sessions"
+[ "$old" -lt "$SESSIONS" ] || bdie "phase B: retention deleted nothing"
+echo "$old" >"$W/left-B"
+[ "$old" = 0 ] || echo "phase B: the load ended before the pass: $old of $SESSIONS expired sessions left"
 grep -h 'retention: deleted' "$W/collector-B.log" || true
 stop_pid "$BROKER_PID" || true
 
 python3 - "$W" "$SESSIONS" <<'EOF'
 import json, sys
 w, n = sys.argv[1], int(sys.argv[2])
+left = int(open(f"{w}/left-B").read())
 def s(f):
     for line in open(f"{w}/{f}"):
         if line.startswith("SUMMARY "):
@@ -101,13 +105,18 @@ a, b, pb = s("monitor-A.out"), s("monitor-B.out"), s("publish-B.out")
 started = int(open(f"{w}/started-B").read())
 ret_s = (b["retention_done_ms"] - started) / 1000 if b["retention_done_ms"] else float("nan")
 print()
-print(f"retention of {n} sessions finished {ret_s:.1f} s after the collector started; "
-      f"load {pb['events']} events at {pb['events_per_s']:.0f} events/s")
+if left:
+    print(f"retention deleted {n - left} of {n} sessions while the load ran (not finished); "
+          f"load {pb['events']} events at {pb['events_per_s']:.0f} events/s")
+else:
+    print(f"retention of {n} sessions finished {ret_s:.1f} s after the collector started; "
+          f"load {pb['events']} events at {pb['events_per_s']:.0f} events/s")
 print(f"longest stall, phase A (no retention):          {a['max_gap_ms']} ms")
 print(f"longest stall, phase B during the retention pass: {b['max_gap_retention_ms']} ms "
       "(target <= 200 ms)")
 print(f"longest stall, phase B after the pass:            {b['max_gap_other_ms']} ms")
-print("SUMMARY " + json.dumps({"tool": "retention.sh", "sessions": n, "retention_s": ret_s,
+print("SUMMARY " + json.dumps({"tool": "retention.sh", "sessions": n, "left": left,
+      "retention_s": None if left else ret_s,
       "stall_baseline_ms": a["max_gap_ms"], "stall_retention_ms": b["max_gap_retention_ms"],
       "stall_after_ms": b["max_gap_other_ms"]}))
 EOF
