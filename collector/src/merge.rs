@@ -428,14 +428,15 @@ impl Sess {
         if changed.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from("UPDATE sessions SET ");
-        for (n, &i) in changed.iter().enumerate() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("{} = ?{}", SESS_COLS[i], n + 3));
-        }
-        sql.push_str(" WHERE device_id = ?1 AND id = ?2");
+        let sets: Vec<String> = changed
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| format!("{} = ?{}", SESS_COLS[i], n + 3))
+            .collect();
+        let sql = format!(
+            "UPDATE sessions SET {} WHERE device_id = ?1 AND id = ?2",
+            sets.join(", ")
+        );
         let args = new[..2].iter().chain(changed.iter().map(|&i| &new[i]));
         tx.prepare_cached(&sql)?.execute(params_from_iter(args))?;
         Ok(())
@@ -511,15 +512,6 @@ impl Clock {
             self.origin_ms.saturating_add(clamp_i64(st.uptime_ms))
         }
     }
-}
-
-fn ensure_device(tx: &Transaction, device: &str, receive_ms: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO devices (id, last_seen_ms) VALUES (?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET last_seen_ms = max(coalesce(last_seen_ms, ?2), ?2)",
-    )?
-    .execute(params![device, receive_ms])?;
-    Ok(())
 }
 
 /// The origin (wall time at uptime 0) that converts the times of an unsynchronised message
@@ -1106,7 +1098,6 @@ fn stale_boots(
 pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(), StoreError> {
     let device = s.device_id.as_str();
     let boot = s.boot_id.to_string();
-    ensure_device(tx, device, receive_ms)?;
     let origin_cand = (!s.clock_synced).then(|| origin_candidate(receive_ms, s.uptime_ms));
     let stamp = Stamp {
         wall_ms: s.wall_ms,
@@ -1122,6 +1113,9 @@ pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(),
 
     let mut w = Work::new(tx, device);
     let newest = stale_boots(tx, device, &boot, before, &mut w.boots)?;
+    w.finish(newest.as_deref())?;
+    // Creates the device row if this is its first message; the status columns come after.
+    refresh_device(tx, device, newest.as_deref(), receive_ms)?;
     let (cur_boot, cur_up): (Option<String>, Option<i64>) = tx
         .prepare_cached("SELECT status_boot, status_uptime_ms FROM devices WHERE id = ?1")?
         .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -1153,8 +1147,7 @@ pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(),
             ":overflow": clamp_i64(s.tracker_overflow),
         })?;
     }
-    w.finish(newest.as_deref())?;
-    refresh_device(tx, device, newest.as_deref(), receive_ms)
+    Ok(())
 }
 
 /// Marks every open session of `device` as expired at `at_ms` (the device's last-seen time):
