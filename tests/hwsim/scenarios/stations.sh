@@ -37,6 +37,8 @@ iw_field() {
 # near A B TOL: |A - B| <= TOL
 near() { [ -n "$1" ] && [ -n "$2" ] && [ "$(abs $(( $1 - $2 )))" -le "$3" ]; }
 between() { [ -n "$1" ] && [ "$2" -le "$1" ] && [ "$1" -le "$3" ]; }
+# one_of V A B: V is non-empty and equals A or B
+one_of() { [ -n "$1" ] && { [ "$1" = "$2" ] || [ "$1" = "$3" ]; }; }
 
 for c in wlan1 wlan2; do
     mac="$(mac_of $c)"
@@ -56,10 +58,13 @@ for c in wlan1 wlan2; do
     done
     check "$c inactive ms close to iw" near "$(json_num "$line" inactive_ms)" \
         "$(iw_field /tmp/iw.txt "$mac" "inactive time")" 3000
+    # The last frame's rate is not a counter: a frame received between the dumps may change it
+    # (seen in CI: 48 before, 36 in the agent's dump). The agent must report one of the two.
     for r in tx rx; do
         a="$(iw_field /tmp/iw.txt "$mac" "$r bitrate")"
+        b="$(iw_field /tmp/iw2.txt "$mac" "$r bitrate")"
         v="$(echo "$line" | sed -n "s/.*\"${r}_bitrate_mbps\":\([0-9.]*\).*/\1/p")"
-        check "$c $r bitrate: agent $v, iw $a" [ "$v" = "$a" ]
+        check "$c $r bitrate: agent $v, iw $a then $b" one_of "$v" "$a" "$b"
     done
 done
 pass
