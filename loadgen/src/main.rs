@@ -284,6 +284,10 @@ enum Cmd {
         /// Runs per query (each with another device, group, client or day).
         #[arg(long, default_value_t = 200)]
         runs: usize,
+        /// Open the connection like the CLI (64 MiB page cache) or like the HTTP API's
+        /// readers (read-only, SQLite's default caches).
+        #[arg(long, value_enum, default_value_t = querybench::Opener::Cli)]
+        connection: querybench::Opener,
     },
 }
 
@@ -526,8 +530,20 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 "end_ms": r.end_ms,
             }));
         }
-        Cmd::QueryBench { shape, db, runs } => {
-            let stats = querybench::run(&db, &shape.shape(0), runs, wifisess_loadgen::now_ms())?;
+        Cmd::QueryBench {
+            shape,
+            db,
+            runs,
+            connection,
+        } => {
+            let stats = querybench::run(
+                &db,
+                connection,
+                &shape.shape(0),
+                runs,
+                wifisess_loadgen::now_ms(),
+            )?;
+            println!("connection: {connection:?}");
             println!(
                 "{:<36} {:>5} {:>9} {:>9} {:>9} {:>10}",
                 "query", "runs", "p50 ms", "p99 ms", "max ms", "mean rows"
@@ -545,7 +561,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                            "p99_ms": s.p99_ms, "max_ms": s.max_ms, "mean_rows": s.mean_rows})
                 })
                 .collect();
-            summary(json!({"tool": "query-bench", "queries": q}));
+            summary(json!({"tool": "query-bench", "queries": q,
+                       "connection": format!("{connection:?}").to_lowercase()}));
         }
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! The query benchmark: the collector's own query functions (the ones behind
 //! `wifisess-collector sessions/status/presence` and the HTTP API) on a bulk-loaded
 //! database, each query `runs` times with a different random device, group, client or day,
-//! one connection opened like the CLI opens it. Reports p50, p99 and max per query.
+//! on one connection opened like the CLI opens it (`schema::open`: 64 MiB page cache) or like
+//! the HTTP API opens its readers (`http::store::open_read_only`: SQLite's defaults). Reports
+//! p50, p99 and max per query.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +15,15 @@ use wifisess_collector::query::{list_sessions, status, SessionFilter, StatusScop
 
 use crate::bulk::{mac_of, Shape};
 use crate::sim::{device_id, Rng};
+
+/// How the benchmark's connection is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Opener {
+    /// Like the CLI and the writer: `schema::open` (64 MiB page cache, 256 statements).
+    Cli,
+    /// Like the HTTP API's readers: read-only, SQLite's default caches.
+    Api,
+}
 
 /// The figures of one query.
 #[derive(Debug, Clone)]
@@ -48,13 +59,23 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Runs every query `runs` times on `db` (shaped like `shape`) at `now_ms`.
+/// Runs every query `runs` times on `db` (shaped like `shape`) at `now_ms`, on a connection
+/// opened by `opener`.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn run(db: &Path, shape: &Shape, runs: usize, now_ms: i64) -> anyhow::Result<Vec<QueryStats>> {
-    let conn = wifisess_collector::schema::open(db)
-        .with_context(|| format!("opening {}", db.display()))?;
+pub fn run(
+    db: &Path,
+    opener: Opener,
+    shape: &Shape,
+    runs: usize,
+    now_ms: i64,
+) -> anyhow::Result<Vec<QueryStats>> {
+    let conn = match opener {
+        Opener::Cli => wifisess_collector::schema::open(db).map_err(anyhow::Error::from),
+        Opener::Api => wifisess_collector::http::store::open_read_only(db).map_err(Into::into),
+    }
+    .with_context(|| format!("opening {}", db.display()))?;
     let end_ms: i64 = conn
         .query_row("SELECT max(start_ms) FROM sessions", [], |r| r.get(0))
         .context("the database has no sessions (run bulk-load first)")?;

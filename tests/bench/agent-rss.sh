@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --clients) CLIENTS="$2"; shift 2 ;;
         --profile) case "$2" in both) PROFILES=(release debug) ;; *) PROFILES=("$2") ;; esac; shift 2 ;;
-        *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 [ "$CLIENTS" -ge 2 ] || die "--clients must be at least 2"

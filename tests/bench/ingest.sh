@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
         --rate) RATE=$2; shift ;;
         --repeat) REPEAT=$2; shift ;;
         --group) GROUP=$2; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) bdie "unknown argument $1 (see --help)" ;;
     esac
     shift

@@ -3,7 +3,7 @@
 //! read with `query::list_sessions` / `list_sessions_keyed`, like the CLI.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -21,6 +21,21 @@ pub struct Reader {
 /// Idle connections kept; more are opened under load and closed afterwards.
 const POOL_KEEP: usize = 4;
 
+/// A read-only connection as the API opens it: SQLite's default page and statement caches
+/// (a reader's page cache is dropped whenever the writer commits, so a large one would buy
+/// little under ingest; `wifisess-loadgen query-bench --connection api` measures it).
+///
+/// # Errors
+/// SQLite errors of opening.
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(c)
+}
+
 impl Reader {
     /// A reader of the database at `path` (nothing is opened yet).
     pub fn new(path: PathBuf) -> Arc<Reader> {
@@ -31,12 +46,7 @@ impl Reader {
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let c = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        c.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(c)
+        open_read_only(&self.path)
     }
 
     /// Runs `f` on a read-only connection (blocking; call from `spawn_blocking`).
