@@ -3,7 +3,8 @@
 //! prepared statements and `journal_mode=OFF`, `synchronous=OFF` during the load only; the
 //! sessions indexes are dropped first and re-created from the schema's own SQL afterwards
 //! (one sort per index instead of millions of random B-tree inserts). The file ends in WAL
-//! mode like a collector database. No `ANALYZE`: the collector never runs it either.
+//! mode like a collector database, synced to disk. No `ANALYZE`: the collector never runs it
+//! either.
 //!
 //! Shape (defaults): 10 organizations, 100 groups, 10 000 devices (device `i` in group
 //! `i % groups`, organization `group % orgs`), 200 000 client MACs (MAC `m` belongs to group
@@ -215,6 +216,18 @@ pub fn load(shape: &Shape, db: &Path, now_ms: i64) -> anyhow::Result<BulkReport>
     rep.index_s = began.elapsed().as_secs_f64();
     conn.pragma_update(None, "journal_mode", "WAL")?;
     drop(conn);
+    // With `synchronous=OFF` the load's pages may still be dirty in the OS cache: the first
+    // fsync after it (a benchmark's first WAL checkpoint) would pay for their write-back.
+    // Measured: the retention benchmark's longest transaction was its first, 300-390 ms
+    // instead of ~97 (docs/BENCHMARKS.md, retention). A loaded file is a durable file.
+    let began = Instant::now();
+    std::fs::File::open(db)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", db.display()))?;
+    eprintln!(
+        "wifisess-loadgen bulk-load: synced to disk in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
     rep.bytes = std::fs::metadata(db)?.len();
     Ok(rep)
 }

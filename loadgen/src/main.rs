@@ -494,17 +494,24 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let r = storebench::retention_steps(&db, cutoff, fixed)?;
             println!(
                 "retention ({}): deleted {} sessions in {} transactions, {:.1} s; longest \
-                 transaction {:.1} ms, median {:.1} ms",
+                 transaction {:.1} ms (number {}, {} sessions), median {:.1} ms, first \
+                 {:.1} ms, {} over 100 ms",
                 fixed.map_or("adaptive batches".to_owned(), |n| format!("batches of {n}")),
                 r.deleted,
                 r.steps,
                 r.seconds,
                 r.max_ms,
-                r.p50_ms
+                r.max_at,
+                r.max_batch,
+                r.p50_ms,
+                r.first_ms,
+                r.over_100ms
             );
             summary(json!({
                 "tool": "retention-steps", "fixed": fixed, "deleted": r.deleted,
                 "steps": r.steps, "seconds": r.seconds, "max_ms": r.max_ms, "p50_ms": r.p50_ms,
+                "max_at": r.max_at, "max_batch": r.max_batch, "first_ms": r.first_ms,
+                "over_100ms": r.over_100ms,
             }));
         }
         Cmd::BulkLoad {

@@ -272,6 +272,14 @@ pub struct RetentionSteps {
     pub max_ms: f64,
     /// Median transaction, ms.
     pub p50_ms: f64,
+    /// Which transaction was the longest (1 = the first) and how many sessions it deleted.
+    pub max_at: u64,
+    /// Sessions deleted by the longest transaction.
+    pub max_batch: u32,
+    /// The first transaction, ms (it runs on a cold page cache).
+    pub first_ms: f64,
+    /// Transactions over 100 ms.
+    pub over_100ms: u64,
     /// Whole pass, s.
     pub seconds: f64,
 }
@@ -301,6 +309,9 @@ pub fn retention_steps(
         let b = prune_batch(&mut conn, cutoff_ms, limit)?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         sizer.took(ms as u64);
+        if ms > rep.max_ms {
+            (rep.max_ms, rep.max_at, rep.max_batch) = (ms, times.len() as u64 + 1, limit);
+        }
         times.push(ms);
         rep.deleted += b.sessions;
         if b.sessions < u64::from(limit) {
@@ -309,8 +320,9 @@ pub fn retention_steps(
     }
     rep.seconds = began.elapsed().as_secs_f64();
     rep.steps = times.len() as u64;
+    rep.first_ms = times.first().copied().unwrap_or(0.0);
+    rep.over_100ms = times.iter().filter(|&&t| t > 100.0).count() as u64;
     times.sort_by(f64::total_cmp);
-    rep.max_ms = times.last().copied().unwrap_or(0.0);
     rep.p50_ms = times.get(times.len() / 2).copied().unwrap_or(0.0);
     Ok(rep)
 }
