@@ -871,7 +871,8 @@ impl<'a> Work<'a> {
 
     /// Widens the set to every row whose derived stop may have changed, recomputes the stops
     /// of all rows (`newest`: the device's newest boot) and writes what changed, closures
-    /// first so the one-open-session index never sees two open sessions of a client.
+    /// (and MAC changes of open rows) first so the one-open-session index never sees two open
+    /// sessions of a client.
     fn finish(mut self, newest: Option<&str>) -> Result<(), StoreError> {
         let moved = self.moved();
         let mut macs: BTreeSet<String> = BTreeSet::new();
@@ -933,6 +934,20 @@ impl<'a> Work<'a> {
                 s.stop_inferred = false;
             }
             derived.push(s);
+        }
+        // A row open before and after under another MAC leaves its old slot of the index
+        // first: another row may take that slot in this write (found by the collector_merge
+        // fuzz target: session 5 repeated with another MAC, so session 1, which it had
+        // superseded, reopened under session 5's old MAC). NULL never conflicts there.
+        for s in &derived {
+            let was = self.stored.get(&s.id);
+            if s.stop_ms.is_none() && was.is_some_and(|w| w.stop_ms.is_none() && w.mac != s.mac) {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE sessions SET mac = NULL WHERE device_id = ?1 AND id = ?2",
+                    )?
+                    .execute(params![self.device, s.id])?;
+            }
         }
         let (closed, open): (Vec<&Sess>, Vec<&Sess>) =
             derived.iter().partition(|s| s.stop_ms.is_some());

@@ -298,6 +298,48 @@ proptest! {
     }
 }
 
+const T0: u64 = 1_750_000_000_000;
+
+/// A batch of `ap1` in `boot` (epoch 1, clock synced), each event at uptime `up` ms and wall
+/// clock `T0 + up`.
+fn ap1_batch(boot: u8, events: Vec<(u64, Event)>) -> Batch {
+    let mut b = Batch {
+        device_id: "ap1".into(),
+        boot_id: BootId([boot; 16]),
+        agent_epoch: 1,
+        base_wall_ms: 0,
+        base_uptime_ms: 0,
+        clock_synced: true,
+        events: Vec::new(),
+    };
+    for (up, e) in events {
+        let at = Stamp {
+            wall_ms: T0 + up,
+            uptime_ms: up,
+        };
+        if b.events.is_empty() {
+            b.set_base(at);
+        }
+        assert!(b.push(at, e));
+    }
+    b
+}
+
+fn start_event(seq: u64, id: u64, mac_last: u8, ifname: &str, age_ms: u64) -> Event {
+    Event::Start(Start {
+        seq,
+        at: Default::default(),
+        id: SessionId(id),
+        mac: MacAddr([2, 0, 0, 0, 0, mac_last]),
+        ifname: ifname.into(),
+        ssid: b"fuzz".to_vec(),
+        bssid: MacAddr([4, 0, 0, 0, 0, 1]),
+        freq_mhz: 5180,
+        age_ms,
+        signal_dbm: Some(-50),
+    })
+}
+
 /// Found by the `collector_merge` fuzz target: a late event of an old boot moved that boot's
 /// first-seen time back, so another boot became the device's newest, but only the previous
 /// newest boot's sessions were re-derived. The new newest boot's session kept the
@@ -305,25 +347,7 @@ proptest! {
 /// messages were applied again.
 #[test]
 fn a_boot_that_becomes_the_newest_reopens_its_sessions() {
-    const T0: u64 = 1_750_000_000_000;
-    let batch = |boot: u8, up: u64, e: Event| {
-        let mut b = Batch {
-            device_id: "ap1".into(),
-            boot_id: BootId([boot; 16]),
-            agent_epoch: 1,
-            base_wall_ms: 0,
-            base_uptime_ms: 0,
-            clock_synced: true,
-            events: Vec::new(),
-        };
-        let at = Stamp {
-            wall_ms: T0 + up,
-            uptime_ms: up,
-        };
-        b.set_base(at);
-        assert!(b.push(at, e));
-        b
-    };
+    let batch = |boot: u8, up: u64, e: Event| ap1_batch(boot, vec![(up, e)]);
     // Boot 1 reports late in its life, boot 2 early in its life, then boot 1's first event
     // arrives: boot 2 (first seen after boot 1's first event) is the newest after all.
     let msgs = [
@@ -358,22 +382,7 @@ fn a_boot_that_becomes_the_newest_reopens_its_sessions() {
             T0 as i64 + 180_000,
         ),
         (
-            batch(
-                1,
-                0,
-                Event::Start(Start {
-                    seq: 1,
-                    at: Default::default(),
-                    id: SessionId(1),
-                    mac: MacAddr([2, 0, 0, 0, 0, 3]),
-                    ifname: "phy1-ap0".into(),
-                    ssid: b"fuzz".to_vec(),
-                    bssid: MacAddr([4, 0, 0, 0, 0, 1]),
-                    freq_mhz: 5180,
-                    age_ms: 15_500,
-                    signal_dbm: Some(-50),
-                }),
-            ),
+            batch(1, 0, start_event(1, 1, 3, "phy1-ap0", 15_500)),
             T0 as i64 + 180_000,
         ),
     ];
@@ -394,6 +403,57 @@ fn a_boot_that_becomes_the_newest_reopens_its_sessions() {
         "boot 2 is the newest: its session is open"
     );
     assert_eq!(stop(&c, 1).1.as_deref(), Some("device_reboot"));
+    let once = snapshot(&c);
+    apply(&mut c, &refs);
+    assert_eq!(
+        once,
+        snapshot(&c),
+        "applying the same messages again changed rows"
+    );
+}
+
+/// Found by the `collector_merge` fuzz target (CI, session 4): three batches of one boot;
+/// the second opens session 5 for a MAC that session 1 holds, the third repeats seq 9 with
+/// other contents (session 5 with another MAC, earlier). `apply_batch` failed on the schema's
+/// "one open session per (device, MAC)" index.
+#[test]
+fn a_seq_repeated_with_other_contents_keeps_one_open_session_per_mac() {
+    let msgs = [
+        (
+            ap1_batch(1, vec![(102_400, start_event(1, 1, 2, "phy0-ap0", 7_500))]),
+            T0 as i64,
+        ),
+        (
+            ap1_batch(1, vec![(102_400, start_event(9, 5, 2, "phy0-ap0", 7_500))]),
+            T0 as i64 + 60_000,
+        ),
+        (
+            ap1_batch(1, vec![(0, start_event(9, 5, 0, "phy0-ap0", 2_000))]),
+            T0 as i64 + 120_000,
+        ),
+    ];
+    let refs: Vec<&(Batch, i64)> = msgs.iter().collect();
+    let mut c = db();
+    apply(&mut c, &refs);
+    let rows = dump(
+        &c,
+        "SELECT id, mac, start_ms, stop_ms, stop_reason FROM sessions ORDER BY id",
+    );
+    // Session 5's last start names MAC :00, so nothing supersedes session 1 any more: both
+    // are open, one per MAC.
+    assert_eq!(
+        rows,
+        [
+            format!(
+                "Integer(1)|Text(\"02:00:00:00:00:02\")|Integer({})|Null|Null|",
+                T0 + 94_900
+            ),
+            format!(
+                "Integer(5)|Text(\"02:00:00:00:00:00\")|Integer({})|Null|Null|",
+                T0 - 2_000
+            ),
+        ]
+    );
     let once = snapshot(&c);
     apply(&mut c, &refs);
     assert_eq!(

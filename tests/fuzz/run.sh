@@ -79,7 +79,10 @@ seeds() {   # seeds TARGET DIR: (re)writes the seed corpus of one target
             printf '\x1a\x05\x00\x00\x10\x00\x00\x04\x00\x20\x00\x00\x06\x00\x30\x00\x00\x02\x03\x00\x40\x00\x01' >"$dir/two-boots"
             # Regression (CI, 2026-11-22): an old boot's late first event makes another boot
             # the newest; that boot's sessions must reopen (collector/tests/merge_prop.rs).
-            printf '\x00\x5f\x67\xfe\x00\x74\x61\x62\x6c\x65\x01\x00\x00\x00\x00\x00\x00\x00\x00\x10\xff' >"$dir/newest-boot-moves" ;;
+            printf '\x00\x5f\x67\xfe\x00\x74\x61\x62\x6c\x65\x01\x00\x00\x00\x00\x00\x00\x00\x00\x10\xff' >"$dir/newest-boot-moves"
+            # Regression (CI, 2026-11-23): session 5 repeated with another MAC reopens the
+            # session it had superseded under its old MAC (merge_prop.rs, a_seq_repeated_...).
+            printf '\x00\x00\x00\x08\x00\x00\x7a\x20\x08\x10\x08\x00\x00\x7a\x20\x08\x10\x00\x00\x00\x20\x81' >"$dir/mac-moves-open" ;;
     esac
 }
 
