@@ -300,6 +300,17 @@ proptest! {
 
 const T0: u64 = 1_750_000_000_000;
 
+/// The store merges, it does not replay: applying `msgs` again leaves every row as it is.
+fn assert_reapplying_changes_nothing(c: &mut Connection, msgs: &[&(Batch, i64)]) {
+    let once = snapshot(c);
+    apply(c, msgs);
+    assert_eq!(
+        once,
+        snapshot(c),
+        "applying the same messages again changed rows"
+    );
+}
+
 /// A batch of `ap1` in `boot` (epoch 1, clock synced), each event at uptime `up` ms and wall
 /// clock `T0 + up`.
 fn ap1_batch(boot: u8, events: Vec<(u64, Event)>) -> Batch {
@@ -403,13 +414,7 @@ fn a_boot_that_becomes_the_newest_reopens_its_sessions() {
         "boot 2 is the newest: its session is open"
     );
     assert_eq!(stop(&c, 1).1.as_deref(), Some("device_reboot"));
-    let once = snapshot(&c);
-    apply(&mut c, &refs);
-    assert_eq!(
-        once,
-        snapshot(&c),
-        "applying the same messages again changed rows"
-    );
+    assert_reapplying_changes_nothing(&mut c, &refs);
 }
 
 /// Found by the `collector_merge` fuzz target (CI, session 4): three batches of one boot;
@@ -454,11 +459,5 @@ fn a_seq_repeated_with_other_contents_keeps_one_open_session_per_mac() {
             ),
         ]
     );
-    let once = snapshot(&c);
-    apply(&mut c, &refs);
-    assert_eq!(
-        once,
-        snapshot(&c),
-        "applying the same messages again changed rows"
-    );
+    assert_reapplying_changes_nothing(&mut c, &refs);
 }
