@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use wifisess_agent::outbox::OutboxConfig;
 use wifisess_loadgen::bulk::Shape;
@@ -569,7 +569,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 })
                 .collect();
             summary(json!({"tool": "query-bench", "queries": q,
-                       "connection": format!("{connection:?}").to_lowercase()}));
+                       "connection": connection.to_possible_value().map(|v| v.get_name().to_owned())}));
         }
     }
     Ok(())

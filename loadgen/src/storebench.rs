@@ -272,9 +272,9 @@ pub struct RetentionSteps {
     pub max_ms: f64,
     /// Median transaction, ms.
     pub p50_ms: f64,
-    /// Which transaction was the longest (1 = the first) and how many sessions it deleted.
+    /// Which transaction was the longest (1 = the first).
     pub max_at: u64,
-    /// Sessions deleted by the longest transaction.
+    /// The batch size (sessions asked for) of the longest transaction.
     pub max_batch: u32,
     /// The first transaction, ms (it runs on a cold page cache).
     pub first_ms: f64,
