@@ -63,34 +63,44 @@ impl AclBroker {
             assert!(st.success(), "mosquitto_passwd for {user}");
         }
         let acl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/mosquitto-acl.example");
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings false\nallow_anonymous false\npassword_file {}\n\
-                 acl_file {}\nlistener {port} 127.0.0.1\npersistence false\n\
-                 log_dest stderr\nlog_type error\n",
-                passwd.display(),
-                acl.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(mosquitto_bin())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting mosquitto");
-        wait_for("mosquitto to listen", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        AclBroker {
-            port,
-            child,
-            _dir: dir,
+        // A port from free_port() can be taken by another process before mosquitto binds
+        // it; then mosquitto exits and the connect below would reach that process instead.
+        // Such a broker is started again on another port.
+        for _ in 0..5 {
+            let port = free_port();
+            let conf = dir.path().join("mosquitto.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "per_listener_settings false\nallow_anonymous false\npassword_file {}\n\
+                     acl_file {}\nlistener {port} 127.0.0.1\npersistence false\n\
+                     log_dest stderr\nlog_type error\n",
+                    passwd.display(),
+                    acl.display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new(mosquitto_bin())
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting mosquitto");
+            wait_for("mosquitto to listen", Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).ok()
+            });
+            if child.try_wait().expect("mosquitto's status").is_some() {
+                eprintln!("mosquitto exited at once (port {port} taken?); another port");
+                continue;
+            }
+            return AclBroker {
+                port,
+                child,
+                _dir: dir,
+            };
         }
+        panic!("mosquitto did not stay up on any of 5 ports");
     }
 }
 
@@ -111,7 +121,8 @@ struct Peer {
 }
 
 fn peer(port: u16, id: &str, creds: Option<(&str, &str)>, sub: Option<&str>) -> Peer {
-    let mut o = MqttOptions::new(format!("{id}-{port}"), "127.0.0.1", port);
+    let id = format!("{id}-{port}");
+    let mut o = MqttOptions::new(id.clone(), "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30));
     if let Some((u, p)) = creds {
         o.set_credentials(u, p);
@@ -140,7 +151,10 @@ fn peer(port: u16, id: &str, creds: Option<(&str, &str)>, sub: Option<&str>) -> 
                     let _ = ctx.send(code);
                     break;
                 }
-                Err(_) => break,
+                Err(e) => {
+                    eprintln!("peer {id}: connection ended: {e}");
+                    break;
+                }
             }
         }
     });
