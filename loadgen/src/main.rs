@@ -14,7 +14,6 @@ use wifisess_loadgen::bulk::Shape;
 use wifisess_loadgen::fleet::FleetConfig;
 use wifisess_loadgen::publish::{parse_broker, per_s, PublishConfig};
 use wifisess_loadgen::sim::{Mix, SimConfig};
-use wifisess_loadgen::storebench::Checkpoints;
 use wifisess_loadgen::{bulk, drain, monitor, publish, querybench, storebench};
 
 #[derive(Parser)]
@@ -206,10 +205,6 @@ enum Cmd {
         /// Events (rows written) per transaction.
         #[arg(long, default_value_t = 10_000)]
         rows_per_tx: u64,
-        /// Who checkpoints the WAL: a thread of its own as the collector does, or the
-        /// writing connection (SQLite's default).
-        #[arg(long, value_enum, default_value_t = Checkpoints::Thread)]
-        checkpoint: Checkpoints,
     },
     /// The collector's store path without MQTT: the same batches through
     /// wifisess_collector::merge::apply_publish, --group messages per transaction.
@@ -226,10 +221,6 @@ enum Cmd {
         /// ingest benchmark's load its groups average ~460).
         #[arg(long, default_value_t = 500)]
         group: usize,
-        /// Who checkpoints the WAL: a thread of its own as the collector does, or the
-        /// writing connection (SQLite's default; the collector before its checkpoint thread).
-        #[arg(long, value_enum, default_value_t = Checkpoints::Thread)]
-        checkpoint: Checkpoints,
     },
     /// Watch a running collector's database: when --expect-events events are committed,
     /// and the longest time no commit advanced the event counter (the stall).
@@ -269,10 +260,6 @@ enum Cmd {
         /// like the collector now does (jobs::BatchSizer, ~40 ms per transaction).
         #[arg(long)]
         fixed: Option<u32>,
-        /// Who checkpoints the WAL: a thread of its own as the collector does, or the
-        /// writing connection (SQLite's default; the collector before its checkpoint thread).
-        #[arg(long, value_enum, default_value_t = Checkpoints::Thread)]
-        checkpoint: Checkpoints,
     },
     /// Build a big database with the collector's schema directly (fast path: large
     /// transactions, journal off during the load, indexes rebuilt once at the end).
@@ -409,27 +396,23 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             stream,
             db,
             rows_per_tx,
-            checkpoint,
         } => {
             let start = wifisess_loadgen::now_ms() as u64;
-            let r = storebench::raw(&stream.fleet(), &db, rows_per_tx, start, checkpoint)?;
+            let r = storebench::raw(&stream.fleet(), &db, rows_per_tx, start)?;
             println!(
                 "raw SQLite: {} events as plain statements in {} transactions of {}: {:.3} s, \
-                 {:.0} events/s ({} session rows, checkpoints {}, WAL {} bytes)",
+                 {:.0} events/s ({} session rows)",
                 r.events,
                 r.transactions,
                 rows_per_tx,
                 r.seconds,
                 r.events_per_s(),
-                r.sessions,
-                value_name(checkpoint),
-                r.wal_bytes
+                r.sessions
             );
             summary(json!({
                 "tool": "raw-sqlite", "events": r.events, "mix": mix_json(r.mix),
                 "transactions": r.transactions, "seconds": r.seconds,
                 "events_per_s": r.events_per_s(), "sessions": r.sessions,
-                "checkpoint": value_name(checkpoint), "wal_bytes": r.wal_bytes,
             }));
         }
         Cmd::Store {
@@ -437,27 +420,23 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             db,
             prefix,
             group,
-            checkpoint,
         } => {
             let start = wifisess_loadgen::now_ms() as u64;
-            let r = storebench::store(&stream.fleet(), &db, &prefix, group, start, checkpoint)?;
+            let r = storebench::store(&stream.fleet(), &db, &prefix, group, start)?;
             println!(
                 "store path (merge::apply_publish): {} events in {} messages, {} transactions: \
-                 {:.3} s, {:.0} events/s ({} session rows, checkpoints {}, WAL {} bytes)",
+                 {:.3} s, {:.0} events/s ({} session rows)",
                 r.events,
                 r.messages,
                 r.transactions,
                 r.seconds,
                 r.events_per_s(),
-                r.sessions,
-                value_name(checkpoint),
-                r.wal_bytes
+                r.sessions
             );
             summary(json!({
                 "tool": "store", "events": r.events, "mix": mix_json(r.mix),
                 "messages": r.messages, "transactions": r.transactions, "seconds": r.seconds,
                 "events_per_s": r.events_per_s(), "sessions": r.sessions,
-                "checkpoint": value_name(checkpoint), "wal_bytes": r.wal_bytes,
             }));
         }
         Cmd::Monitor {
@@ -509,19 +488,14 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 );
             }
         }
-        Cmd::RetentionSteps {
-            db,
-            days,
-            fixed,
-            checkpoint,
-        } => {
+        Cmd::RetentionSteps { db, days, fixed } => {
             let cutoff =
                 wifisess_collector::jobs::retention_cutoff(wifisess_loadgen::now_ms(), days);
-            let r = storebench::retention_steps(&db, cutoff, fixed, checkpoint)?;
+            let r = storebench::retention_steps(&db, cutoff, fixed)?;
             println!(
                 "retention ({}): deleted {} sessions in {} transactions, {:.1} s; longest \
                  transaction {:.1} ms (number {}, {} sessions), median {:.1} ms, first \
-                 {:.1} ms, {} over 100 ms; checkpoints {}",
+                 {:.1} ms, {} over 100 ms",
                 fixed.map_or("adaptive batches".to_owned(), |n| format!("batches of {n}")),
                 r.deleted,
                 r.steps,
@@ -531,14 +505,13 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 r.max_batch,
                 r.p50_ms,
                 r.first_ms,
-                r.over_100ms,
-                value_name(checkpoint)
+                r.over_100ms
             );
             summary(json!({
                 "tool": "retention-steps", "fixed": fixed, "deleted": r.deleted,
                 "steps": r.steps, "seconds": r.seconds, "max_ms": r.max_ms, "p50_ms": r.p50_ms,
                 "max_at": r.max_at, "max_batch": r.max_batch, "first_ms": r.first_ms,
-                "over_100ms": r.over_100ms, "checkpoint": value_name(checkpoint),
+                "over_100ms": r.over_100ms,
             }));
         }
         Cmd::BulkLoad {
@@ -596,7 +569,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 })
                 .collect();
             summary(json!({"tool": "query-bench", "queries": q,
-                       "connection": value_name(connection)}));
+                       "connection": connection.to_possible_value().map(|v| v.get_name().to_owned())}));
         }
     }
     Ok(())
@@ -611,10 +584,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// A value's name as `--help` spells it.
-fn value_name(v: impl ValueEnum) -> String {
-    v.to_possible_value()
-        .map_or_else(String::new, |p| p.get_name().to_owned())
 }

@@ -10,17 +10,13 @@
 //!   check, merge, counters) in `IMMEDIATE` transactions of `group` messages, like the
 //!   collector's writer does under load.
 //!
-//! Both build their input in memory first and time only the writing. Both checkpoint the WAL
-//! from a thread of their own as the collector does (`Checkpoints::Thread`), or on the
-//! writing connection as SQLite does by default (`Checkpoints::Inline`, the collector before
-//! its checkpoint thread); the WAL's size at the end shows whether the thread kept up.
+//! Both build their input in memory first and time only the writing.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use rusqlite::{params, Connection, TransactionBehavior};
-use wifisess_collector::checkpoint::Checkpointer;
 use wifisess_wire::Event;
 
 use crate::fleet::{Fleet, FleetConfig};
@@ -41,8 +37,6 @@ pub struct StoreReport {
     pub seconds: f64,
     /// Session rows in the database afterwards.
     pub sessions: u64,
-    /// Size of the WAL file when the writing ended: how far the checkpoints fell behind.
-    pub wal_bytes: u64,
 }
 
 impl StoreReport {
@@ -52,38 +46,14 @@ impl StoreReport {
     }
 }
 
-/// Who checkpoints the WAL during a storage measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Checkpoints {
-    /// A thread of its own ([`wifisess_collector::checkpoint::Checkpointer`]), as the
-    /// collector does.
-    #[default]
-    Thread,
-    /// The writing connection, at SQLite's default threshold (1 000 pages): the collector
-    /// before it had the checkpoint thread.
-    Inline,
-}
-
-/// A fresh database opened as the collector opens it, with its checkpointer per `ck`.
-fn fresh(db: &Path, ck: Checkpoints) -> anyhow::Result<(Connection, Option<Checkpointer>)> {
+fn fresh(db: &Path) -> anyhow::Result<Connection> {
     for ext in ["", "-wal", "-shm"] {
         let p = format!("{}{ext}", db.display());
         if Path::new(&p).exists() {
             std::fs::remove_file(&p).with_context(|| format!("removing {p}"))?;
         }
     }
-    let conn = wifisess_collector::schema::open(db)
-        .with_context(|| format!("creating {}", db.display()))?;
-    let checkpointer = match ck {
-        Checkpoints::Thread => Some(Checkpointer::start(db, &conn)?),
-        Checkpoints::Inline => None,
-    };
-    Ok((conn, checkpointer))
-}
-
-/// The WAL file's size now (it keeps its largest size until a truncating checkpoint).
-fn wal_bytes(db: &Path) -> u64 {
-    std::fs::metadata(format!("{}-wal", db.display())).map_or(0, |m| m.len())
+    wifisess_collector::schema::open(db).with_context(|| format!("creating {}", db.display()))
 }
 
 fn sessions(conn: &Connection) -> anyhow::Result<u64> {
@@ -99,7 +69,6 @@ pub fn raw(
     db: &Path,
     rows_per_tx: u64,
     start_ms: u64,
-    ck: Checkpoints,
 ) -> anyhow::Result<StoreReport> {
     let mut sim = Sim::new(cfg.sim.clone(), start_ms);
     let ms_per_event = 1000.0 / cfg.rate.max(1e-9);
@@ -113,7 +82,7 @@ pub fn raw(
             (e.device, wall as i64, up as i64, seqs[e.device], e.event)
         })
         .collect();
-    let (mut conn, _checkpointer) = fresh(db, ck)?;
+    let mut conn = fresh(db)?;
     let began = Instant::now();
     let mut rep = StoreReport {
         mix: sim.mix,
@@ -211,7 +180,6 @@ pub fn raw(
         rep.events += chunk.len() as u64;
     }
     rep.seconds = began.elapsed().as_secs_f64();
-    rep.wal_bytes = wal_bytes(db);
     rep.messages = rep.transactions;
     rep.sessions = sessions(&conn)?;
     Ok(rep)
@@ -227,7 +195,6 @@ pub fn store(
     prefix: &str,
     group: usize,
     start_ms: u64,
-    ck: Checkpoints,
 ) -> anyhow::Result<StoreReport> {
     let mut fleet = Fleet::new(cfg.clone(), start_ms);
     let mut msgs: Vec<(String, Vec<u8>, u64)> = (0..fleet.sim.devices.len())
@@ -272,7 +239,7 @@ pub fn store(
     while fleet.held() > 0 {
         take(&mut fleet, true, &mut msgs);
     }
-    let (mut conn, _checkpointer) = fresh(db, ck)?;
+    let mut conn = fresh(db)?;
     let began = Instant::now();
     let mut rep = StoreReport {
         mix: fleet.mix(),
@@ -290,7 +257,6 @@ pub fn store(
         rep.messages += chunk.len() as u64;
     }
     rep.seconds = began.elapsed().as_secs_f64();
-    rep.wal_bytes = wal_bytes(db);
     rep.sessions = sessions(&conn)?;
     Ok(rep)
 }
@@ -321,8 +287,7 @@ pub struct RetentionSteps {
 /// Runs retention on `db` (sessions stopped before `cutoff_ms`) the way the collector's
 /// writer does, one transaction at a time, and times each: with `fixed` every batch deletes
 /// that many sessions (the collector before the adaptive batches: 5 000), else batches are
-/// sized by [`wifisess_collector::jobs::BatchSizer`] as `run` and `prune` do now; `ck`: who
-/// checkpoints the WAL meanwhile.
+/// sized by [`wifisess_collector::jobs::BatchSizer`] as `run` and `prune` do now.
 ///
 /// # Errors
 /// SQLite errors.
@@ -330,15 +295,10 @@ pub fn retention_steps(
     db: &Path,
     cutoff_ms: i64,
     fixed: Option<u32>,
-    ck: Checkpoints,
 ) -> anyhow::Result<RetentionSteps> {
     use wifisess_collector::jobs::{prune_batch, BatchSizer};
     let mut conn = wifisess_collector::schema::open(db)
         .with_context(|| format!("opening {}", db.display()))?;
-    let _checkpointer = match ck {
-        Checkpoints::Thread => Some(Checkpointer::start(db, &conn)?),
-        Checkpoints::Inline => None,
-    };
     let mut sizer = BatchSizer::default();
     let mut times = Vec::new();
     let mut rep = RetentionSteps::default();
