@@ -187,10 +187,6 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let mut conn = crate::schema::open(&cfg.db)
         .with_context(|| format!("opening database {}", cfg.db.display()))?;
     apply_inventory(&mut conn, cfg).context("writing the device inventory")?;
-    // Dropped after `serve` returns (the writer has committed its last group): one last
-    // checkpoint.
-    let _checkpointer = crate::checkpoint::Checkpointer::start(&cfg.db, &conn)
-        .context("starting the WAL checkpoint thread")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,7 +5,6 @@
 //! [`config`] (TOML + environment + flags), [`jobs`] (retention, expiry), [`presence`]
 //! (attendance), [`render`] (tables, JSON lines, CSV), [`cli`] (the query subcommands).
 
-pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod http;
