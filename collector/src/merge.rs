@@ -514,77 +514,112 @@ impl Clock {
     }
 }
 
-/// The origin (wall time at uptime 0) that converts the times of an unsynchronised message
-/// of `boot`: the lower of the stored estimate and this message's candidate (`None` for a
-/// synchronised message, which needs none).
-fn boot_origin(
-    tx: &Transaction,
-    device: &str,
-    boot: &str,
-    origin_cand: Option<i64>,
-) -> Result<Option<i64>, StoreError> {
-    let Some(cand) = origin_cand else {
-        return Ok(None);
-    };
-    let stored: Option<i64> = tx
-        .prepare_cached("SELECT origin_ms FROM device_boots WHERE device_id = ?1 AND boot_id = ?2")?
-        .query_row(params![device, boot], |r| r.get(0))
-        .optional()?
-        .flatten();
-    Ok(Some(stored.map_or(cand, |s| s.min(cand))))
-}
-
-/// Records that boot `boot` of `device` was seen between `first_ms` and `last_ms`; with an
-/// unsynchronised clock also lowers its origin estimate to `origin_cand`.
-fn observe_boot(
-    tx: &Transaction,
-    device: &str,
-    boot: &str,
+/// One stored boot of a device (`device_boots`).
+#[derive(Debug, Clone)]
+struct BootRow {
+    id: String,
     first_ms: i64,
     last_ms: i64,
-    origin_cand: Option<i64>,
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO device_boots (device_id, boot_id, first_ms, last_ms, origin_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (device_id, boot_id) DO UPDATE SET
-           first_ms = min(first_ms, excluded.first_ms),
-           last_ms = max(last_ms, excluded.last_ms),
-           origin_ms = CASE WHEN origin_ms IS NULL THEN excluded.origin_ms
-                            WHEN excluded.origin_ms IS NULL THEN origin_ms
-                            ELSE min(origin_ms, excluded.origin_ms) END",
-    )?
-    .execute(params![device, boot, first_ms, last_ms, origin_cand])?;
-    Ok(())
+    origin_ms: Option<i64>,
+}
+
+/// A device's boots, read once per message and kept equal to the table by [`Boots::observe`]
+/// (the only write to it), so the newest boot before and after the message, its origin and
+/// the other boots' last-seen times cost one query instead of four.
+struct Boots {
+    rows: Vec<BootRow>,
+}
+
+impl Boots {
+    fn load(tx: &Transaction, device: &str) -> Result<Boots, StoreError> {
+        let mut st = tx.prepare_cached(
+            "SELECT boot_id, first_ms, last_ms, origin_ms FROM device_boots WHERE device_id = ?1",
+        )?;
+        let rows = st.query_map([device], |r| {
+            Ok(BootRow {
+                id: r.get(0)?,
+                first_ms: r.get(1)?,
+                last_ms: r.get(2)?,
+                origin_ms: r.get(3)?,
+            })
+        })?;
+        Ok(Boots {
+            rows: rows.collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn get(&self, boot: &str) -> Option<&BootRow> {
+        self.rows.iter().find(|r| r.id == boot)
+    }
+
+    /// The newest boot: the latest first seen, ties by the larger boot id.
+    fn newest(&self) -> Option<String> {
+        self.rows
+            .iter()
+            .max_by(|a, b| (a.first_ms, &a.id).cmp(&(b.first_ms, &b.id)))
+            .map(|r| r.id.clone())
+    }
+
+    /// The origin (wall time at uptime 0) that converts the times of an unsynchronised
+    /// message of `boot`: the lower of the stored estimate and this message's candidate
+    /// (`None` for a synchronised message, which needs none).
+    fn origin(&self, boot: &str, origin_cand: Option<i64>) -> Option<i64> {
+        let cand = origin_cand?;
+        let stored = self.get(boot).and_then(|r| r.origin_ms);
+        Some(stored.map_or(cand, |s| s.min(cand)))
+    }
+
+    fn last_ms(&self, boot: &str) -> Option<i64> {
+        self.get(boot).map(|r| r.last_ms)
+    }
+
+    /// Records that `boot` was seen between `first_ms` and `last_ms`; with an unsynchronised
+    /// clock also lowers its origin estimate to `origin_cand`. Writes the row and applies the
+    /// same rules to the copy.
+    fn observe(
+        &mut self,
+        tx: &Transaction,
+        device: &str,
+        boot: &str,
+        first_ms: i64,
+        last_ms: i64,
+        origin_cand: Option<i64>,
+    ) -> Result<(), StoreError> {
+        tx.prepare_cached(
+            "INSERT INTO device_boots (device_id, boot_id, first_ms, last_ms, origin_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (device_id, boot_id) DO UPDATE SET
+               first_ms = min(first_ms, excluded.first_ms),
+               last_ms = max(last_ms, excluded.last_ms),
+               origin_ms = CASE WHEN origin_ms IS NULL THEN excluded.origin_ms
+                                WHEN excluded.origin_ms IS NULL THEN origin_ms
+                                ELSE min(origin_ms, excluded.origin_ms) END",
+        )?
+        .execute(params![device, boot, first_ms, last_ms, origin_cand])?;
+        match self.rows.iter_mut().find(|r| r.id == boot) {
+            Some(r) => {
+                r.first_ms = r.first_ms.min(first_ms);
+                r.last_ms = r.last_ms.max(last_ms);
+                r.origin_ms = match (r.origin_ms, origin_cand) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            None => self.rows.push(BootRow {
+                id: boot.to_owned(),
+                first_ms,
+                last_ms,
+                origin_ms: origin_cand,
+            }),
+        }
+        Ok(())
+    }
 }
 
 /// The boot origin candidate of an unsynchronised message: receive time minus the newest
 /// uptime in it (the message was sent right after its newest event).
 fn origin_candidate(receive_ms: i64, newest_uptime_ms: u64) -> i64 {
     receive_ms.saturating_sub(clamp_i64(newest_uptime_ms))
-}
-
-/// The device's newest boot: the latest first seen, ties by the larger boot id. Picked here
-/// rather than by `ORDER BY ... LIMIT 1`, whose sorter cost more than the scan of a device's
-/// few boots (it runs twice per message).
-fn newest_boot(tx: &Transaction, device: &str) -> Result<Option<String>, StoreError> {
-    let mut st =
-        tx.prepare_cached("SELECT first_ms, boot_id FROM device_boots WHERE device_id = ?1")?;
-    let mut rows = st.query([device])?;
-    let mut newest: Option<(i64, String)> = None;
-    while let Some(r) = rows.next()? {
-        let cand: (i64, String) = (r.get(0)?, r.get(1)?);
-        if newest.as_ref().is_none_or(|n| cand > *n) {
-            newest = Some(cand);
-        }
-    }
-    Ok(newest.map(|n| n.1))
-}
-
-fn boot_last_ms(tx: &Transaction, device: &str, boot: &str) -> Result<Option<i64>, StoreError> {
-    tx.prepare_cached("SELECT last_ms FROM device_boots WHERE device_id = ?1 AND boot_id = ?2")?
-        .query_row(params![device, boot], |r| r.get(0))
-        .optional()
 }
 
 fn load_session(tx: &Transaction, device: &str, id: i64) -> Result<Option<Sess>, StoreError> {
@@ -873,7 +908,7 @@ impl<'a> Work<'a> {
     /// of all rows (`newest`: the device's newest boot) and writes what changed, closures
     /// (and MAC changes of open rows) first so the one-open-session index never sees two open
     /// sessions of a client.
-    fn finish(mut self, newest: Option<&str>) -> Result<(), StoreError> {
+    fn finish(mut self, newest: Option<&str>, boots: &Boots) -> Result<(), StoreError> {
         let moved = self.moved();
         let mut macs: BTreeSet<String> = BTreeSet::new();
         for id in &moved {
@@ -891,7 +926,6 @@ impl<'a> Work<'a> {
             self.load(id)?;
         }
         let mut syncs: HashMap<String, Vec<SyncRec>> = HashMap::new();
-        let mut boot_last: HashMap<String, Option<i64>> = HashMap::new();
         let mut derived: Vec<Sess> = Vec::with_capacity(self.rows.len());
         for s in self.rows.values() {
             let mut s = s.clone();
@@ -902,11 +936,7 @@ impl<'a> Work<'a> {
                 let reboot_at = if newest == Some(s.boot_id.as_str()) {
                     None
                 } else {
-                    if !boot_last.contains_key(&s.boot_id) {
-                        let v = boot_last_ms(self.tx, &self.device, &s.boot_id)?;
-                        boot_last.insert(s.boot_id.clone(), v);
-                    }
-                    boot_last[&s.boot_id]
+                    boots.last_ms(&s.boot_id)
                 };
                 if !syncs.contains_key(&s.boot_id) {
                     let v = load_syncs(self.tx, &self.device, &s.boot_id)?;
@@ -917,7 +947,12 @@ impl<'a> Work<'a> {
                     .filter(|y| y.key > s.first && y.ids.binary_search(&s.id).is_err())
                     .map(|y| y.key)
                     .max();
-                s.next_start_ms = self.next_start(&s, &moved)?;
+                // Kept as stored unless this message moved the row or another row of its
+                // client: every move reloads the client's live rows (`macs` above), so a
+                // stored row's value is current otherwise (saves a query per update event).
+                if moved.contains(&s.id) || s.mac.as_ref().is_some_and(|m| macs.contains(m)) {
+                    s.next_start_ms = self.next_start(&s, &moved)?;
+                }
                 let cx = Context {
                     reboot_at,
                     missing: s.missing,
@@ -982,17 +1017,18 @@ pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), S
     let origin_cand = (!b.clock_synced).then(|| origin_candidate(receive_ms, newest_up));
     // Lower the boot's origin estimate (a running minimum) first, so the stored estimate is
     // what converts this batch's times; the sentinels leave first/last seen untouched.
-    let before = newest_boot(tx, device)?;
+    let mut boots = Boots::load(tx, device)?;
+    let before = boots.newest();
     let clock = Clock {
         synced: b.clock_synced,
-        origin_ms: boot_origin(tx, device, &boot, origin_cand)?.unwrap_or(0),
+        origin_ms: boots.origin(&boot, origin_cand).unwrap_or(0),
     };
     let corrected = !b.clock_synced;
     let walls: Vec<i64> = stamps.iter().flatten().map(|s| clock.wall(*s)).collect();
     let base_wall = clock.wall(b.base());
     let lo = walls.iter().copied().min().unwrap_or(base_wall);
     let hi = walls.iter().copied().max().unwrap_or(base_wall);
-    observe_boot(tx, device, &boot, lo, hi, origin_cand)?;
+    boots.observe(tx, device, &boot, lo, hi, origin_cand)?;
 
     let mut w = Work::new(tx, device);
     let mut seqs: Vec<i64> = Vec::new();
@@ -1078,8 +1114,8 @@ pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), S
         .execute(params![device, boot, b.agent_epoch, up])?;
         record_seqs(tx, device, &boot, b.agent_epoch, &mut seqs)?;
     }
-    let newest = stale_boots(tx, device, &boot, before, &mut w.boots)?;
-    w.finish(newest.as_deref())?;
+    let newest = stale_boots(&boots, &boot, before, &mut w.boots);
+    w.finish(newest.as_deref(), &boots)?;
     refresh_device(tx, device, newest.as_deref(), receive_ms)
 }
 
@@ -1087,15 +1123,14 @@ pub fn apply_batch(tx: &Transaction, b: &Batch, receive_ms: i64) -> Result<(), S
 /// boot changed, both the previous one (its sessions now end at a reboot) and the new one
 /// (its sessions may have been closed by that rule while another boot looked newer: an old
 /// boot's late event can move that boot's first-seen time back); and `boot` itself when it
-/// is not the newest. Returns the newest boot.
+/// is not the newest. Returns the newest boot (of `stored`, as this message left it).
 fn stale_boots(
-    tx: &Transaction,
-    device: &str,
+    stored: &Boots,
     boot: &str,
     before: Option<String>,
     boots: &mut BTreeSet<String>,
-) -> Result<Option<String>, StoreError> {
-    let after = newest_boot(tx, device)?;
+) -> Option<String> {
+    let after = stored.newest();
     if after != before {
         boots.extend(before);
         boots.extend(after.clone());
@@ -1103,7 +1138,7 @@ fn stale_boots(
     if after.as_deref() != Some(boot) {
         boots.insert(boot.to_owned());
     }
-    Ok(after)
+    after
 }
 
 /// Merges a status message: device metadata and counters (newest status wins), and its boot.
@@ -1118,17 +1153,18 @@ pub fn apply_status(tx: &Transaction, s: &Status, receive_ms: i64) -> Result<(),
         wall_ms: s.wall_ms,
         uptime_ms: s.uptime_ms,
     };
-    let before = newest_boot(tx, device)?;
+    let mut boots = Boots::load(tx, device)?;
+    let before = boots.newest();
     let wall = Clock {
         synced: s.clock_synced,
-        origin_ms: boot_origin(tx, device, &boot, origin_cand)?.unwrap_or(0),
+        origin_ms: boots.origin(&boot, origin_cand).unwrap_or(0),
     }
     .wall(stamp);
-    observe_boot(tx, device, &boot, wall, wall, origin_cand)?;
+    boots.observe(tx, device, &boot, wall, wall, origin_cand)?;
 
     let mut w = Work::new(tx, device);
-    let newest = stale_boots(tx, device, &boot, before, &mut w.boots)?;
-    w.finish(newest.as_deref())?;
+    let newest = stale_boots(&boots, &boot, before, &mut w.boots);
+    w.finish(newest.as_deref(), &boots)?;
     // Creates the device row if this is its first message; the status columns come after.
     refresh_device(tx, device, newest.as_deref(), receive_ms)?;
     let (cur_boot, cur_up): (Option<String>, Option<i64>) = tx
@@ -1206,7 +1242,8 @@ fn close_open(
         *f = Some(f.map_or(at_ms, |e| e.max(at_ms)));
         w.touched.insert(*id);
     }
-    w.finish(newest_boot(tx, device)?.as_deref())?;
+    let boots = Boots::load(tx, device)?;
+    w.finish(boots.newest().as_deref(), &boots)?;
     Ok(ids.len())
 }
 
