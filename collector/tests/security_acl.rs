@@ -7,33 +7,17 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{scalar, wait_for};
+use common::{scalar, spawn_mosquitto, wait_for};
 use rumqttc::{Client, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
 use wifisess_wire::{encode_batch, encode_status, Batch, BootId, Event as WEvent, MacAddr};
 use wifisess_wire::{SessionId, Stamp, Start, Status};
 
 const COLLECTOR_USER: &str = "wifisess-collector";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn mosquitto_bin() -> &'static str {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is installed (tests/install-deps.sh)")
-}
 
 /// mosquitto with the documented ACL file (docs/mosquitto-acl.example, used verbatim) and a
 /// password file made by `mosquitto_passwd`; killed on drop.
@@ -63,44 +47,20 @@ impl AclBroker {
             assert!(st.success(), "mosquitto_passwd for {user}");
         }
         let acl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/mosquitto-acl.example");
-        // A port from free_port() can be taken by another process before mosquitto binds
-        // it; then mosquitto exits and the connect below would reach that process instead.
-        // Such a broker is started again on another port.
-        for _ in 0..5 {
-            let port = free_port();
-            let conf = dir.path().join("mosquitto.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "per_listener_settings false\nallow_anonymous false\npassword_file {}\n\
-                     acl_file {}\nlistener {port} 127.0.0.1\npersistence false\n\
-                     log_dest stderr\nlog_type error\n",
-                    passwd.display(),
-                    acl.display()
-                ),
+        let (port, child) = spawn_mosquitto(&dir.path().join("mosquitto.conf"), |port| {
+            format!(
+                "per_listener_settings false\nallow_anonymous false\npassword_file {}\n\
+                 acl_file {}\nlistener {port} 127.0.0.1\npersistence false\n\
+                 log_dest stderr\nlog_type error\n",
+                passwd.display(),
+                acl.display()
             )
-            .unwrap();
-            let mut child = Command::new(mosquitto_bin())
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting mosquitto");
-            wait_for("mosquitto to listen", Duration::from_secs(10), || {
-                TcpStream::connect(("127.0.0.1", port)).ok()
-            });
-            if child.try_wait().expect("mosquitto's status").is_some() {
-                eprintln!("mosquitto exited at once (port {port} taken?); another port");
-                continue;
-            }
-            return AclBroker {
-                port,
-                child,
-                _dir: dir,
-            };
+        });
+        AclBroker {
+            port,
+            child,
+            _dir: dir,
         }
-        panic!("mosquitto did not stay up on any of 5 ports");
     }
 }
 

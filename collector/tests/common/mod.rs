@@ -62,23 +62,31 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
-        let bin = ensure_mosquitto();
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
+        let (port, child) = spawn_mosquitto(&dir.path().join("mosquitto.conf"), |port| {
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
                  persistence_location {}/\nmax_queued_messages 0\nmax_inflight_messages 100\n\
                  log_dest stderr\nlog_type error\nlog_type warning\n",
                 dir.path().display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
+            )
+        });
+        Broker { port, child, dir }
+    }
+}
+
+/// Starts mosquitto with the configuration `config(port)` (written to `conf`) on a free port
+/// and waits until it listens. A port from [`free_port`] can be taken by another process
+/// before mosquitto binds it; mosquitto then exits and the listen check would reach that
+/// process instead, so such a start is retried on another port.
+pub fn spawn_mosquitto(conf: &Path, config: impl Fn(u16) -> String) -> (u16, Child) {
+    let bin = ensure_mosquitto();
+    for _ in 0..5 {
+        let port = free_port();
+        std::fs::write(conf, config(port)).unwrap();
+        let mut child = Command::new(&bin)
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -86,8 +94,12 @@ impl Broker {
         wait_for("mosquitto to listen", Duration::from_secs(10), || {
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        Broker { port, child, dir }
+        if child.try_wait().expect("mosquitto's status").is_none() {
+            return (port, child);
+        }
+        eprintln!("mosquitto exited at once (port {port} taken?); trying another port");
     }
+    panic!("mosquitto did not stay up on any of 5 ports");
 }
 
 impl Drop for Broker {
