@@ -56,9 +56,26 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Starts mosquitto with `listener PORT 127.0.0.1` and `extra` config lines.
+    /// Starts mosquitto with `listener PORT 127.0.0.1` and `extra` config lines. A port from
+    /// [`free_port`] can be taken by another process before mosquitto binds it; mosquitto
+    /// then exits (the listen check reached the other process), and it is started again on
+    /// another port.
     pub fn start(dir: &Path, extra: &str) -> Mosquitto {
-        Mosquitto::start_on(free_port(), dir, extra)
+        for _ in 0..5 {
+            let mut m = Mosquitto::start_on(free_port(), dir, extra);
+            let exited = m
+                .child
+                .as_mut()
+                .map(|c| c.try_wait().expect("mosquitto's status"));
+            if matches!(exited, Some(None)) {
+                return m;
+            }
+            eprintln!(
+                "mosquitto exited at once (port {} taken?); another port",
+                m.port
+            );
+        }
+        panic!("mosquitto did not stay up on any of 5 ports");
     }
 
     /// [`Mosquitto::start`] on a given port.
