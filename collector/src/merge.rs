@@ -515,7 +515,7 @@ impl Clock {
 }
 
 /// One stored boot of a device (`device_boots`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct BootRow {
     id: String,
     first_ms: i64,

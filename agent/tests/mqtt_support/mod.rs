@@ -2,7 +2,6 @@
 //! that decodes with the wire crate, and an in-process agent driven through a channel.
 #![allow(dead_code)]
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -62,12 +61,8 @@ impl Mosquitto {
     /// another port.
     pub fn start(dir: &Path, extra: &str) -> Mosquitto {
         for _ in 0..5 {
-            let mut m = Mosquitto::start_on(free_port(), dir, extra);
-            let exited = m
-                .child
-                .as_mut()
-                .map(|c| c.try_wait().expect("mosquitto's status"));
-            if matches!(exited, Some(None)) {
+            let mut m = Mosquitto::configure(free_port(), dir, extra);
+            if m.spawn() {
                 return m;
             }
             eprintln!(
@@ -80,6 +75,12 @@ impl Mosquitto {
 
     /// [`Mosquitto::start`] on a given port.
     pub fn start_on(port: u16, dir: &Path, extra: &str) -> Mosquitto {
+        let mut m = Mosquitto::configure(port, dir, extra);
+        m.resume();
+        m
+    }
+
+    fn configure(port: u16, dir: &Path, extra: &str) -> Mosquitto {
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         let anon = if extra.contains("password_file") {
             ""
@@ -91,29 +92,41 @@ impl Mosquitto {
             format!("listener {port} 127.0.0.1\n{anon}persistence false\n{extra}\n"),
         )
         .unwrap();
-        let mut m = Mosquitto {
+        Mosquitto {
             port,
             conf,
             child: None,
-        };
-        m.resume();
-        m
+        }
     }
 
     /// (Re)starts the process on the same port and waits until it accepts connections.
     pub fn resume(&mut self) {
-        let child = Command::new("mosquitto")
+        assert!(
+            self.spawn(),
+            "mosquitto exited at once (port {} taken?)",
+            self.port
+        );
+    }
+
+    /// Starts the process and waits until it listens (true) or has exited (false).
+    fn spawn(&mut self) -> bool {
+        let mut child = Command::new("mosquitto")
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto (apt-get install mosquitto)");
-        self.child = Some(child);
         let port = self.port;
-        wait_for(10, "mosquitto to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
+        let up = wait_for(10, "mosquitto to listen or exit", || {
+            if child.try_wait().expect("mosquitto's status").is_some() {
+                Some(false)
+            } else {
+                listens(child.id(), port).then_some(true)
+            }
         });
+        self.child = Some(child);
+        up
     }
 
     /// Kills the process (SIGKILL, by pid) and waits for it.
@@ -281,4 +294,31 @@ pub fn assert_no_gap(keys: &[(u32, u64)], epoch: u32) -> u64 {
     let max = *s.last().unwrap_or(&0);
     assert_eq!(s, (1..=max).collect::<Vec<_>>(), "gap in epoch {epoch:08x}");
     max
+}
+
+/// Whether process `pid` holds a socket listening on TCP `port` (Linux: `/proc/net/tcp`
+/// names the listening sockets' inodes, `/proc/PID/fd` the process's). A plain connect
+/// cannot tell our mosquitto from another process that took the port first.
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let sockets: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            // State 0A is LISTEN.
+            let inode = f.get(9)?;
+            (local_port == port && *f.get(3)? == "0A").then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|t| sockets.iter().any(|s| t.as_os_str() == s.as_str()))
+    })
 }

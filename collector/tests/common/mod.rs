@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::Read as _;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -77,8 +77,7 @@ impl Broker {
 
 /// Starts mosquitto with the configuration `config(port)` (written to `conf`) on a free port
 /// and waits until it listens. A port from [`free_port`] can be taken by another process
-/// before mosquitto binds it; mosquitto then exits and the listen check would reach that
-/// process instead, so such a start is retried on another port.
+/// before mosquitto binds it; mosquitto then exits, and it is started again on another port.
 pub fn spawn_mosquitto(conf: &Path, config: impl Fn(u16) -> String) -> (u16, Child) {
     let bin = ensure_mosquitto();
     for _ in 0..5 {
@@ -91,15 +90,50 @@ pub fn spawn_mosquitto(conf: &Path, config: impl Fn(u16) -> String) -> (u16, Chi
             .stderr(Stdio::null())
             .spawn()
             .expect("starting mosquitto");
-        wait_for("mosquitto to listen", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        if child.try_wait().expect("mosquitto's status").is_none() {
+        let up = wait_for(
+            "mosquitto to listen or exit",
+            Duration::from_secs(10),
+            || {
+                if child.try_wait().expect("mosquitto's status").is_some() {
+                    Some(false)
+                } else {
+                    listens(child.id(), port).then_some(true)
+                }
+            },
+        );
+        if up {
             return (port, child);
         }
         eprintln!("mosquitto exited at once (port {port} taken?); trying another port");
     }
     panic!("mosquitto did not stay up on any of 5 ports");
+}
+
+/// Whether process `pid` holds a socket listening on TCP `port` (Linux: `/proc/net/tcp`
+/// names the listening sockets' inodes, `/proc/PID/fd` the process's). A plain connect
+/// cannot tell our mosquitto from another process that took the port first.
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(tcp) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let sockets: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            // State 0A is LISTEN.
+            let inode = f.get(9)?;
+            (local_port == port && *f.get(3)? == "0A").then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|t| sockets.iter().any(|s| t.as_os_str() == s.as_str()))
+    })
 }
 
 impl Drop for Broker {
