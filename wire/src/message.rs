@@ -86,10 +86,16 @@ pub enum Event {
     Stop(Stop),
     /// kind 3: the complete list of open sessions, sent after every (re)connect.
     Sync(Sync),
-    /// A kind this decoder does not know (from a newer agent); its body was skipped.
+    /// A kind this decoder does not know (from a newer agent). Its body was skipped but for
+    /// `seq` (key 0) and `at` (key 1), which every kind carries, so the collector counts its
+    /// seq as received (no false gap) and knows its time.
     Unknown {
         /// The unknown kind number.
         kind: u32,
+        /// Its sequence number, if its body is a map with an unsigned integer at key 0.
+        seq: Option<u64>,
+        /// Its time relative to the batch (key 1; zero if absent).
+        at: Offset,
     },
 }
 
@@ -106,18 +112,18 @@ impl Event {
             Event::Update(_) => Self::UPDATE,
             Event::Stop(_) => Self::STOP,
             Event::Sync(_) => Self::SYNC,
-            Event::Unknown { kind } => *kind,
+            Event::Unknown { kind, .. } => *kind,
         }
     }
 
-    /// The event's sequence number (0 for [`Event::Unknown`]).
+    /// The event's sequence number (0 for an [`Event::Unknown`] without one).
     pub fn seq(&self) -> u64 {
         match self {
             Event::Start(e) => e.seq,
             Event::Update(e) => e.seq,
             Event::Stop(e) => e.seq,
             Event::Sync(e) => e.seq,
-            Event::Unknown { .. } => 0,
+            Event::Unknown { seq, .. } => seq.unwrap_or(0),
         }
     }
 
@@ -128,7 +134,7 @@ impl Event {
             Event::Update(e) => e.seq = seq,
             Event::Stop(e) => e.seq = seq,
             Event::Sync(e) => e.seq = seq,
-            Event::Unknown { .. } => {}
+            Event::Unknown { seq: s, .. } => *s = Some(seq),
         }
     }
 
@@ -139,7 +145,7 @@ impl Event {
             Event::Update(e) => e.at,
             Event::Stop(e) => e.at,
             Event::Sync(e) => e.at,
-            Event::Unknown { .. } => Offset::default(),
+            Event::Unknown { at, .. } => *at,
         }
     }
 
@@ -149,7 +155,7 @@ impl Event {
             Event::Update(e) => e.at = at,
             Event::Stop(e) => e.at = at,
             Event::Sync(e) => e.at = at,
-            Event::Unknown { .. } => {}
+            Event::Unknown { at: a, .. } => *a = at,
         }
     }
 
@@ -181,7 +187,18 @@ impl<C> Encode<C> for Event {
             Event::Update(x) => e.u32(Self::UPDATE)?.encode_with(x, ctx)?,
             Event::Stop(x) => e.u32(Self::STOP)?.encode_with(x, ctx)?,
             Event::Sync(x) => e.u32(Self::SYNC)?.encode_with(x, ctx)?,
-            Event::Unknown { kind } => e.u32(*kind)?.map(0)?,
+            Event::Unknown { kind, seq, at } => {
+                let has_at = *at != Offset::default();
+                e.u32(*kind)?
+                    .map(u64::from(seq.is_some()) + u64::from(has_at))?;
+                if let Some(s) = seq {
+                    e.u8(0)?.u64(*s)?;
+                }
+                if has_at {
+                    e.u8(1)?.encode_with(at, ctx)?;
+                }
+                e
+            }
         };
         Ok(())
     }
@@ -199,11 +216,62 @@ impl<'b, C> Decode<'b, C> for Event {
             Self::STOP => Event::Stop(d.decode_with(ctx)?),
             Self::SYNC => Event::Sync(d.decode_with(ctx)?),
             kind => {
-                d.skip()?;
-                Event::Unknown { kind }
+                let (seq, at) = unknown_body(d, ctx)?;
+                Event::Unknown { kind, seq, at }
             }
         })
     }
+}
+
+/// The `seq` (key 0) and `at` (key 1) of an event body of an unknown kind, skipping the rest
+/// (a body that is not a map, or keys of other types, are skipped whole). Bounded by the
+/// input: every entry read consumes bytes.
+fn unknown_body<C>(
+    d: &mut Decoder<'_>,
+    ctx: &mut C,
+) -> Result<(Option<u64>, Offset), decode::Error> {
+    use minicbor::data::Type;
+    if d.datatype()? != Type::Map {
+        d.skip()?;
+        return Ok((None, Offset::default()));
+    }
+    let len = d.map()?;
+    let (mut seq, mut at) = (None, Offset::default());
+    let mut read = 0u64;
+    loop {
+        match len {
+            Some(n) if read >= n => break,
+            None if d.datatype()? == Type::Break => {
+                d.skip()?;
+                break;
+            }
+            _ => {}
+        }
+        let key = match d.datatype()? {
+            Type::U8 | Type::U16 | Type::U32 | Type::U64 => Some(d.u64()?),
+            _ => {
+                d.skip()?;
+                None
+            }
+        };
+        match (key, d.datatype()?) {
+            (Some(0), Type::U8 | Type::U16 | Type::U32 | Type::U64) => seq = Some(d.u64()?),
+            (Some(1), _) => {
+                // A key-1 value that is not an offset is skipped like any other.
+                let mut probe = d.clone();
+                match probe.decode_with::<C, Offset>(ctx) {
+                    Ok(o) => {
+                        at = o;
+                        *d = probe;
+                    }
+                    Err(_) => d.skip()?,
+                }
+            }
+            _ => d.skip()?,
+        }
+        read += 1;
+    }
+    Ok((seq, at))
 }
 
 /// A session began: the station is associated and authorized.

@@ -164,7 +164,7 @@ fn event_json(e: &Event) -> J {
             f.push(("at", offset_json(s.at)));
             f.push(("ids", J::Arr(s.ids.iter().map(J::text).collect())));
         }
-        Event::Unknown { kind } => f.push(("kind", J::int(*kind))),
+        Event::Unknown { kind, .. } => f.push(("kind", J::int(*kind))),
     }
     J::Obj(f)
 }

@@ -901,7 +901,11 @@ fn deep_nesting_inside_an_unknown_event_kind_is_skipped_without_recursion() {
     assert_eq!(
         got.events,
         vec![
-            Event::Unknown { kind: 42 },
+            Event::Unknown {
+                kind: 42,
+                seq: None,
+                at: Offset::default()
+            },
             Event::Start(common::start(7, common::offset(0)))
         ]
     );
@@ -938,12 +942,21 @@ fn unknown_event_kind_decodes_as_unknown_and_the_others_survive() {
         got.events,
         vec![
             Event::Start(common::start(100_001, common::offset(0))),
-            Event::Unknown { kind: 9 },
-            Event::Unknown { kind: 4 },
+            Event::Unknown {
+                kind: 9,
+                seq: Some(100_002),
+                at: common::offset(30_000)
+            },
+            Event::Unknown {
+                kind: 4,
+                seq: None,
+                at: Offset::default()
+            },
             Event::Update(common::update(100_003, common::offset(60_000))),
         ]
     );
-    assert_eq!(got.events[1].seq(), 0);
+    assert_eq!(got.events[1].seq(), 100_002);
+    assert_eq!(got.events[2].seq(), 0);
     assert_eq!(got.events[1].session_id(), None);
 }
 

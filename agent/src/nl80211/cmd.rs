@@ -245,7 +245,7 @@ impl<W: Write> Printer<'_, W> {
                     .raw("ids", format!("[{}]", ids.join(",")))
                     .finish()
             }
-            WireEvent::Unknown { kind } => {
+            WireEvent::Unknown { kind, .. } => {
                 Obj::new().str("kind", "unknown").raw("code", kind).finish()
             }
         };

@@ -372,6 +372,10 @@ impl Publisher {
 fn unreachable_sync(now: Stamp) -> Timed {
     Timed {
         at: now,
-        event: wifisess_wire::Event::Unknown { kind: u32::MAX },
+        event: wifisess_wire::Event::Unknown {
+            kind: u32::MAX,
+            seq: None,
+            at: wifisess_wire::Offset::default(),
+        },
     }
 }
