@@ -85,6 +85,22 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
 }
 
+impl Config {
+    /// The configured inventory, for the writer.
+    pub fn inventory(&self) -> crate::core::device::Inventory {
+        crate::core::device::Inventory::new(self.devices.iter().map(|d| {
+            (
+                d.id.clone(),
+                crate::core::device::Names {
+                    name: d.name.clone(),
+                    organization: d.organization.clone(),
+                    group: d.group.clone(),
+                },
+            )
+        }))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

@@ -1,22 +1,22 @@
-//! The I/O of `run`: one tokio task owns the MQTT event loop and hands every publish over a
-//! channel to one thread that owns the SQLite writer; that thread commits in groups and acks
-//! each publish only after the transaction holding it committed, and runs the lifecycle jobs
-//! ([`crate::jobs`]) in bounded steps between groups. The publishes waiting for the writer
-//! are bounded by [`Backlog`]; neither side ever waits for the other while holding something
-//! the other needs.
+//! MQTT ingest: one tokio task owns the event loop and hands every publish over a channel to
+//! the writer thread, which commits in groups through the [`Writer`] and acks each publish only
+//! after the transaction holding it committed; between groups it runs the lifecycle jobs
+//! ([`crate::jobs`]) in bounded steps and the writes other parts of the process ask for
+//! ([`Request`]). The publishes waiting for the writer are bounded by [`Backlog`]; neither side
+//! ever waits for the other while holding something the other needs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeFilter};
-use rusqlite::{Connection, ErrorCode};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
-use crate::merge::{self, Outcome};
+use crate::timefmt::now_ms;
+use crate::writer::{Incoming, Notice, OnCommit, Outcome, Request, Writer};
 
 /// Requests (acks) waiting for the event loop. The writer never waits for room here: an ack
 /// that does not fit waits in the writer's [`Acks`] until it does.
@@ -100,31 +100,6 @@ struct Received {
     receive_ms: i64,
 }
 
-/// What one group commit did, for the commit hook (HTTP notifications and metrics). Also
-/// sent after an expiry in `run` closed sessions, with `messages` 0.
-#[derive(Debug, Clone)]
-pub struct Committed {
-    /// MQTT messages in the transaction (0: a lifecycle job's commit).
-    pub messages: usize,
-    /// Devices whose events or status were merged (sorted, unique).
-    pub devices: Vec<String>,
-    /// Time from the start of the transaction to its commit.
-    pub latency: Duration,
-    /// Commit time, ms since the epoch.
-    pub at_ms: i64,
-}
-
-/// Called by the writer thread after each commit (before the acks); must not block.
-pub type OnCommit = Box<dyn FnMut(&Committed) + Send>;
-
-/// Milliseconds since the Unix epoch now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Lets at most `per_minute` messages through per minute and reports how many it held back.
 struct RateLimit {
     per_minute: u32,
@@ -159,41 +134,16 @@ impl RateLimit {
     }
 }
 
-/// Writes the configured inventory into the devices table.
-///
-/// # Errors
-/// SQLite errors.
-pub fn apply_inventory(conn: &mut Connection, cfg: &Config) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    tx.execute(
-        "UPDATE devices SET inv_name = NULL, inv_organization = NULL, inv_group = NULL",
-        [],
-    )?;
-    for d in &cfg.devices {
-        tx.execute(
-            "INSERT INTO devices (id, inv_name, inv_organization, inv_group) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET inv_name = ?2, inv_organization = ?3, inv_group = ?4",
-            rusqlite::params![d.id, d.name, d.organization, d.group],
-        )?;
-    }
-    tx.commit()
-}
-
-/// Runs the collector until SIGINT/SIGTERM: opens the database, connects, ingests.
-///
-/// # Errors
-/// Runtime failures (database, runtime setup); configuration was checked before.
-pub fn run(cfg: &Config) -> anyhow::Result<()> {
-    let mut conn = crate::schema::open(&cfg.db)
-        .with_context(|| format!("opening database {}", cfg.db.display()))?;
-    apply_inventory(&mut conn, cfg).context("writing the device inventory")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let handle = rt.handle().clone();
-    let on_commit = crate::http::start(cfg, &handle)?;
-    rt.block_on(serve(cfg, conn, handle, on_commit))
+/// What the writer thread owns besides the [`Writer`].
+pub struct WriterParts {
+    /// Requests from other parts of the process.
+    pub requests: mpsc::Receiver<Request>,
+    /// Told after every commit.
+    pub on_commit: Option<OnCommit>,
+    /// The lifecycle schedule.
+    pub jobs: crate::jobs::Schedule,
+    /// `expire_hours`, for the refresh request.
+    pub expire_hours: u32,
 }
 
 /// The largest MQTT packet the collector reads. Larger ones make rumqttc drop the connection
@@ -202,12 +152,19 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
 /// here are read, rejected as too large, and acked.
 const MAX_READ_PACKET_BYTES: usize = 16 * 1024 * 1024;
 
-async fn serve(
+/// Ingests until `shutdown` turns true: connects, subscribes, hands publishes to the writer
+/// thread (started here with `writer` and `parts`), and at shutdown lets it commit and ack
+/// what it holds. Runs on the current runtime.
+///
+/// # Errors
+/// The writer failed (database), or the subscription could not be queued.
+pub async fn serve(
     cfg: &Config,
-    conn: Connection,
-    handle: tokio::runtime::Handle,
-    on_commit: Option<OnCommit>,
+    writer: Writer,
+    parts: WriterParts,
+    mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let handle = tokio::runtime::Handle::current();
     let mut opts = MqttOptions::new(&cfg.client_id, &cfg.broker_host, cfg.broker_port);
     opts.set_clean_session(false)
         .set_manual_acks(true)
@@ -222,20 +179,22 @@ async fn serve(
     let (done_tx, mut done_rx) = oneshot::channel::<anyhow::Result<()>>();
     let writer = {
         let client = client.clone();
-        let prefix = cfg.topic_prefix.clone();
         let max = cfg.commit_max_messages;
-        let jobs = crate::jobs::Schedule::new(cfg.retention_days, cfg.expire_hours, now_ms());
         let backlog = Arc::clone(&backlog);
         std::thread::Builder::new()
-            .name("sqlite-writer".into())
+            .name("writer".into())
             .spawn(move || {
                 let acks = Acks {
                     client,
                     waiting: VecDeque::new(),
                 };
-                let r = write_loop(
-                    conn, rx, acks, &backlog, &handle, &prefix, max, on_commit, jobs,
-                );
+                let mut w = WriterThread {
+                    writer,
+                    parts,
+                    acks,
+                    rt: handle,
+                };
+                let r = w.run(rx, &backlog, max);
                 let _ = done_tx.send(r);
             })
             .context("starting the writer thread")?
@@ -253,7 +212,6 @@ async fn serve(
         filters[1],
         cfg.db.display()
     );
-    let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut backoff = Duration::from_millis(500);
     let mut conn_errors = RateLimit::new(10);
     let mut paused_log = RateLimit::new(1);
@@ -276,7 +234,7 @@ async fn serve(
         }
         paused = full;
         tokio::select! {
-            _ = &mut shutdown => {
+            _ = stopped(&mut shutdown) => {
                 log::info!("shutdown: committing and acknowledging what is held");
                 break 'ingest;
             }
@@ -315,7 +273,7 @@ async fn serve(
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = &mut shutdown => { log::info!("shutdown while disconnected"); break 'ingest; }
+                        _ = stopped(&mut shutdown) => { log::info!("shutdown while disconnected"); break 'ingest; }
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
@@ -364,231 +322,179 @@ async fn serve(
     writer_result.unwrap_or(Ok(()))
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+/// The writer thread: the [`Writer`] and what it owns besides.
+struct WriterThread {
+    writer: Writer,
+    parts: WriterParts,
+    acks: Acks,
+    rt: tokio::runtime::Handle,
 }
 
-/// The writer: group commit of whatever is queued (at most `max` messages per transaction;
-/// a lone message commits at once, so no message waits for a timer), then the acks.
-#[allow(clippy::too_many_arguments)] // the writer's wiring: each is one resource it owns
-fn write_loop(
-    mut conn: Connection,
-    mut rx: mpsc::UnboundedReceiver<Received>,
-    mut acks: Acks,
-    backlog: &Backlog,
-    rt: &tokio::runtime::Handle,
-    prefix: &str,
-    max: usize,
-    mut on_commit: Option<OnCommit>,
-    mut jobs: crate::jobs::Schedule,
-) -> anyhow::Result<()> {
-    let mut bad_input = RateLimit::new(20);
-    let mut group: Vec<Received> = Vec::with_capacity(max);
-    while let Some(first) =
-        next_publish(&mut rx, rt, &mut jobs, &mut conn, &mut on_commit, &mut acks)
-    {
-        group.push(first);
-        while group.len() < max {
-            match rx.try_recv() {
-                Ok(m) => group.push(m),
-                Err(_) => break,
-            }
-        }
-        let began = Instant::now();
-        let outcomes = match commit_group(&mut conn, prefix, &group) {
-            Ok(o) => o,
-            Err(e) => {
-                log::warn!(
-                    "group commit of {} messages failed ({e}); retrying one by one",
-                    group.len()
-                );
-                let mut o = Vec::with_capacity(group.len());
-                for m in &group {
-                    o.push(commit_one(&mut conn, prefix, m)?);
+/// What the writer thread waits for.
+enum Next {
+    Publish(Received),
+    Request(Request),
+    Closed,
+}
+
+impl WriterThread {
+    /// Group commit of whatever is queued (at most `max` messages per transaction; a lone
+    /// message commits at once, so no message waits for a timer), then the acks.
+    fn run(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Received>,
+        backlog: &Backlog,
+        max: usize,
+    ) -> anyhow::Result<()> {
+        let mut bad_input = RateLimit::new(20);
+        let mut group: Vec<Received> = Vec::with_capacity(max);
+        loop {
+            let first = match self.next(&mut rx) {
+                Next::Closed => break,
+                Next::Request(r) => {
+                    self.request(r);
+                    continue;
                 }
-                o
+                Next::Publish(p) => p,
+            };
+            group.push(first);
+            while group.len() < max {
+                match rx.try_recv() {
+                    Ok(m) => group.push(m),
+                    Err(_) => break,
+                }
             }
-        };
-        if let Some(hook) = on_commit.as_mut() {
-            let mut devices: Vec<String> = group
+            let began = Instant::now();
+            let incoming: Vec<Incoming<'_>> = group
                 .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| matches!(o, Outcome::Events { .. } | Outcome::Status))
-                .filter_map(|(m, _)| topic_device(prefix, &m.publish.topic))
+                .map(|m| Incoming {
+                    topic: &m.publish.topic,
+                    payload: &m.publish.payload,
+                    receive_ms: m.receive_ms,
+                })
                 .collect();
-            devices.sort();
-            devices.dedup();
-            hook(&Committed {
-                messages: group.len(),
+            let committed = self
+                .writer
+                .ingest(&incoming)
+                .context("writing to the database")?;
+            drop(incoming);
+            self.notify(group.len(), committed.devices.clone(), began);
+            for (m, o) in group.iter().zip(&committed.outcomes) {
+                if let Outcome::Rejected(r) = o {
+                    if let Some(n) = bad_input.pass(Instant::now()) {
+                        if n > 0 {
+                            log::warn!("{n} more bad messages were not logged");
+                        }
+                        log::warn!("{}", r.describe(&m.publish.topic));
+                    }
+                }
+            }
+            let bytes = group.iter().map(|m| m.publish.payload.len()).sum();
+            backlog.remove(group.len(), bytes);
+            for m in group.drain(..) {
+                self.acks.push(m.publish);
+            }
+            self.acks.flush();
+            // Under sustained load the queue is never empty: one bounded job step per group
+            // keeps retention and expiry moving without holding ingest up for long.
+            self.jobs();
+        }
+        // Shutdown: the event loop is still polled (`serve` drains) until every ack is handed
+        // over.
+        let deadline = Instant::now() + Duration::from_secs(25);
+        self.acks.flush();
+        while !self.acks.waiting.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            self.acks.flush();
+        }
+        if !self.acks.waiting.is_empty() {
+            log::warn!(
+                "{} acks not handed to the MQTT event loop; the broker redelivers those \
+                 messages (the merge makes that harmless)",
+                self.acks.waiting.len()
+            );
+        }
+        Ok(())
+    }
+
+    fn notify(&mut self, messages: usize, devices: Vec<String>, began: Instant) {
+        if let Some(hook) = self.parts.on_commit.as_mut() {
+            hook(&Notice {
+                messages,
                 devices,
                 latency: began.elapsed(),
                 at_ms: now_ms(),
             });
         }
-        for (m, o) in group.iter().zip(&outcomes) {
-            report(&mut bad_input, &m.publish.topic, o);
-        }
-        let bytes = group.iter().map(|m| m.publish.payload.len()).sum();
-        backlog.remove(group.len(), bytes);
-        for m in group.drain(..) {
-            acks.push(m.publish);
-        }
-        acks.flush();
-        // Under sustained load the queue is never empty: one bounded job step per group
-        // keeps retention and expiry moving without holding ingest up for long.
-        run_jobs(&mut jobs, &mut conn, &mut on_commit);
     }
-    // Shutdown: the event loop is still polled (`serve` drains) until every ack is handed over.
-    let deadline = Instant::now() + Duration::from_secs(25);
-    acks.flush();
-    while !acks.waiting.is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-        acks.flush();
-    }
-    if !acks.waiting.is_empty() {
-        log::warn!(
-            "{} acks not handed to the MQTT event loop; the broker redelivers those messages \
-             (the merge makes that harmless)",
-            acks.waiting.len()
-        );
-    }
-    Ok(())
-}
 
-/// One due lifecycle step; sessions an expiry closed are announced through the commit hook
-/// like merged events (`messages` 0).
-fn run_jobs(
-    jobs: &mut crate::jobs::Schedule,
-    conn: &mut Connection,
-    on_commit: &mut Option<OnCommit>,
-) {
-    let began = Instant::now();
-    let devices = jobs.run_due(conn, now_ms());
-    if let (false, Some(hook)) = (devices.is_empty(), on_commit.as_mut()) {
-        hook(&Committed {
-            messages: 0,
-            devices,
-            latency: began.elapsed(),
-            at_ms: now_ms(),
-        });
+    /// One due lifecycle step; sessions an expiry closed are announced like merged events.
+    fn jobs(&mut self) {
+        let began = Instant::now();
+        if let Some(c) = self.parts.jobs.run_due(&mut self.writer, now_ms()) {
+            self.notify(0, c.devices, began);
+        }
     }
-}
 
-/// The next queued publish; while none is queued, runs the lifecycle jobs that are due (one
-/// bounded transaction at a time, checking the queue in between), hands waiting acks to the
-/// event loop and otherwise waits. `None` once the channel is closed and drained.
-fn next_publish(
-    rx: &mut mpsc::UnboundedReceiver<Received>,
-    rt: &tokio::runtime::Handle,
-    jobs: &mut crate::jobs::Schedule,
-    conn: &mut Connection,
-    on_commit: &mut Option<OnCommit>,
-    acks: &mut Acks,
-) -> Option<Received> {
-    loop {
-        acks.flush();
-        match rx.try_recv() {
-            Ok(m) => return Some(m),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) => {}
+    fn request(&mut self, r: Request) {
+        match r {
+            Request::Refresh { now_ms, reply } => {
+                let began = Instant::now();
+                let r = crate::jobs::expire(&mut self.writer, now_ms, self.parts.expire_hours);
+                let r = match r {
+                    Ok((closed, committed)) => {
+                        self.notify(0, committed.devices, began);
+                        Ok(closed.into_iter().filter(|c| c.sessions > 0).collect())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(r);
+            }
         }
-        let now = now_ms();
-        let wait = jobs.wait_ms(now);
-        if wait == 0 {
-            run_jobs(jobs, conn, on_commit);
-            continue;
-        }
-        // Acks that did not fit are retried every few milliseconds.
-        let cap = if acks.waiting.is_empty() { 60_000 } else { 5 };
-        let wait = Duration::from_millis(wait.min(cap) as u64);
-        if let Ok(m) = rt.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
-            return m;
+    }
+
+    /// The next publish or request; while none is queued, runs the lifecycle jobs that are
+    /// due (one bounded transaction at a time, checking the queues in between), hands waiting
+    /// acks to the event loop and otherwise waits.
+    fn next(&mut self, rx: &mut mpsc::UnboundedReceiver<Received>) -> Next {
+        loop {
+            self.acks.flush();
+            match rx.try_recv() {
+                Ok(m) => return Next::Publish(m),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if let Ok(r) = self.parts.requests.try_recv() {
+                return Next::Request(r);
+            }
+            let wait = self.parts.jobs.wait_ms(now_ms());
+            if wait == 0 {
+                self.jobs();
+                continue;
+            }
+            // Acks that did not fit are retried every few milliseconds.
+            let cap = if self.acks.waiting.is_empty() {
+                60_000
+            } else {
+                5
+            };
+            let wait = Duration::from_millis(wait.min(cap) as u64);
+            let requests = &mut self.parts.requests;
+            let got = self.rt.block_on(async {
+                tokio::select! {
+                    m = rx.recv() => Some(m.map_or(Next::Closed, Next::Publish)),
+                    Some(r) = requests.recv() => Some(Next::Request(r)),
+                    _ = tokio::time::sleep(wait) => None,
+                }
+            });
+            if let Some(n) = got {
+                return n;
+            }
         }
     }
 }
 
-/// The device id of `{prefix}/{device}/...`.
-fn topic_device(prefix: &str, topic: &str) -> Option<String> {
-    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
-    rest.split('/').next().map(str::to_owned)
-}
-
-/// One transaction for `group`. `IMMEDIATE`: the merge reads before it writes, and another
-/// connection may write meanwhile (`expire`/`prune` commands, the HTTP refresh); a deferred
-/// transaction would then fail with `SQLITE_BUSY` instead of waiting for the lock.
-fn commit_group(
-    conn: &mut Connection,
-    prefix: &str,
-    group: &[Received],
-) -> rusqlite::Result<Vec<Outcome>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut out = Vec::with_capacity(group.len());
-    for m in group {
-        out.push(merge::apply_publish(
-            &tx,
-            prefix,
-            &m.publish.topic,
-            &m.publish.payload,
-            m.receive_ms,
-        )?);
-    }
-    tx.commit()?;
-    Ok(out)
-}
-
-/// One message alone; a constraint violation (a message the merge cannot place) is counted
-/// and acked rather than redelivered forever; any other SQLite error stops the collector.
-fn commit_one(conn: &mut Connection, prefix: &str, m: &Received) -> anyhow::Result<Outcome> {
-    match commit_group(conn, prefix, std::slice::from_ref(m)) {
-        Ok(mut o) => Ok(o.remove(0)),
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
-            log::error!(
-                "message on {} could not be stored: {e}; counted and dropped",
-                m.publish.topic
-            );
-            let tx = conn.transaction()?;
-            merge::count(&tx, "store_rejected", 1)?;
-            tx.commit()?;
-            Ok(Outcome::BadTopic)
-        }
-        Err(e) => Err(anyhow::Error::new(e).context("writing to the database")),
-    }
-}
-
-fn report(limit: &mut RateLimit, topic: &str, o: &Outcome) {
-    let msg = match o {
-        Outcome::Events { .. } | Outcome::Status => return,
-        Outcome::Spoofed {
-            topic_device,
-            payload_device,
-        } => {
-            format!("rejected: topic device {topic_device:?} but payload device {payload_device:?}")
-        }
-        Outcome::Undecodable(e) => format!("undecodable payload on {topic} ({}): {e}", e.kind()),
-        Outcome::BadTopic => format!("rejected: unexpected topic {topic}"),
-    };
-    if let Some(n) = limit.pass(Instant::now()) {
-        if n > 0 {
-            log::warn!("{n} more bad messages were not logged");
-        }
-        log::warn!("{msg}");
-    }
+/// Returns once `rx` holds true (or its sender is gone).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }

@@ -1,11 +1,10 @@
-//! Lifecycle jobs on the store (SPEC §5.2): retention (old closed sessions deleted in bounded
-//! batches), expiry (open sessions of silent devices closed at the device's last-seen time),
-//! the operator's forced close, and the schedule `run` follows. No clock: `now_ms` is passed in.
+//! Lifecycle jobs (SPEC §5.2): retention (old closed sessions deleted in bounded batches),
+//! expiry (open sessions of silent devices closed at the device's last-seen time), the
+//! operator's forced close, and the schedule `run` follows. They write through the
+//! [`Writer`]; no clock: `now_ms` is passed in.
 
-use rusqlite::{params, Connection, TransactionBehavior};
-use serde::Serialize;
-
-use crate::merge;
+use crate::store::{Closable, PruneReport, StoreError};
+use crate::writer::{Committed, Writer};
 
 /// Most sessions deleted per retention transaction. Each deleted row costs an entry in
 /// every sessions index (~10), so a batch of 5 000 held the write lock for ~0.4 s on a
@@ -22,97 +21,14 @@ pub const EXPIRE_EVERY_MS: i64 = 5 * 60_000;
 /// How often `run` applies retention.
 pub const RETAIN_EVERY_MS: i64 = 24 * 3_600_000;
 
-const PRUNE_PLAN_SQL: &str = "SELECT count(*), min(stop_ms), max(stop_ms) FROM sessions
-         WHERE stop_ms IS NOT NULL AND stop_ms < ?1";
-const PRUNE_BATCH_SQL: &str = "DELETE FROM sessions WHERE rowid IN (
-               SELECT rowid FROM sessions WHERE stop_ms IS NOT NULL AND stop_ms < ?1 LIMIT ?2)
-             RETURNING stop_ms";
-const EXPIRE_PLAN_SQL: &str =
-    "SELECT d.id, count(*), max(coalesce(d.last_seen_ms, 0), max(s.last_seen_ms))
-         FROM devices d JOIN sessions s ON s.device_id = d.id AND s.stop_ms IS NULL
-         WHERE coalesce(d.last_seen_ms, 0) <= ?1 GROUP BY d.id ORDER BY d.id";
-const FORCE_PLAN_SQL: &str = "SELECT s.device_id, count(*), max(?1, max(s.last_seen_ms))
-         FROM sessions s WHERE s.stop_ms IS NULL GROUP BY s.device_id ORDER BY s.device_id";
-
-/// The statements above with the name `EXPLAIN QUERY PLAN` checks give them (query tests).
-#[cfg(test)]
-pub(crate) const PLANNED_SQL: [(&str, &str); 4] = [
-    ("prune dry run", PRUNE_PLAN_SQL),
-    ("prune batch", PRUNE_BATCH_SQL),
-    ("expire plan", EXPIRE_PLAN_SQL),
-    ("force plan", FORCE_PLAN_SQL),
-];
-
-/// What retention deletes (dry run) or deleted: closed sessions that stopped before a cutoff.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PruneReport {
-    /// Sessions.
-    pub sessions: u64,
-    /// Earliest stop among them, ms since the epoch.
-    pub oldest_stop_ms: Option<i64>,
-    /// Latest stop among them, ms.
-    pub newest_stop_ms: Option<i64>,
-}
-
-impl PruneReport {
-    fn add(&mut self, o: PruneReport) {
-        self.sessions += o.sessions;
-        self.oldest_stop_ms = opt(self.oldest_stop_ms, o.oldest_stop_ms, i64::min);
-        self.newest_stop_ms = opt(self.newest_stop_ms, o.newest_stop_ms, i64::max);
-    }
-}
-
-fn opt(a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64) -> Option<i64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(f(x, y)),
-        (x, y) => x.or(y),
-    }
-}
-
 /// The retention cutoff: sessions that stopped before it are deleted.
 pub fn retention_cutoff(now_ms: i64, days: u32) -> i64 {
     now_ms - i64::from(days) * 86_400_000
 }
 
-/// What [`prune`] with the same cutoff would delete; changes nothing.
-///
-/// # Errors
-/// SQLite errors.
-pub fn prune_plan(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<PruneReport> {
-    conn.query_row(PRUNE_PLAN_SQL, [cutoff_ms], |r| {
-        Ok(PruneReport {
-            sessions: r.get::<_, i64>(0)? as u64,
-            oldest_stop_ms: r.get(1)?,
-            newest_stop_ms: r.get(2)?,
-        })
-    })
-}
-
-/// Deletes at most `limit` sessions that stopped before `cutoff_ms`, in one transaction.
-///
-/// # Errors
-/// SQLite errors (the batch is rolled back).
-pub fn prune_batch(
-    conn: &mut Connection,
-    cutoff_ms: i64,
-    limit: u32,
-) -> rusqlite::Result<PruneReport> {
-    let tx = conn.transaction()?;
-    let mut rep = PruneReport::default();
-    {
-        let mut st = tx.prepare_cached(PRUNE_BATCH_SQL)?;
-        let mut rows = st.query(params![cutoff_ms, limit])?;
-        while let Some(r) = rows.next()? {
-            let ms: i64 = r.get(0)?;
-            rep.add(PruneReport {
-                sessions: 1,
-                oldest_stop_ms: Some(ms),
-                newest_stop_ms: Some(ms),
-            });
-        }
-    }
-    tx.commit()?;
-    Ok(rep)
+/// The expiry's silence threshold: devices last heard at or before it are silent.
+pub fn silent_since(now_ms: i64, hours: u32) -> i64 {
+    now_ms - i64::from(hours) * 3_600_000
 }
 
 /// Sizes retention batches so that each transaction takes about [`PRUNE_STEP_MS`]: after
@@ -149,18 +65,18 @@ impl BatchSizer {
 }
 
 /// Deletes every session that stopped before `cutoff_ms`, in transactions sized by a
-/// [`BatchSizer`] (the `prune` command may run while `run` ingests on another connection:
-/// each transaction holds the write lock for about [`PRUNE_STEP_MS`]).
+/// [`BatchSizer`] (the `prune` command may run while `run` ingests: each transaction holds
+/// the write lock for about [`PRUNE_STEP_MS`]).
 ///
 /// # Errors
-/// SQLite errors; batches committed before the error stay deleted.
-pub fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<PruneReport> {
+/// Store errors; batches committed before the error stay deleted.
+pub fn prune(w: &mut Writer, cutoff_ms: i64) -> Result<PruneReport, StoreError> {
     let mut total = PruneReport::default();
     let mut sizer = BatchSizer::default();
     loop {
         let limit = sizer.limit();
         let began = std::time::Instant::now();
-        let b = prune_batch(conn, cutoff_ms, limit)?;
+        let b = w.prune_batch(cutoff_ms, limit)?;
         sizer.took(began.elapsed().as_millis() as u64);
         total.add(b);
         if b.sessions < u64::from(limit) {
@@ -169,96 +85,29 @@ pub fn prune(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<PruneRep
     }
 }
 
-/// Open sessions of one device that expiry or a forced close closes, and at what time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CloseItem {
-    /// Device id.
-    pub device_id: String,
-    /// Open sessions of the device.
-    pub sessions: u64,
-    /// The stop time they get, ms since the epoch.
-    pub at_ms: i64,
-}
-
-/// Devices silent for `hours` (collector receive time at or before `now_ms − hours`) that
-/// have open sessions; each closes at its last-seen time. The stop is the later of the
-/// device's last receive time and the newest event time of its open sessions, so an agent
-/// clock running ahead of the collector's cannot keep a session open.
+/// Closes the open sessions of devices silent for `hours` at each one's last-seen time
+/// (reason `expired`, provisional), in one transaction. Used by `run`'s schedule, the
+/// `expire` command and `POST /api/v1/sessions/refresh`. The last-seen time is the later of
+/// the device's last receive time and the newest event of its open sessions, so an agent clock
+/// ahead of the collector's cannot keep a session open.
 ///
 /// # Errors
-/// SQLite errors.
-pub fn expire_plan(conn: &Connection, now_ms: i64, hours: u32) -> rusqlite::Result<Vec<CloseItem>> {
-    let silent_since = now_ms - i64::from(hours) * 3_600_000;
-    close_plan(conn, EXPIRE_PLAN_SQL, silent_since)
+/// Store errors (nothing is changed).
+pub fn expire(
+    w: &mut Writer,
+    now_ms: i64,
+    hours: u32,
+) -> Result<(Vec<Closable>, Committed), StoreError> {
+    let since = silent_since(now_ms, hours);
+    w.close_planned(|s| s.expire_plan(since), false)
 }
 
-/// Every device with open sessions; each closes at `now_ms` (or the newest event time of its
-/// open sessions, if an agent clock is ahead).
+/// Closes every open session now (reason `forced`, provisional), in one transaction.
 ///
 /// # Errors
-/// SQLite errors.
-pub fn force_plan(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<CloseItem>> {
-    close_plan(conn, FORCE_PLAN_SQL, now_ms)
-}
-
-fn close_plan(conn: &Connection, sql: &str, arg: i64) -> rusqlite::Result<Vec<CloseItem>> {
-    let mut st = conn.prepare_cached(sql)?;
-    let rows = st.query_map([arg], |r| {
-        Ok(CloseItem {
-            device_id: r.get(0)?,
-            sessions: r.get::<_, i64>(1)? as u64,
-            at_ms: r.get(2)?,
-        })
-    })?;
-    rows.collect()
-}
-
-/// Closes what [`expire_plan`] lists (reason `expired`, provisional), in one transaction.
-/// Returns what it closed. Used by `run`'s schedule, the `expire` command and
-/// `POST /api/v1/sessions/refresh`.
-///
-/// The transaction is `IMMEDIATE` (it takes the write lock before reading the plan): the
-/// command and the HTTP refresh write on their own connection while `run`'s writer thread
-/// owns another, and a deferred read-then-write transaction would fail with `SQLITE_BUSY`
-/// (no busy wait) if the other connection committed in between.
-///
-/// # Errors
-/// SQLite errors (nothing is changed).
-pub fn expire(conn: &mut Connection, now_ms: i64, hours: u32) -> rusqlite::Result<Vec<CloseItem>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let plan = expire_plan(&tx, now_ms, hours)?;
-    let done = apply_close(&tx, plan, merge::expire_device)?;
-    tx.commit()?;
-    Ok(done)
-}
-
-/// Closes every open session now (reason `forced`, provisional), in one transaction
-/// (`IMMEDIATE`, see [`expire`]). Returns what it closed.
-///
-/// # Errors
-/// SQLite errors (nothing is changed).
-pub fn force(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<Vec<CloseItem>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let plan = force_plan(&tx, now_ms)?;
-    let done = apply_close(&tx, plan, merge::force_device)?;
-    tx.commit()?;
-    Ok(done)
-}
-
-fn apply_close(
-    tx: &rusqlite::Transaction,
-    plan: Vec<CloseItem>,
-    close: fn(&rusqlite::Transaction, &str, i64) -> Result<usize, merge::StoreError>,
-) -> rusqlite::Result<Vec<CloseItem>> {
-    let mut done = Vec::with_capacity(plan.len());
-    for item in plan {
-        let n = close(tx, &item.device_id, item.at_ms)?;
-        done.push(CloseItem {
-            sessions: n as u64,
-            ..item
-        });
-    }
-    Ok(done)
+/// Store errors (nothing is changed).
+pub fn force(w: &mut Writer, now_ms: i64) -> Result<(Vec<Closable>, Committed), StoreError> {
+    w.close_planned(|s| s.force_plan(now_ms), true)
 }
 
 /// One unit of lifecycle work for the writer.
@@ -357,13 +206,12 @@ impl Schedule {
     }
 
     /// Runs the job due at `now_ms`, if any: at most one transaction. Failures are logged and
-    /// the job retried at its next turn; ingest goes on. Returns the devices whose sessions
-    /// an expiry closed (for the writer's commit hook; empty otherwise).
-    pub fn run_due(&mut self, conn: &mut Connection, now_ms: i64) -> Vec<String> {
-        match self.due(now_ms) {
-            None => {}
-            Some(Job::Expire) => match expire(conn, now_ms, self.expire_hours) {
-                Ok(done) => {
+    /// the job retried at its next turn; ingest goes on. Returns what an expiry committed
+    /// (for the writer's commit notice), if it closed anything.
+    pub fn run_due(&mut self, w: &mut Writer, now_ms: i64) -> Option<Committed> {
+        match self.due(now_ms)? {
+            Job::Expire => match expire(w, now_ms, self.expire_hours) {
+                Ok((done, committed)) => {
                     for d in done.iter().filter(|d| d.sessions > 0) {
                         log::info!(
                             "expiry: device {} silent for {} h: closed {} sessions at {}",
@@ -373,18 +221,17 @@ impl Schedule {
                             crate::timefmt::rfc3339_ms(d.at_ms)
                         );
                     }
-                    return done
-                        .into_iter()
-                        .filter(|d| d.sessions > 0)
-                        .map(|d| d.device_id)
-                        .collect();
+                    (!committed.devices.is_empty()).then_some(committed)
                 }
-                Err(e) => log::error!("expiry failed (retried in 5 minutes): {e}"),
+                Err(e) => {
+                    log::error!("expiry failed (retried in 5 minutes): {e}");
+                    None
+                }
             },
-            Some(Job::Prune { cutoff_ms, limit }) => {
+            Job::Prune { cutoff_ms, limit } => {
                 // The step's duration sizes the next one (the only clock read here: I/O side).
                 let began = std::time::Instant::now();
-                let r = prune_batch(conn, cutoff_ms, limit);
+                let r = w.prune_batch(cutoff_ms, limit);
                 let took_ms = began.elapsed().as_millis() as u64;
                 match r {
                     Ok(b) => {
@@ -392,7 +239,7 @@ impl Schedule {
                             if t.sessions > 0 {
                                 log::info!(
                                     "retention: deleted {} sessions that stopped before {} \
-                                 (stops from {} to {})",
+                                     (stops from {} to {})",
                                     t.sessions,
                                     crate::timefmt::rfc3339_ms(cutoff_ms),
                                     t.oldest_stop_ms
@@ -411,9 +258,9 @@ impl Schedule {
                         log::error!("retention failed (retried in 5 minutes): {e}");
                     }
                 }
+                None
             }
         }
-        Vec::new()
     }
 }
 

@@ -1,19 +1,20 @@
-//! wifisess collector: MQTT ingest into SQLite with merge semantics, and session queries.
+//! wifisess collector: MQTT ingest with merge semantics into SQLite (or PostgreSQL), lifecycle
+//! jobs, and the read side behind the CLI and the HTTP API.
 //!
-//! Layers: [`merge`] (pure-ish: decoded messages + receive time → rows in a transaction),
-//! [`schema`] (migrations), [`query`] (read side), [`ingest`] (MQTT and the writer thread),
-//! [`config`] (TOML + environment + flags), [`jobs`] (retention, expiry), [`presence`]
-//! (attendance), [`render`] (tables, JSON lines, CSV), [`cli`] (the query subcommands).
+//! Data flows one way (docs/collector.md, "Layout"):
+//! [`ingest`] (MQTT, acks) → [`writer`] → [`core`] (the merge rules, pure) → [`store`] (the
+//! port and its adapters) ← [`read`] (rows and queries) ← [`cli`], [`http`]. [`app`] wires
+//! them and owns shutdown; [`jobs`] are the lifecycle work the writer runs.
 
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod logger;
-pub mod merge;
-pub mod presence;
-pub mod query;
-pub mod render;
-pub mod schema;
+pub mod read;
+pub mod store;
 pub mod timefmt;
+pub mod writer;

@@ -15,7 +15,7 @@ impl Log for Stderr {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let ts = crate::timefmt::rfc3339_ms(crate::ingest::now_ms());
+        let ts = crate::timefmt::rfc3339_ms(crate::timefmt::now_ms());
         let _ = writeln!(
             std::io::stderr().lock(),
             "{ts} {:<5} {}",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use wifisess_collector::config::{self, Flags};
-use wifisess_collector::{cli, ingest};
+use wifisess_collector::{app, cli};
 
 #[derive(Parser)]
 #[command(
@@ -93,8 +93,8 @@ fn main() -> ExitCode {
         }
     }
     let r = match cmd {
-        None => ingest::run(&cfg),
-        Some(q) => match cli::execute(&cfg, &q, ingest::now_ms()) {
+        None => app::run(&cfg),
+        Some(q) => match cli::execute(&cfg, &q, wifisess_collector::timefmt::now_ms()) {
             Err(cli::CmdError::Usage(e)) => {
                 eprintln!("wifisess-collector: {e}");
                 return ExitCode::from(2);

@@ -199,7 +199,7 @@ fn published_batches_become_rows() {
         1
     );
     let start_ms = scalar(&e.db, "SELECT start_ms FROM sessions WHERE id = 177");
-    let now = wifisess_collector::ingest::now_ms();
+    let now = wifisess_collector::timefmt::now_ms();
     assert!(
         (now - start_ms).abs() < 60_000,
         "corrected start {start_ms} vs now {now}"

@@ -82,7 +82,7 @@ pub fn load(shape: &Shape, db: &Path, now_ms: i64) -> anyhow::Result<BulkReport>
         }
     }
     let mut conn = Connection::open(db).with_context(|| format!("creating {}", db.display()))?;
-    wifisess_collector::schema::migrate(&mut conn)?;
+    wifisess_collector::store::sqlite::schema::migrate(&mut conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
          PRAGMA cache_size = -1000000; PRAGMA temp_store = MEMORY;",
@@ -112,8 +112,9 @@ pub fn load(shape: &Shape, db: &Path, now_ms: i64) -> anyhow::Result<BulkReport>
     let tx = conn.transaction()?;
     {
         let mut dev = tx.prepare(
-            "INSERT INTO devices (id, name, organization, grp, online, last_seen_ms, boot_id,
-             agent_epoch, last_seq, agent_version) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, 'bulk')",
+            "INSERT INTO devices (id, name, organization, grp, ann_name, ann_organization,
+             ann_group, online, last_seen_ms, boot_id, agent_epoch, last_seq, agent_version)
+             VALUES (?1, ?2, ?3, ?4, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, 'bulk')",
         )?;
         let mut ins = tx.prepare(
             "INSERT INTO sessions (device_id, id, boot_id, mac, ssid, ifname, bssid, freq_mhz,

@@ -18,5 +18,5 @@ pub mod storebench;
 
 /// Milliseconds since the Unix epoch now.
 pub fn now_ms() -> i64 {
-    wifisess_collector::ingest::now_ms()
+    wifisess_collector::timefmt::now_ms()
 }

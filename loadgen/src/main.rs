@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use wifisess_agent::outbox::OutboxConfig;
 use wifisess_loadgen::bulk::Shape;
@@ -284,10 +284,6 @@ enum Cmd {
         /// Runs per query (each with another device, group, client or day).
         #[arg(long, default_value_t = 200)]
         runs: usize,
-        /// Open the connection like the CLI (64 MiB page cache) or like the HTTP API's
-        /// readers (read-only, SQLite's default caches).
-        #[arg(long, value_enum, default_value_t = querybench::Opener::Cli)]
-        connection: querybench::Opener,
     },
 }
 
@@ -537,20 +533,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 "end_ms": r.end_ms,
             }));
         }
-        Cmd::QueryBench {
-            shape,
-            db,
-            runs,
-            connection,
-        } => {
-            let stats = querybench::run(
-                &db,
-                connection,
-                &shape.shape(0),
-                runs,
-                wifisess_loadgen::now_ms(),
-            )?;
-            println!("connection: {connection:?}");
+        Cmd::QueryBench { shape, db, runs } => {
+            let stats = querybench::run(&db, &shape.shape(0), runs, wifisess_loadgen::now_ms())?;
             println!(
                 "{:<36} {:>5} {:>9} {:>9} {:>9} {:>10}",
                 "query", "runs", "p50 ms", "p99 ms", "max ms", "mean rows"
@@ -568,8 +552,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                            "p99_ms": s.p99_ms, "max_ms": s.max_ms, "mean_rows": s.mean_rows})
                 })
                 .collect();
-            summary(json!({"tool": "query-bench", "queries": q,
-                       "connection": connection.to_possible_value().map(|v| v.get_name().to_owned())}));
+            summary(json!({"tool": "query-bench", "queries": q}));
         }
     }
     Ok(())

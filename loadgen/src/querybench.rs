@@ -1,29 +1,22 @@
 //! The query benchmark: the collector's own query functions (the ones behind
 //! `wifisess-collector sessions/status/presence` and the HTTP API) on a bulk-loaded
 //! database, each query `runs` times with a different random device, group, client or day,
-//! on one connection opened like the CLI opens it (`schema::open`: 64 MiB page cache) or like
-//! the HTTP API opens its readers (`http::store::open_read_only`: SQLite's defaults). Reports
-//! p50, p99 and max per query.
+//! on one read-only connection opened as the CLI and the HTTP API open theirs (one read side:
+//! `read::ReadDb`). Reports p50, p99 and max per query.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use wifisess_collector::presence::{presence, PresenceQuery};
-use wifisess_collector::query::{list_sessions, status, SessionFilter, StatusScope};
+use wifisess_collector::read::devices::DeviceFilter;
+use wifisess_collector::read::presence::{presence, PresenceQuery};
+use wifisess_collector::read::sessions::{list as list_sessions, SessionFilter};
+use wifisess_collector::read::status::status;
+use wifisess_collector::read::{Now, ReadDb};
 
 use crate::bulk::{mac_of, Shape};
 use crate::sim::{device_id, Rng};
-
-/// How the benchmark's connection is opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Opener {
-    /// Like the CLI and the writer: `schema::open` (64 MiB page cache, 256 statements).
-    Cli,
-    /// Like the HTTP API's readers: read-only, SQLite's default caches.
-    Api,
-}
 
 /// The figures of one query.
 #[derive(Debug, Clone)]
@@ -59,30 +52,25 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Runs every query `runs` times on `db` (shaped like `shape`) at `now_ms`, on a connection
-/// opened by `opener`.
+/// Runs every query `runs` times on `db` (shaped like `shape`) at `now_ms`.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn run(
-    db: &Path,
-    opener: Opener,
-    shape: &Shape,
-    runs: usize,
-    now_ms: i64,
-) -> anyhow::Result<Vec<QueryStats>> {
-    let conn = match opener {
-        Opener::Cli => wifisess_collector::schema::open(db).map_err(anyhow::Error::from),
-        Opener::Api => wifisess_collector::http::store::open_read_only(db).map_err(Into::into),
-    }
-    .with_context(|| format!("opening {}", db.display()))?;
+pub fn run(db: &Path, shape: &Shape, runs: usize, now_ms: i64) -> anyhow::Result<Vec<QueryStats>> {
+    let conn = ReadDb::open_sqlite(db).with_context(|| format!("opening {}", db.display()))?;
     let end_ms: i64 = conn
-        .query_row("SELECT max(start_ms) FROM sessions", [], |r| r.get(0))
+        .query_one("SELECT max(start_ms) FROM sessions", &[])?
+        .and_then(|r| r.opt_int(0).ok().flatten())
         .context("the database has no sessions (run bulk-load first)")?;
-    let devices: i64 = conn.query_row("SELECT count(*) FROM devices", [], |r| r.get(0))?;
+    let devices: i64 = conn
+        .query_one("SELECT count(*) FROM devices", &[])?
+        .map_or(Ok(0), |r| r.int(0))?;
+    let now = Now {
+        now_ms,
+        dangling_ms: 60 * 60_000,
+    };
     let groups = shape.groups.max(1) as u64;
     let days = shape.days.max(2) as i64;
-    let dangling_ms = 60 * 60_000;
     let limits = BTreeMap::new();
     let labels = BTreeMap::new();
     let mut rng = Rng::new(shape.seed ^ 0x9e3779b9);
@@ -108,8 +96,7 @@ pub fn run(
                         devices: vec![device],
                         ..SessionFilter::default()
                     },
-                    now_ms,
-                    dangling_ms,
+                    now,
                 )?
                 .len(),
                 1 => list_sessions(
@@ -120,8 +107,7 @@ pub fn run(
                         start_before_ms: Some(day0 + 86_400_000),
                         ..SessionFilter::default()
                     },
-                    now_ms,
-                    dangling_ms,
+                    now,
                 )?
                 .len(),
                 2 => list_sessions(
@@ -131,16 +117,17 @@ pub fn run(
                         start_after_ms: Some(end_ms - 30 * 86_400_000),
                         ..SessionFilter::default()
                     },
-                    now_ms,
-                    dangling_ms,
+                    now,
                 )?
                 .len(),
                 3 => {
                     status(
                         &conn,
-                        &StatusScope::Group(group),
-                        now_ms,
-                        dangling_ms,
+                        &DeviceFilter {
+                            group: Some(group),
+                            ..DeviceFilter::default()
+                        },
+                        now,
                         &limits,
                     )?
                     .open_sessions as usize
@@ -149,6 +136,7 @@ pub fn run(
                     &conn,
                     &PresenceQuery {
                         group,
+                        organization: None,
                         from_ms: day0,
                         to_ms: day0 + 86_400_000,
                         min_minutes: 30,

@@ -6,9 +6,9 @@
 //!   `UPDATE` by primary key), `rows_per_tx` per transaction, WAL and `synchronous=NORMAL` as
 //!   the collector opens it. No merge rules, no decoding.
 //! - [`store`]: the collector's store path alone: the batches exactly as the agents' outboxes
-//!   make them, applied with [`wifisess_collector::merge::apply_publish`] (decode, device
-//!   check, merge, counters) in `IMMEDIATE` transactions of `group` messages, like the
-//!   collector's writer does under load.
+//!   make them, applied with [`wifisess_collector::writer::Writer::ingest`] (decode, device
+//!   check, merge core, SQLite store, counters) in transactions of `group` messages, like the
+//!   collector's writer thread does under load.
 //!
 //! Both build their input in memory first and time only the writing.
 
@@ -16,7 +16,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
+use wifisess_collector::store::sqlite::{schema, SqliteStore};
+use wifisess_collector::writer::{Incoming, Writer};
 use wifisess_wire::Event;
 
 use crate::fleet::{Fleet, FleetConfig};
@@ -53,7 +55,7 @@ fn fresh(db: &Path) -> anyhow::Result<Connection> {
             std::fs::remove_file(&p).with_context(|| format!("removing {p}"))?;
         }
     }
-    wifisess_collector::schema::open(db).with_context(|| format!("creating {}", db.display()))
+    schema::open_writer(db).with_context(|| format!("creating {}", db.display()))
 }
 
 fn sessions(conn: &Connection) -> anyhow::Result<u64> {
@@ -239,25 +241,34 @@ pub fn store(
     while fleet.held() > 0 {
         take(&mut fleet, true, &mut msgs);
     }
-    let mut conn = fresh(db)?;
+    let mut w = Writer::new(
+        Box::new(SqliteStore::from_connection(fresh(db)?)),
+        prefix,
+        Default::default(),
+    );
     let began = Instant::now();
     let mut rep = StoreReport {
         mix: fleet.mix(),
         ..StoreReport::default()
     };
     for chunk in msgs.chunks(group.max(1)) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (topic, payload, n) in chunk {
-            let receive = wifisess_collector::ingest::now_ms();
-            wifisess_collector::merge::apply_publish(&tx, prefix, topic, payload, receive)?;
-            rep.events += n;
-        }
-        tx.commit()?;
+        let receive_ms = wifisess_collector::timefmt::now_ms();
+        let incoming: Vec<Incoming<'_>> = chunk
+            .iter()
+            .map(|(topic, payload, _)| Incoming {
+                topic,
+                payload,
+                receive_ms,
+            })
+            .collect();
+        w.ingest(&incoming)?;
+        rep.events += chunk.iter().map(|c| c.2).sum::<u64>();
         rep.transactions += 1;
         rep.messages += chunk.len() as u64;
     }
     rep.seconds = began.elapsed().as_secs_f64();
-    rep.sessions = sessions(&conn)?;
+    drop(w);
+    rep.sessions = sessions(&schema::open_read_only(db)?)?;
     Ok(rep)
 }
 
@@ -296,9 +307,9 @@ pub fn retention_steps(
     cutoff_ms: i64,
     fixed: Option<u32>,
 ) -> anyhow::Result<RetentionSteps> {
-    use wifisess_collector::jobs::{prune_batch, BatchSizer};
-    let mut conn = wifisess_collector::schema::open(db)
-        .with_context(|| format!("opening {}", db.display()))?;
+    use wifisess_collector::jobs::BatchSizer;
+    let store = SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+    let mut w = Writer::new(Box::new(store), "wifisess/v1", Default::default());
     let mut sizer = BatchSizer::default();
     let mut times = Vec::new();
     let mut rep = RetentionSteps::default();
@@ -306,7 +317,7 @@ pub fn retention_steps(
     loop {
         let limit = fixed.unwrap_or(sizer.limit());
         let t = Instant::now();
-        let b = prune_batch(&mut conn, cutoff_ms, limit)?;
+        let b = w.prune_batch(cutoff_ms, limit)?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         sizer.took(ms as u64);
         if ms > rep.max_ms {

@@ -12,12 +12,12 @@ use serde_json::json;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::params::{self, Cursor, Params};
-use super::store;
 use super::AppState;
-use crate::ingest::now_ms;
-use crate::jobs;
-use crate::query::{self, SessionFilter, SessionRow};
-use crate::timefmt::rfc3339_ms;
+use crate::read::devices::{self, DeviceFilter};
+use crate::read::presence::{self, PresenceQuery};
+use crate::read::sessions::{self, SessionFilter, SessionRow, SESSION_FIELDS};
+use crate::read::{csv, status};
+use crate::timefmt::{now_ms, rfc3339_ms};
 
 /// Page size of `GET /api/v1/sessions` without `limit`.
 pub const DEFAULT_PAGE: u32 = 100;
@@ -67,7 +67,7 @@ pub async fn openapi() -> Response {
 pub async fn healthz(State(st): State<AppState>) -> Response {
     match st
         .reader
-        .run(|c| Ok(c.query_row("SELECT count(*) FROM devices", [], |r| r.get::<_, i64>(0))?))
+        .run(|db| Ok(db.query_one("SELECT count(*) FROM devices", &[])?))
         .await
     {
         Ok(_) => Json(json!({ "status": "ok" })).into_response(),
@@ -111,7 +111,7 @@ pub async fn sessions(
                 .ok_or_else(|| ApiError::bad_param("cursor", "not a cursor of this API"))?,
         ),
     };
-    let dangling = st.dangling_ms();
+    let now = st.now(now);
     match format.as_deref() {
         None | Some("json") => {
             let limit = p.number("limit", MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
@@ -120,8 +120,8 @@ pub async fn sessions(
             filter.limit = Some(limit + 1);
             let (rows, next) = st
                 .reader
-                .run(move |c| {
-                    let mut rows = query::list_sessions_keyed(c, &filter, now, dangling)?;
+                .run(move |db| {
+                    let mut rows = sessions::list_keyed(db, &filter, now)?;
                     let more = rows.len() > limit as usize;
                     rows.truncate(limit as usize);
                     let next = if more {
@@ -151,27 +151,6 @@ pub async fn sessions(
     }
 }
 
-/// Column names of the CSV export: the session fields of SPEC §5.3 (as the CLI's CSV), then
-/// whether the stop was inferred and whether the times were corrected.
-fn csv_header() -> String {
-    let mut h = crate::render::SESSION_FIELDS.join(",");
-    h.push_str(",stop_inferred,times_corrected\n");
-    h
-}
-
-/// One session as a CSV line (RFC 4180 quoting).
-pub fn csv_line(out: &mut String, r: &SessionRow) {
-    let cells = crate::render::session_cells(r);
-    let extra = [r.stop_inferred.to_string(), r.times_corrected.to_string()];
-    for (i, c) in cells.iter().chain(extra.iter()).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&crate::render::csv_field(c));
-    }
-    out.push('\n');
-}
-
 /// The CSV body, produced page by page on a blocking thread while the client reads: memory
 /// stays bounded whatever the result size.
 fn csv_response(
@@ -179,13 +158,14 @@ fn csv_response(
     filter: SessionFilter,
     cursor: Option<Cursor>,
     limit: Option<u32>,
-    now: i64,
+    now: sessions::Now,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let dangling = st.dangling_ms();
     tokio::task::spawn_blocking(move || {
-        let r = st.reader.with(|c| {
-            if tx.blocking_send(Bytes::from(csv_header())).is_err() {
+        let r = st.reader.with(|db| {
+            let mut head = String::new();
+            csv::line(&mut head, &SESSION_FIELDS);
+            if tx.blocking_send(Bytes::from(head)).is_err() {
                 return Ok(());
             }
             let mut filter = filter;
@@ -194,10 +174,10 @@ fn csv_response(
             while left > 0 {
                 let n = CSV_CHUNK.min(u32::try_from(left).unwrap_or(u32::MAX));
                 filter.limit = Some(n);
-                let rows = query::list_sessions_keyed(c, &filter, now, dangling)?;
+                let rows = sessions::list_keyed(db, &filter, now)?;
                 let mut buf = String::with_capacity(rows.len() * 200);
                 for (r, _) in &rows {
-                    csv_line(&mut buf, r);
+                    csv::line(&mut buf, &r.cells());
                 }
                 if tx.blocking_send(Bytes::from(buf)).is_err() {
                     return Ok(()); // client went away
@@ -212,7 +192,7 @@ fn csv_response(
         });
         if let Err(e) = r {
             // Headers are out already: the body ends early; the log says why.
-            log::error!("http: CSV export failed: {e}");
+            log::error!("http: CSV export failed: {}", e.message);
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -240,7 +220,7 @@ pub async fn session(
     if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_param("id", "expected 16 hex digits"));
     }
-    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let now = st.now(now_ms());
     let Ok(stored) = u64::from_str_radix(&id, 16) else {
         return Err(ApiError::bad_param("id", "expected 16 hex digits"));
     };
@@ -253,7 +233,7 @@ pub async fn session(
     // If two devices share the id, the newest.
     let row = st
         .reader
-        .run(move |c| Ok(query::list_sessions(c, &f, now, dangling)?.pop()))
+        .run(move |db| Ok(sessions::list(db, &f, now)?.pop()))
         .await?;
     match row {
         // A scoped token is told "not found" for another organization's session.
@@ -278,15 +258,12 @@ pub async fn refresh(State(st): State<AppState>, who: Principal) -> Result<Respo
             "refresh acts on every organization; it needs an admin token without organization",
         ));
     }
-    let cfg = st.cfg.clone();
     let now = now_ms();
-    let closed = tokio::task::spawn_blocking(move || {
-        let mut conn = crate::schema::open(&cfg.db)?;
-        jobs::expire(&mut conn, now, cfg.expire_hours).map_err(anyhow::Error::from)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("refresh task: {e}")))?
-    .map_err(|e| ApiError::internal(format!("refresh: {e:#}")))?;
+    let closed = st
+        .writer
+        .refresh(now)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("refresh: {e}")))?;
     let devices: Vec<String> = closed.iter().map(|c| c.device_id.clone()).collect();
     let sessions: u64 = closed.iter().map(|c| c.sessions).sum();
     for c in &closed {
@@ -298,7 +275,6 @@ pub async fn refresh(State(st): State<AppState>, who: Principal) -> Result<Respo
             rfc3339_ms(c.at_ms)
         );
     }
-    st.live.notify(devices.clone(), now);
     Ok(Json(json!({
         "expired_sessions": sessions,
         "expired_devices": devices,
@@ -319,19 +295,15 @@ pub async fn devices(
     let group = p.get("group");
     let device = p.get("device");
     p.finish()?;
-    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let now = st.now(now_ms());
+    let f = DeviceFilter {
+        organization: org,
+        group,
+        device,
+    };
     let rows = st
         .reader
-        .run(move |c| {
-            Ok(store::devices(
-                c,
-                org.as_deref(),
-                group.as_deref(),
-                device.as_deref(),
-                now,
-                dangling,
-            )?)
-        })
+        .run(move |db| Ok(devices::list(db, &f, now)?))
         .await?;
     Ok(Json(json!({ "devices": rows })).into_response())
 }
@@ -346,12 +318,16 @@ pub async fn device(
     let mut p = Params::new(q.as_deref());
     let history = p.number("history", MAX_PAGE)?.unwrap_or(50);
     p.finish()?;
-    let (now, dangling) = (now_ms(), st.dangling_ms());
-    let org = who.organization.clone();
+    let now = st.now(now_ms());
+    let f = DeviceFilter {
+        organization: who.organization.clone(),
+        group: None,
+        device: Some(id.clone()),
+    };
     let out = st
         .reader
-        .run(move |c| {
-            let mut devs = store::devices(c, org.as_deref(), None, Some(&id), now, dangling)?;
+        .run(move |db| {
+            let mut devs = devices::list(db, &f, now)?;
             let Some(d) = devs.pop().filter(|_| devs.is_empty()) else {
                 return Err(ApiError::not_found(format!("no device {id}")));
             };
@@ -361,10 +337,10 @@ pub async fn device(
                 limit: Some(MAX_PAGE),
                 ..SessionFilter::default()
             };
-            let open = query::list_sessions(c, &f, now, dangling)?;
+            let open = sessions::list(db, &f, now)?;
             f.open = Some(false);
             f.limit = Some(history);
-            let recent = query::list_sessions(c, &f, now, dangling)?;
+            let recent = sessions::list(db, &f, now)?;
             Ok(json!({ "device": d, "open_sessions": open, "recent_sessions": recent }))
         })
         .await?;
@@ -382,31 +358,16 @@ pub async fn status(
     let group = p.get("group");
     let device = p.get("device");
     p.finish()?;
-    let (now, dangling) = (now_ms(), st.dangling_ms());
+    let now = st.now(now_ms());
+    let scope = DeviceFilter {
+        organization: org,
+        group,
+        device,
+    };
+    let limits = st.cfg.max_open_sessions.clone();
     let out = st
         .reader
-        .run(move |c| {
-            let orgs = store::org_counts(c, org.as_deref(), now, dangling)?;
-            let devs = store::devices(
-                c,
-                org.as_deref(),
-                group.as_deref(),
-                device.as_deref(),
-                now,
-                dangling,
-            )?;
-            let sum = |f: fn(&store::OrgCounts) -> i64| orgs.iter().map(f).sum::<i64>();
-            Ok(json!({
-                "generated_at": rfc3339_ms(now),
-                "devices": sum(|o| o.devices),
-                "devices_online": sum(|o| o.devices_online),
-                "open_sessions": sum(|o| o.open_sessions),
-                "dangling_sessions": sum(|o| o.dangling_sessions),
-                "seq_gaps": sum(|o| o.seq_gaps),
-                "organizations": orgs,
-                "device_status": devs,
-            }))
-        })
+        .run(move |db| Ok(status::status(db, &scope, now, &limits)?))
         .await?;
     Ok(Json(out).into_response())
 }
@@ -440,19 +401,16 @@ pub async fn presence(
         })?,
     };
     p.finish()?;
+    let q = PresenceQuery {
+        group,
+        organization: org,
+        from_ms: from,
+        to_ms: to,
+        min_minutes: u32::try_from(min_minutes).unwrap_or(u32::MAX),
+    };
     let rows = st
         .reader
-        .run(move |c| {
-            Ok(store::presence(
-                c,
-                &group,
-                org.as_deref(),
-                from,
-                to,
-                min_minutes,
-                now,
-            )?)
-        })
+        .run(move |db| Ok(presence::presence(db, &q, now, &Default::default())?))
         .await?;
     Ok(Json(json!({
         "from": rfc3339_ms(from),

@@ -56,9 +56,14 @@ impl ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> ApiError {
-        ApiError::internal(format!("database: {e}"))
+impl ApiError {
+    /// 503: the database (or the writer) cannot answer now.
+    pub fn unavailable(detail: impl std::fmt::Display) -> ApiError {
+        log::error!("http: {detail}");
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the database cannot be read now (see the collector's log)".into(),
+        }
     }
 }
 

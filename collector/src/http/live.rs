@@ -16,10 +16,11 @@ use tokio::sync::broadcast;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::params::Params;
-use super::store;
 use super::AppState;
-use crate::ingest::{now_ms, Committed, OnCommit};
-use crate::timefmt::rfc3339_ms;
+use crate::read::devices::{self, DeviceFilter};
+use crate::read::status::{self, OrgStatus};
+use crate::timefmt::{now_ms, rfc3339_ms};
+use crate::writer::{Notice, OnCommit};
 
 /// Notifications buffered per subscriber; a slower one gets a `resync` event instead.
 const CHANNEL: usize = 256;
@@ -48,6 +49,8 @@ struct Histogram {
 /// The hub: notifications and counters since start.
 pub struct Live {
     tx: broadcast::Sender<Arc<Change>>,
+    /// Turns true at shutdown: every event stream ends, so the server can stop gracefully.
+    shutdown: tokio::sync::watch::Receiver<bool>,
     /// MQTT messages committed since start.
     messages: AtomicU64,
     commit_seconds: Mutex<Histogram>,
@@ -55,9 +58,10 @@ pub struct Live {
 
 impl Live {
     /// A hub without subscribers.
-    pub fn new() -> Arc<Live> {
+    pub fn new(shutdown: tokio::sync::watch::Receiver<bool>) -> Arc<Live> {
         Arc::new(Live {
             tx: broadcast::channel(CHANNEL).0,
+            shutdown,
             messages: AtomicU64::new(0),
             commit_seconds: Mutex::new(Histogram::default()),
         })
@@ -67,7 +71,7 @@ impl Live {
     /// the expiry job's), then tells the subscribers.
     pub fn hook(self: &Arc<Self>) -> OnCommit {
         let me = Arc::clone(self);
-        Box::new(move |c: &Committed| {
+        Box::new(move |c: &Notice| {
             me.messages.fetch_add(c.messages as u64, Ordering::Relaxed);
             if c.messages == 0 {
                 me.notify(c.devices.clone(), c.at_ms);
@@ -117,48 +121,56 @@ pub async fn stream(
     let only: Vec<String> = p.all("device");
     p.finish()?;
     let rx = st.live.subscribe();
+    let stop = st.live.shutdown.clone();
     let hello = Event::default()
         .event("hello")
         .data(serde_json::json!({ "at": rfc3339_ms(now_ms()) }).to_string());
-    let state = (rx, st, org, only, Some(hello));
-    let events = futures_util::stream::unfold(state, |(mut rx, st, org, only, hello)| async move {
-        if let Some(h) = hello {
-            return Some((Ok::<_, Infallible>(h), (rx, st, org, only, None)));
-        }
-        loop {
-            let ev = match rx.recv().await {
-                Ok(c) => {
-                    let mut devs: Vec<String> = c
-                        .devices
-                        .iter()
-                        .filter(|d| only.is_empty() || only.contains(d))
-                        .cloned()
-                        .collect();
-                    if let Some(o) = &org {
-                        let ids = devs.clone();
-                        let orgs = st
-                            .reader
-                            .run(move |c| Ok(store::device_orgs(c, &ids)?))
-                            .await
-                            .unwrap_or_default();
-                        devs.retain(|d| orgs.get(d).and_then(|x| x.as_deref()) == Some(o));
+    let state = (rx, st, org, only, Some(hello), stop);
+    let events = futures_util::stream::unfold(
+        state,
+        |(mut rx, st, org, only, hello, mut stop)| async move {
+            if let Some(h) = hello {
+                return Some((Ok::<_, Infallible>(h), (rx, st, org, only, None, stop)));
+            }
+            loop {
+                let got = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = stop.wait_for(|s| *s) => return None,
+                };
+                let ev = match got {
+                    Ok(c) => {
+                        let mut devs: Vec<String> = c
+                            .devices
+                            .iter()
+                            .filter(|d| only.is_empty() || only.contains(d))
+                            .cloned()
+                            .collect();
+                        if let Some(o) = &org {
+                            let ids = devs.clone();
+                            let orgs = st
+                                .reader
+                                .run(move |db| Ok(devices::organizations(db, &ids)?))
+                                .await
+                                .unwrap_or_default();
+                            devs.retain(|d| orgs.get(d).and_then(|x| x.as_deref()) == Some(o));
+                        }
+                        if devs.is_empty() {
+                            continue;
+                        }
+                        Event::default().event("change").data(
+                            serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) })
+                                .to_string(),
+                        )
                     }
-                    if devs.is_empty() {
-                        continue;
-                    }
-                    Event::default().event("change").data(
-                        serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) })
-                            .to_string(),
-                    )
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
-                    .event("resync")
-                    .data(serde_json::json!({ "missed": n }).to_string()),
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            return Some((Ok(ev), (rx, st, org, only, None)));
-        }
-    });
+                    Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
+                        .event("resync")
+                        .data(serde_json::json!({ "missed": n }).to_string()),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((Ok(ev), (rx, st, org, only, None, stop)));
+            }
+        },
+    );
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
@@ -186,23 +198,25 @@ fn label(v: Option<&str>) -> String {
 /// `GET /metrics`: Prometheus text format. A token scoped to an organization gets only that
 /// organization's gauges (the ingest counters are collector-wide and left out).
 pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Response, ApiError> {
-    let (now, dangling) = (now_ms(), st.dangling_ms());
-    let org = who.organization.clone();
+    let now = st.now(now_ms());
+    let scope = DeviceFilter {
+        organization: who.organization.clone(),
+        ..DeviceFilter::default()
+    };
     let limits_cfg = st.cfg.max_open_sessions.clone();
-    let (orgs, counters, limits) = st
+    let (report, counters) = st
         .reader
-        .run(move |c| {
-            let orgs = store::org_counts(c, org.as_deref(), now, dangling)?;
-            let counters = if org.is_none() {
-                store::counters(c)?
+        .run(move |db| {
+            let report = status::status(db, &scope, now, &limits_cfg)?;
+            let counters = if scope.organization.is_none() {
+                crate::read::counters(db)?
             } else {
                 Vec::new()
             };
-            let mut limits = crate::query::org_limits(c, &limits_cfg)?;
-            limits.retain(|l| org.as_deref().is_none_or(|o| o == l.organization));
-            Ok((orgs, counters, limits))
+            Ok((report, counters))
         })
         .await?;
+    let orgs = &report.organizations;
     let mut o = String::with_capacity(4096);
     if who.organization.is_none() {
         let get = |n: &str| counters.iter().find(|c| c.0 == n).map_or(0, |c| c.1);
@@ -288,8 +302,8 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
         line(&mut o, "wifisess_commit_seconds_sum", "", h.2);
         line(&mut o, "wifisess_commit_seconds_count", "", h.1);
     }
-    type Get = fn(&store::OrgCounts) -> i64;
-    let gauges: [(&str, &str, Get); 5] = [
+    type Get = fn(&OrgStatus) -> i64;
+    let gauges: [(&str, &str, Get); 6] = [
         (
             "wifisess_seq_gaps",
             "Event sequence numbers never received, summed over devices.",
@@ -309,10 +323,15 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             "Devices whose agent is connected.",
             |c| c.devices_online,
         ),
+        (
+            "wifisess_devices_dropping_events",
+            "Devices whose agent dropped events (outbox overflow) in its current run.",
+            |c| c.devices_dropping,
+        ),
     ];
     for (name, help, f) in gauges {
         head(&mut o, name, "gauge", &format!("{help} Per organization."));
-        for c in &orgs {
+        for c in orgs.iter().filter(|c| c.devices > 0) {
             line(
                 &mut o,
                 name,
@@ -321,14 +340,18 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             );
         }
     }
+    let limited: Vec<&OrgStatus> = orgs
+        .iter()
+        .filter(|l| l.max_open_sessions.is_some())
+        .collect();
     head(
         &mut o,
         "wifisess_organization_over_limit",
         "gauge",
         "1 when an organization has more open sessions than its max_open_sessions.",
     );
-    for l in &limits {
-        let labels = format!("organization=\"{}\"", label(Some(&l.organization)));
+    for l in &limited {
+        let labels = format!("organization=\"{}\"", label(l.organization.as_deref()));
         line(
             &mut o,
             "wifisess_organization_over_limit",
@@ -346,8 +369,53 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
         &mut o,
         "wifisess_organizations_over_limit",
         "",
-        limits.iter().filter(|l| l.over_limit).count() as i64,
+        limited.iter().filter(|l| l.over_limit).count() as i64,
     );
+    // The agents' own health (SPEC §5.5), per device: no per-client labels.
+    type Health = fn(&crate::read::devices::Health) -> i64;
+    let health: [(&str, &str, &str, Health); 5] = [
+        (
+            "wifisess_agent_published",
+            "counter",
+            "Events the broker acknowledged, this agent run.",
+            |h| h.published,
+        ),
+        (
+            "wifisess_agent_dropped",
+            "counter",
+            "Events the agent dropped (outbox overflow), this agent run.",
+            |h| h.dropped,
+        ),
+        (
+            "wifisess_agent_reconnects",
+            "counter",
+            "Broker reconnects, this agent run.",
+            |h| h.reconnects,
+        ),
+        (
+            "wifisess_agent_outbox_depth",
+            "gauge",
+            "Events waiting in the agent's outbox at its last status.",
+            |h| h.outbox_depth,
+        ),
+        (
+            "wifisess_agent_failed_joins",
+            "counter",
+            "Stations that associated but never authorized, this agent run.",
+            |h| h.failed_joins,
+        ),
+    ];
+    for (name, kind, help, f) in health {
+        head(&mut o, name, kind, &format!("{help} Per device."));
+        for d in &report.device_status {
+            let labels = format!(
+                "device=\"{}\",organization=\"{}\"",
+                label(Some(&d.id)),
+                label(d.organization.as_deref())
+            );
+            line(&mut o, name, &labels, f(&d.health));
+        }
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -366,10 +434,10 @@ mod tests {
     /// not a group commit for the metrics.
     #[test]
     fn job_commits_notify_without_counting_as_message_commits() {
-        let live = Live::new();
+        let live = Live::new(tokio::sync::watch::channel(false).1);
         let mut rx = live.subscribe();
         let mut hook = live.hook();
-        hook(&Committed {
+        hook(&Notice {
             messages: 0,
             devices: vec!["ap2".into()],
             latency: Duration::from_millis(3),
@@ -379,7 +447,7 @@ mod tests {
         assert_eq!((c.devices.clone(), c.at_ms), (vec!["ap2".to_owned()], 7));
         assert_eq!(live.messages.load(Ordering::Relaxed), 0);
         assert_eq!(live.commit_seconds.lock().unwrap().count, 0);
-        hook(&Committed {
+        hook(&Notice {
             messages: 2,
             devices: vec!["ap1".into()],
             latency: Duration::from_millis(3),

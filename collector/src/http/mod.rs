@@ -1,15 +1,17 @@
 //! The HTTP API and dashboard of `run --http ADDR` (SPEC §5.4): axum on the collector's tokio
 //! runtime, reads on their own read-only SQLite connections, never the writer's.
 //!
-//! Layers: [`params`] (query strings → filters), [`store`] (SQL), [`auth`] (tokens and
-//! scopes), [`api`] (handlers), [`live`] (commit notifications, SSE, metrics).
+//! Handlers only: parse, call [`crate::read`], render. Layers: [`params`] (query strings →
+//! filters), [`reader`] (pooled read-only connections), [`auth`] (tokens and scopes), [`api`]
+//! (handlers), [`live`] (commit notifications, SSE, metrics). Writes (the refresh) go to the
+//! writer through a [`Handle`].
 
 pub mod api;
 pub mod auth;
 pub mod error;
 pub mod live;
 pub mod params;
-pub mod store;
+pub mod reader;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
 use crate::config::{Config, ConfigError};
-use crate::ingest::OnCommit;
+use crate::read::Now;
+use crate::writer::{Handle, OnCommit};
 
 /// Where the API listens when neither `--http`, `WIFISESS_HTTP` nor the file says.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -31,7 +34,9 @@ pub struct AppState(Arc<Inner>);
 /// What [`AppState`] holds.
 pub struct Inner {
     /// Read-only connections.
-    pub reader: Arc<store::Reader>,
+    pub reader: Arc<reader::Reader>,
+    /// The writer, for the writes the API asks for (refresh).
+    pub writer: Handle,
     /// Configured tokens (empty: open API, loopback only).
     pub tokens: Vec<auth::Token>,
     /// Commit notifications and in-memory ingest metrics.
@@ -49,18 +54,26 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// State for `cfg`, with its own notification hub.
-    pub fn new(cfg: &Config) -> AppState {
+    pub fn new(
+        cfg: &Config,
+        writer: Handle,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> AppState {
         AppState(Arc::new(Inner {
-            reader: store::Reader::new(cfg.db.clone()),
+            reader: reader::Reader::new(cfg.db.clone()),
+            writer,
             tokens: auth::tokens(&cfg.tokens),
-            live: live::Live::new(),
+            live: live::Live::new(shutdown),
             cfg: cfg.clone(),
         }))
     }
 
-    /// `dangling_minutes` in ms.
-    pub fn dangling_ms(&self) -> i64 {
-        i64::from(self.cfg.dangling_minutes) * 60_000
+    /// How open sessions are shown at `now_ms`.
+    pub fn now(&self, now_ms: i64) -> Now {
+        Now {
+            now_ms,
+            dangling_ms: i64::from(self.cfg.dangling_minutes) * 60_000,
+        }
     }
 }
 
@@ -126,15 +139,29 @@ pub fn listen_addr(cfg: &Config) -> Result<Option<SocketAddr>, ConfigError> {
     Ok(Some(addr))
 }
 
-/// Binds the API (unless `off`) and serves it on the current runtime. Returns the commit hook
-/// for the writer (notifications and ingest metrics), or `None` when HTTP is off.
+/// The running API: the writer's commit hook, and the server task (it ends after the
+/// shutdown signal once open requests are answered).
+pub struct Server {
+    /// For the writer: notifications and ingest metrics.
+    pub on_commit: OnCommit,
+    /// The serving task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds the API (unless `off`) and serves it on the current runtime until `shutdown` turns
+/// true (graceful: open requests finish, event streams end). `None` when HTTP is off.
 ///
 /// A bind failure of an explicitly configured address is an error; of the default address a
 /// warning (ingest goes on without HTTP).
 ///
 /// # Errors
 /// A bad address, or a bind failure of a configured address.
-pub fn start(cfg: &Config, rt: &tokio::runtime::Handle) -> anyhow::Result<Option<OnCommit>> {
+pub fn start(
+    cfg: &Config,
+    rt: &tokio::runtime::Handle,
+    writer: Handle,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<Server>> {
     let Some(addr) = listen_addr(cfg)? else {
         log::info!("http: off");
         return Ok(None);
@@ -153,8 +180,8 @@ pub fn start(cfg: &Config, rt: &tokio::runtime::Handle) -> anyhow::Result<Option
         .set_nonblocking(true)
         .context("http: setting the listener non-blocking")?;
     let local = std_listener.local_addr().unwrap_or(addr);
-    let state = AppState::new(cfg);
-    let hook = state.live.hook();
+    let state = AppState::new(cfg, writer, shutdown.clone());
+    let on_commit = state.live.hook();
     let app = router(state);
     let _guard = rt.enter();
     let listener = tokio::net::TcpListener::from_std(std_listener)
@@ -167,12 +194,22 @@ pub fn start(cfg: &Config, rt: &tokio::runtime::Handle) -> anyhow::Result<Option
             format!("{} token(s)", cfg.tokens.len())
         }
     );
-    rt.spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+    let task = rt.spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             log::error!("http: server stopped: {e}");
         }
     });
-    Ok(Some(hook))
+    Ok(Some(Server { on_commit, task }))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! filter, cursors.
 
 use super::error::ApiError;
-use crate::query::SessionFilter;
+use crate::read::sessions::SessionFilter;
 use crate::timefmt;
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded; repeated keys kept in order.
@@ -186,9 +186,9 @@ pub fn session_filter(p: &mut Params, now_ms: i64) -> Result<SessionFilter, ApiE
     })
 }
 
-/// The `cursor` parameter: a row's position in the sessions order ([`crate::query::Cursor`], which
+/// The `cursor` parameter: a row's position in the sessions order ([`crate::read::sessions::Cursor`], which
 /// [`SessionFilter::after`] continues from), in an opaque text form.
-pub use crate::query::Cursor;
+pub use crate::read::sessions::Cursor;
 
 impl Cursor {
     /// Opaque text form (hex of `start|id|device`).

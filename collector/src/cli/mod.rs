@@ -1,6 +1,10 @@
 //! The query and maintenance subcommands (`sessions`, `devices`, `status`, `presence`,
-//! `prune`, `expire`): their arguments, checked into the library's filter structs, and their
-//! output. A bad argument is a [`CmdError::Usage`] (one line, exit 2).
+//! `prune`, `expire`): their arguments, checked into the read side's filters, and their
+//! output. Queries open the database read-only (never create, migrate or write it); `prune`
+//! and `expire` write through the [`Writer`] like `run` does. A bad argument is a
+//! [`CmdError::Usage`] (one line, exit 2).
+
+pub mod render;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,11 +13,15 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use crate::config::{Config, Flags};
-use crate::presence::PresenceQuery;
-use crate::query::{SessionFilter, StatusScope};
-use crate::render::{self, Format};
+use crate::read::devices::{self, DeviceFilter};
+use crate::read::presence::{self, PresenceQuery};
+use crate::read::sessions::{self, SessionFilter};
+use crate::read::{status, Now, ReadDb, ReadError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store as _;
 use crate::timefmt::parse_time;
-use crate::{jobs, presence, query, schema};
+use crate::writer::Writer;
+use render::Format;
 
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Default, Args)]
@@ -31,7 +39,8 @@ pub struct Common {
 pub enum Query {
     /// List sessions, newest start first. Times: RFC 3339, a date, now, or -2h / -7d.
     Sessions(SessionsArgs),
-    /// List devices: online, last seen, open sessions, seq gaps, agent version.
+    /// List devices: online, last seen, open and dangling sessions, seq gaps, agent version and
+    /// health (events dropped, reconnects, outbox depth).
     Devices {
         #[command(flatten)]
         common: Common,
@@ -43,6 +52,9 @@ pub enum Query {
     Status {
         #[command(flatten)]
         common: Common,
+        /// Only the devices of this organization.
+        #[arg(long, value_name = "O")]
+        org: Option<String>,
         /// Only this device (id or name).
         #[arg(long, value_name = "D", conflicts_with = "group")]
         device: Option<String>,
@@ -187,8 +199,12 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, CmdError> {
     Err(CmdError::Usage(msg.into()))
 }
 
-fn sql(e: rusqlite::Error) -> CmdError {
-    CmdError::Runtime(anyhow::Error::new(e).context("querying the database"))
+fn read_err(e: ReadError) -> CmdError {
+    match e {
+        // A missing file, an empty one or another schema version: the operator's to fix.
+        ReadError::Open(e) => CmdError::Usage(format!("--db: {e}")),
+        e => CmdError::Runtime(anyhow::Error::new(e).context("querying the database")),
+    }
 }
 
 fn time(opt: &str, v: &Option<String>, now_ms: i64) -> Result<Option<i64>, CmdError> {
@@ -197,16 +213,31 @@ fn time(opt: &str, v: &Option<String>, now_ms: i64) -> Result<Option<i64>, CmdEr
         .transpose()
 }
 
-fn open_db(path: &Path) -> Result<rusqlite::Connection, CmdError> {
-    if !path.exists() {
+/// The database for a query: read-only.
+fn open_read(path: &Path) -> Result<ReadDb, CmdError> {
+    ReadDb::open_sqlite(path).map_err(|e| match e {
+        ReadError::Open(e) => CmdError::Usage(format!("--db {}: {e}", path.display())),
+        e => {
+            CmdError::Runtime(anyhow::Error::new(e).context(format!("opening {}", path.display())))
+        }
+    })
+}
+
+/// The database for `prune` / `expire`: a writer like `run`'s (it must exist already).
+fn open_writer(cfg: &Config) -> Result<Writer, CmdError> {
+    if !cfg.db.exists() {
         return usage(format!(
             "--db: {} does not exist (run the collector first, or pass --db)",
-            path.display()
+            cfg.db.display()
         ));
     }
-    schema::open(path)
-        .with_context(|| format!("opening database {}", path.display()))
-        .map_err(CmdError::Runtime)
+    let store = SqliteStore::open(&cfg.db)
+        .with_context(|| format!("opening database {}", cfg.db.display()))?;
+    Ok(Writer::new(
+        Box::new(store),
+        &cfg.topic_prefix,
+        cfg.inventory(),
+    ))
 }
 
 fn print(out: &str) -> Result<(), CmdError> {
@@ -223,33 +254,16 @@ fn print(out: &str) -> Result<(), CmdError> {
 /// # Errors
 /// [`CmdError::Usage`] naming the option.
 pub fn session_filter(
-    conn: &rusqlite::Connection,
+    db: &ReadDb,
     a: &SessionsArgs,
     now_ms: i64,
 ) -> Result<SessionFilter, CmdError> {
     for d in &a.device {
-        if !query::device_exists(conn, d).map_err(sql)? {
+        if !devices::exists(db, d).map_err(read_err)? {
             return usage(format!("--device: no device with id or name {d:?}"));
         }
     }
-    if let Some(g) = &a.group {
-        if !query::group_exists(conn, g).map_err(sql)? {
-            return usage(format!("--group: no device is in group {g:?}"));
-        }
-    }
-    if let Some(o) = &a.org {
-        let known: bool = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM devices \
-                 WHERE coalesce(inv_organization, organization) = ?1)",
-                [o],
-                |r| r.get(0),
-            )
-            .map_err(sql)?;
-        if !known {
-            return usage(format!("--org: no device belongs to organization {o:?}"));
-        }
-    }
+    check_scope(db, a.group.as_deref(), a.org.as_deref())?;
     let mac = match &a.mac {
         None => None,
         Some(m) => Some(
@@ -281,19 +295,37 @@ pub fn session_filter(
     })
 }
 
+fn check_scope(db: &ReadDb, group: Option<&str>, org: Option<&str>) -> Result<(), CmdError> {
+    if let Some(g) = group {
+        if !devices::group_exists(db, g).map_err(read_err)? {
+            return usage(format!("--group: no device is in group {g:?}"));
+        }
+    }
+    if let Some(o) = org {
+        if !devices::organization_exists(db, o).map_err(read_err)? {
+            return usage(format!("--org: no device belongs to organization {o:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Runs one subcommand against `cfg` at `now_ms`, printing to stdout.
 ///
 /// # Errors
 /// [`CmdError::Usage`] for bad arguments, [`CmdError::Runtime`] otherwise.
 pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
-    let dangling_ms = i64::from(cfg.dangling_minutes) * 60_000;
+    let now = Now {
+        now_ms,
+        dangling_ms: i64::from(cfg.dangling_minutes) * 60_000,
+    };
     match cmd {
         Query::Sessions(a) => {
-            let conn = open_db(&cfg.db)?;
-            let f = session_filter(&conn, a, now_ms)?;
-            let rows = query::list_sessions(&conn, &f, now_ms, dangling_ms).map_err(sql)?;
-            let limits = query::org_limits(&conn, &cfg.max_open_sessions).map_err(sql)?;
-            let notes = render::over_limit_notes(&limits);
+            let db = open_read(&cfg.db)?;
+            let f = session_filter(&db, a, now_ms)?;
+            let rows = sessions::list(&db, &f, now).map_err(read_err)?;
+            let limits = status::status(&db, &DeviceFilter::default(), now, &cfg.max_open_sessions)
+                .map_err(read_err)?;
+            let notes = render::over_limit_notes(&limits.organizations);
             print(&render::sessions(&rows, a.format))?;
             if a.format == Format::Table {
                 print(&notes)?;
@@ -302,34 +334,30 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
             }
         }
         Query::Devices { format, .. } => {
-            let conn = open_db(&cfg.db)?;
-            let rows = query::list_devices(&conn).map_err(sql)?;
+            let db = open_read(&cfg.db)?;
+            let rows = devices::list(&db, &DeviceFilter::default(), now).map_err(read_err)?;
             print(&render::devices(&rows, *format))?;
         }
         Query::Status {
+            org,
             device,
             group,
             format,
             ..
         } => {
-            let conn = open_db(&cfg.db)?;
-            let scope = match (device, group) {
-                (Some(d), _) => {
-                    if !query::device_exists(&conn, d).map_err(sql)? {
-                        return usage(format!("--device: no device with id or name {d:?}"));
-                    }
-                    StatusScope::Device(d.clone())
+            let db = open_read(&cfg.db)?;
+            if let Some(d) = device {
+                if !devices::exists(&db, d).map_err(read_err)? {
+                    return usage(format!("--device: no device with id or name {d:?}"));
                 }
-                (None, Some(g)) => {
-                    if !query::group_exists(&conn, g).map_err(sql)? {
-                        return usage(format!("--group: no device is in group {g:?}"));
-                    }
-                    StatusScope::Group(g.clone())
-                }
-                (None, None) => StatusScope::All,
+            }
+            check_scope(&db, group.as_deref(), org.as_deref())?;
+            let scope = DeviceFilter {
+                organization: org.clone(),
+                group: group.clone(),
+                device: device.clone(),
             };
-            let r = query::status(&conn, &scope, now_ms, dangling_ms, &cfg.max_open_sessions)
-                .map_err(sql)?;
+            let r = status::status(&db, &scope, now, &cfg.max_open_sessions).map_err(read_err)?;
             print(&render::status(&r, *format))?;
         }
         Query::Presence(a) => {
@@ -348,28 +376,26 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
                         .map_err(|e| CmdError::Usage(format!("--labels: {}: {e}", p.display())))?
                 }
             };
-            let conn = open_db(&cfg.db)?;
-            if !query::group_exists(&conn, &a.group).map_err(sql)? {
-                return usage(format!("--group: no device is in group {:?}", a.group));
-            }
+            let db = open_read(&cfg.db)?;
+            check_scope(&db, Some(&a.group), None)?;
             let q = PresenceQuery {
                 group: a.group.clone(),
+                organization: None,
                 from_ms,
                 to_ms,
                 min_minutes: a.min_minutes,
             };
-            let rows = presence::presence(&conn, &q, now_ms, &labels).map_err(sql)?;
+            let rows = presence::presence(&db, &q, now_ms, &labels).map_err(read_err)?;
             print(&render::presence(&rows, a.format))?;
         }
         Query::Prune { days, dry_run, .. } => {
-            let mut conn = open_db(&cfg.db)?;
-            let cutoff = jobs::retention_cutoff(now_ms, *days);
+            let cutoff = crate::jobs::retention_cutoff(now_ms, *days);
             let r = if *dry_run {
-                jobs::prune_plan(&conn, cutoff)
+                read_store(&cfg.db)?.prune_plan(cutoff)
             } else {
-                jobs::prune(&mut conn, cutoff)
+                crate::jobs::prune(&mut open_writer(cfg)?, cutoff)
             }
-            .map_err(sql)?;
+            .context("pruning")?;
             print(&render::prune(&r, cutoff, *dry_run))?;
         }
         Query::Expire {
@@ -378,16 +404,35 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
             force,
             ..
         } => {
-            let mut conn = open_db(&cfg.db)?;
             let hours = hours.unwrap_or(cfg.expire_hours);
             let (items, reason) = match (force, dry_run) {
-                (true, true) => (jobs::force_plan(&conn, now_ms), "forced"),
-                (true, false) => (jobs::force(&mut conn, now_ms), "forced"),
-                (false, true) => (jobs::expire_plan(&conn, now_ms, hours), "expired"),
-                (false, false) => (jobs::expire(&mut conn, now_ms, hours), "expired"),
+                (true, true) => (read_store(&cfg.db)?.force_plan(now_ms), "forced"),
+                (true, false) => (
+                    crate::jobs::force(&mut open_writer(cfg)?, now_ms).map(|r| r.0),
+                    "forced",
+                ),
+                (false, true) => (
+                    read_store(&cfg.db)?.expire_plan(crate::jobs::silent_since(now_ms, hours)),
+                    "expired",
+                ),
+                (false, false) => (
+                    crate::jobs::expire(&mut open_writer(cfg)?, now_ms, hours).map(|r| r.0),
+                    "expired",
+                ),
             };
-            print(&render::closed(&items.map_err(sql)?, reason, *dry_run))?;
+            print(&render::closed(
+                &items.context("closing sessions")?,
+                reason,
+                *dry_run,
+            ))?;
         }
     }
     Ok(())
+}
+
+/// The store's plans on a read-only connection (dry runs change nothing).
+fn read_store(path: &Path) -> Result<SqliteStore, CmdError> {
+    let conn = crate::store::sqlite::schema::open_read_only(path)
+        .map_err(|e| CmdError::Usage(format!("--db {}: {e}", path.display())))?;
+    Ok(SqliteStore::from_connection(conn))
 }

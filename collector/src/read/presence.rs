@@ -1,49 +1,83 @@
 //! The attendance report (SPEC §5.3 `presence`): per client, the time connected to any device
-//! of a group within a window — the union of its sessions clipped to the window, so a client
-//! roaming between the group's APs (or holding overlapping sessions) is counted once.
+//! of a group within a window — the union of its sessions clipped to the window (open ones up
+//! to now), so a client roaming between the group's APs (or holding overlapping sessions) is
+//! counted once. One report for the CLI and the API.
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::db::{ReadDb, ReadError, Val};
 use crate::timefmt::rfc3339_ms;
 
-/// What to report on.
+/// The window and the group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceQuery {
-    /// Device group (inventory, else announced).
+    /// Device group.
     pub group: String,
-    /// Window start, ms since the epoch.
+    /// Only devices of this organization (an API token's scope), if set.
+    pub organization: Option<String>,
+    /// Window start, ms.
     pub from_ms: i64,
-    /// Window end, ms (open sessions count up to the earlier of this and now).
+    /// Window end, ms.
     pub to_ms: i64,
-    /// `present` needs at least this many minutes.
+    /// Minutes connected to count as present.
     pub min_minutes: u32,
 }
 
-/// One client in the report.
+/// One client of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PresenceRow {
     /// Client MAC.
     pub mac: String,
-    /// Name from the labels file, if any.
+    /// Its label from the labels file, if any.
     pub label: Option<String>,
-    /// Whole minutes connected within the window.
+    /// Whole minutes connected in the window.
     pub minutes: i64,
-    /// Seconds connected within the window (the exact figure `minutes` is rounded from).
+    /// Seconds connected in the window.
     pub seconds: i64,
-    /// Earliest connected instant within the window, RFC 3339 UTC (null: never seen).
+    /// Earliest connected moment in the window, RFC 3339 UTC.
     pub first_seen: Option<String>,
-    /// Latest connected instant within the window, RFC 3339 UTC.
+    /// Latest connected moment in the window.
     pub last_seen: Option<String>,
-    /// Sessions that overlap the window.
+    /// Its sessions that overlap the window.
     pub sessions: i64,
-    /// `seconds >= min_minutes × 60` (and seen at all).
+    /// The group's devices it was connected to (ids, sorted).
+    pub devices: Vec<String>,
+    /// `minutes ≥ min_minutes`.
     pub present: bool,
 }
 
-/// Total length of the union of half-open intervals `[a, b)`.
+/// Fields of a presence row, in the order of CSV columns.
+pub const PRESENCE_FIELDS: [&str; 9] = [
+    "label",
+    "mac",
+    "minutes",
+    "seconds",
+    "first_seen",
+    "last_seen",
+    "sessions",
+    "devices",
+    "present",
+];
+
+impl PresenceRow {
+    /// The row's cells in [`PRESENCE_FIELDS`] order.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.label.clone().unwrap_or_default(),
+            self.mac.clone(),
+            self.minutes.to_string(),
+            self.seconds.to_string(),
+            self.first_seen.clone().unwrap_or_default(),
+            self.last_seen.clone().unwrap_or_default(),
+            self.sessions.to_string(),
+            self.devices.join(" "),
+            self.present.to_string(),
+        ]
+    }
+}
+
 fn union_ms(mut iv: Vec<(i64, i64)>) -> i64 {
     iv.sort_unstable();
     let mut total = 0;
@@ -62,40 +96,51 @@ fn union_ms(mut iv: Vec<(i64, i64)>) -> i64 {
     total + cur.map_or(0, |(s, e)| e - s)
 }
 
-/// Builds the report at `now_ms`. Clients in `labels` (MAC → label) that were not seen are
-/// listed too, with zero minutes and `present = false`, so a roster shows who is absent.
-/// Rows are sorted by label (unlabelled last), then MAC.
+/// The sessions `presence` reads: every session of the group's devices that overlaps the
+/// window (inclusive at both ends), served by `sessions_device_start` as a covering index.
+pub(crate) const PRESENCE_SQL: &str = "SELECT s.mac, s.start_ms, s.stop_ms, s.device_id \
+     FROM sessions s \
+     WHERE s.device_id IN (SELECT id FROM devices WHERE grp = $1 \
+                           AND (CAST($4 AS TEXT) IS NULL OR organization = $4)) \
+     AND s.start_ms <= $2 AND (s.stop_ms IS NULL OR s.stop_ms >= $3) AND s.mac IS NOT NULL";
+
+/// The report for `q` at `now_ms`; `labels` names clients (every labelled client is listed,
+/// connected or not), sorted by label then MAC, unlabelled ones last.
 ///
 /// # Errors
-/// SQLite errors.
+/// Database errors.
 pub fn presence(
-    conn: &Connection,
+    db: &ReadDb,
     q: &PresenceQuery,
     now_ms: i64,
     labels: &BTreeMap<String, String>,
-) -> rusqlite::Result<Vec<PresenceRow>> {
+) -> Result<Vec<PresenceRow>, ReadError> {
     let end = q.to_ms.min(now_ms);
-    let mut per: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    let mut st = conn.prepare_cached(PRESENCE_SQL)?;
-    let rows = st.query_map(params![q.group, q.to_ms, q.from_ms], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, Option<i64>>(2)?,
-        ))
-    })?;
-    for r in rows {
-        let (mac, start, stop) = r?;
+    type Seen = (Vec<(i64, i64)>, Vec<String>);
+    let mut per: BTreeMap<String, Seen> = BTreeMap::new();
+    let params = [
+        Val::from(q.group.as_str()),
+        Val::Int(q.to_ms),
+        Val::Int(q.from_ms),
+        Val::from(q.organization.clone()),
+    ];
+    for r in db.query(PRESENCE_SQL, &params)? {
+        let (mac, start, stop, dev) = (r.text(0)?, r.int(1)?, r.opt_int(2)?, r.text(3)?);
         let a = start.max(q.from_ms);
         let b = stop.unwrap_or(now_ms).min(end);
         if b >= a && start <= end {
-            per.entry(mac).or_default().push((a, b));
+            let e = per.entry(mac).or_default();
+            e.0.push((a, b));
+            if !e.1.contains(&dev) {
+                e.1.push(dev);
+            }
         }
     }
     let need_ms = i64::from(q.min_minutes) * 60_000;
     let mut out: Vec<PresenceRow> = per
         .into_iter()
-        .map(|(mac, iv)| {
+        .map(|(mac, (iv, mut devices))| {
+            devices.sort();
             let first = iv.iter().map(|i| i.0).min();
             let last = iv.iter().map(|i| i.1).max();
             let sessions = iv.len() as i64;
@@ -108,6 +153,7 @@ pub fn presence(
                 first_seen: first.map(rfc3339_ms),
                 last_seen: last.map(rfc3339_ms),
                 sessions,
+                devices,
                 present: ms >= need_ms,
             }
         })
@@ -122,6 +168,7 @@ pub fn presence(
                 first_seen: None,
                 last_seen: None,
                 sessions: 0,
+                devices: Vec::new(),
                 present: false,
             });
         }
@@ -131,12 +178,6 @@ pub fn presence(
     });
     Ok(out)
 }
-
-/// Sessions of the group's devices that may overlap `[from, to]` (covering index
-/// `sessions_device_start`: no table lookups).
-pub(crate) const PRESENCE_SQL: &str = "SELECT s.mac, s.start_ms, s.stop_ms FROM sessions s \
-     WHERE s.device_id IN (SELECT id FROM devices WHERE coalesce(inv_group, grp) = ?1) \
-     AND s.start_ms <= ?2 AND (s.stop_ms IS NULL OR s.stop_ms >= ?3) AND s.mac IS NOT NULL";
 
 /// Parses a labels file: CSV lines `mac,label` (an optional `mac,label` header, `#` comments
 /// and blank lines are skipped; a label may be double-quoted). MACs are normalised.

@@ -5,9 +5,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::jobs::{CloseItem, PruneReport};
-use crate::presence::PresenceRow;
-use crate::query::{DeviceRow, OrgLimit, SessionRow, StatusReport};
+use crate::read::csv;
+use crate::read::devices::DeviceRow;
+use crate::read::presence::{PresenceRow, PRESENCE_FIELDS};
+use crate::read::sessions::{SessionRow, SESSION_FIELDS};
+use crate::read::status::{OrgStatus, StatusReport};
+use crate::store::{Closable, PruneReport};
 use crate::timefmt::rfc3339_s;
 
 /// Output format of a query command.
@@ -78,26 +81,6 @@ fn table(head: &[&str], max: &[usize], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// One CSV field (quoted when it holds a comma, quote or line break).
-/// One CSV cell with RFC 4180 quoting.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
-fn csv(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = head.join(",");
-    out.push('\n');
-    for r in rows {
-        out.push_str(&r.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
-}
-
 fn json_lines<T: Serialize>(rows: &[T]) -> String {
     let mut out = String::new();
     for r in rows {
@@ -111,63 +94,13 @@ fn o<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
-/// The session fields of SPEC §5.3, in order (JSON keys and CSV header).
-pub const SESSION_FIELDS: [&str; 20] = [
-    "id",
-    "device_id",
-    "device_name",
-    "organization",
-    "group",
-    "mac",
-    "ssid",
-    "ifname",
-    "bssid",
-    "freq_mhz",
-    "start",
-    "stop",
-    "duration_s",
-    "last_seen",
-    "last_activity",
-    "dangling",
-    "rx_bytes",
-    "tx_bytes",
-    "signal_avg",
-    "stop_reason",
-];
-
-/// A session's values in the order of [`SESSION_FIELDS`], as CSV cells (unquoted).
-pub fn session_cells(r: &SessionRow) -> [String; 20] {
-    [
-        r.id.clone(),
-        r.device_id.clone(),
-        o(&r.device_name),
-        o(&r.organization),
-        o(&r.group),
-        o(&r.mac),
-        o(&r.ssid),
-        o(&r.ifname),
-        o(&r.bssid),
-        o(&r.freq_mhz),
-        r.start.clone(),
-        o(&r.stop),
-        r.duration_s.to_string(),
-        r.last_seen.clone(),
-        o(&r.last_activity),
-        r.dangling.to_string(),
-        r.rx_bytes.to_string(),
-        r.tx_bytes.to_string(),
-        o(&r.signal_avg),
-        o(&r.stop_reason),
-    ]
-}
-
 /// Sessions in `format`.
 pub fn sessions(rows: &[SessionRow], format: Format) -> String {
     match format {
         Format::Json => json_lines(rows),
         Format::Csv => {
-            let body: Vec<Vec<String>> = rows.iter().map(|r| session_cells(r).to_vec()).collect();
-            csv(&SESSION_FIELDS, &body)
+            let body: Vec<Vec<String>> = rows.iter().map(SessionRow::cells).collect();
+            csv::document(&SESSION_FIELDS, &body)
         }
         Format::Table => {
             let body: Vec<Vec<String>> = rows
@@ -214,81 +147,127 @@ fn short(t: &str) -> String {
     }
 }
 
-/// Lines about organizations over their `max_open_sessions` (empty when none is).
-pub fn over_limit_notes(orgs: &[OrgLimit]) -> String {
+/// One line per organization over its `max_open_sessions` (empty when none is).
+pub fn over_limit_notes(orgs: &[OrgStatus]) -> String {
     let mut out = String::new();
     for l in orgs.iter().filter(|l| l.over_limit) {
         let _ = writeln!(
             out,
             "over limit: organization {} has {} open sessions (max_open_sessions {})",
-            l.organization, l.open_sessions, l.max_open_sessions
+            o(&l.organization),
+            l.open_sessions,
+            l.max_open_sessions.unwrap_or_default()
         );
     }
     out
 }
 
-/// Devices in `format`.
+/// Fields of a device row in CSV.
+pub const DEVICE_FIELDS: [&str; 17] = [
+    "id",
+    "name",
+    "organization",
+    "group",
+    "online",
+    "last_seen",
+    "boot_id",
+    "agent_version",
+    "open_sessions",
+    "dangling_sessions",
+    "seq_gaps",
+    "published",
+    "dropped",
+    "reconnects",
+    "outbox_depth",
+    "failed_joins",
+    "drops_events",
+];
+
+fn device_cells(r: &DeviceRow) -> Vec<String> {
+    let h = &r.health;
+    vec![
+        r.id.clone(),
+        o(&r.name),
+        o(&r.organization),
+        o(&r.group),
+        r.online.to_string(),
+        o(&r.last_seen),
+        o(&r.boot_id),
+        o(&r.agent_version),
+        r.open_sessions.to_string(),
+        r.dangling_sessions.to_string(),
+        r.seq_gaps.to_string(),
+        h.published.to_string(),
+        h.dropped.to_string(),
+        h.reconnects.to_string(),
+        h.outbox_depth.to_string(),
+        h.failed_joins.to_string(),
+        h.drops_events.to_string(),
+    ]
+}
+
+/// `devices` output. The table marks an agent that drops events with `!` after its drop
+/// count (its history has holes: docs/OPERATIONS.md).
 pub fn devices(rows: &[DeviceRow], format: Format) -> String {
-    let cells = |r: &DeviceRow, table: bool| {
-        vec![
-            r.id.clone(),
-            o(&r.name),
-            o(&r.organization),
-            o(&r.group),
-            if table {
-                if r.online { "yes" } else { "no" }.into()
-            } else {
-                r.online.to_string()
-            },
-            match &r.last_seen {
-                Some(t) if table => short(t),
-                t => o(t),
-            },
-            r.open_sessions.to_string(),
-            r.seq_gaps.to_string(),
-            o(&r.agent_version),
-        ]
-    };
     match format {
         Format::Json => json_lines(rows),
-        Format::Csv => csv(
-            &[
-                "id",
-                "name",
-                "organization",
-                "group",
-                "online",
-                "last_seen",
-                "open_sessions",
-                "seq_gaps",
-                "agent_version",
-            ],
-            &rows.iter().map(|r| cells(r, false)).collect::<Vec<_>>(),
+        Format::Csv => csv::document(
+            &DEVICE_FIELDS,
+            &rows.iter().map(device_cells).collect::<Vec<_>>(),
         ),
-        Format::Table => table(
-            &[
-                "ID",
-                "NAME",
-                "ORG",
-                "GROUP",
-                "ONLINE",
-                "LAST_SEEN",
-                "OPEN",
-                "GAPS",
-                "VERSION",
-            ],
-            &[14, 14, 10, 10, 6, 20, 6, 6, 10],
-            &rows.iter().map(|r| cells(r, true)).collect::<Vec<_>>(),
-        ),
+        Format::Table => {
+            let body: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.clone(),
+                        o(&r.name),
+                        o(&r.organization),
+                        o(&r.group),
+                        if r.online { "yes" } else { "no" }.into(),
+                        r.last_seen.as_deref().map(short).unwrap_or_default(),
+                        r.open_sessions.to_string(),
+                        r.seq_gaps.to_string(),
+                        format!(
+                            "{}{}",
+                            r.health.dropped,
+                            if r.health.drops_events { "!" } else { "" }
+                        ),
+                        r.health.reconnects.to_string(),
+                        o(&r.agent_version),
+                    ]
+                })
+                .collect();
+            let mut out = table(
+                &[
+                    "ID",
+                    "NAME",
+                    "ORG",
+                    "GROUP",
+                    "ONLINE",
+                    "LAST_SEEN",
+                    "OPEN",
+                    "GAPS",
+                    "DROPPED",
+                    "RECONN",
+                    "VERSION",
+                ],
+                &[14, 14, 10, 10, 6, 20, 6, 6, 8, 6, 10],
+                &body,
+            );
+            if rows.iter().any(|r| r.health.drops_events) {
+                out.push_str("! the agent drops events (outbox overflow): its history has holes\n");
+            }
+            out
+        }
     }
 }
 
-/// The status summary in `format` (CSV: one line of the scalar fields, organizations over
-/// their limit joined by `;`).
+/// `status` output.
 pub fn status(r: &StatusReport, format: Format) -> String {
     match format {
         Format::Json => json_lines(std::slice::from_ref(r)),
-        Format::Csv => csv(
+        Format::Csv => csv::document(
             &[
                 "scope",
                 "devices",
@@ -297,7 +276,9 @@ pub fn status(r: &StatusReport, format: Format) -> String {
                 "connected_clients",
                 "longest_s",
                 "median_s",
-                "dangling",
+                "dangling_sessions",
+                "seq_gaps",
+                "devices_dropping",
                 "over_limit",
             ],
             &[vec![
@@ -308,7 +289,9 @@ pub fn status(r: &StatusReport, format: Format) -> String {
                 r.connected_clients.to_string(),
                 r.longest_s.to_string(),
                 r.median_s.to_string(),
-                r.dangling.to_string(),
+                r.dangling_sessions.to_string(),
+                r.seq_gaps.to_string(),
+                r.devices_dropping.to_string(),
                 r.over_limit.join(";"),
             ]],
         ),
@@ -317,24 +300,29 @@ pub fn status(r: &StatusReport, format: Format) -> String {
             let _ = writeln!(out, "scope              {}", r.scope);
             let _ = writeln!(
                 out,
-                "devices            {} ({} online)",
-                r.devices, r.devices_online
+                "devices            {} ({} online, {} dropping events)",
+                r.devices, r.devices_online, r.devices_dropping
             );
             let _ = writeln!(out, "open sessions      {}", r.open_sessions);
             let _ = writeln!(out, "connected clients  {}", r.connected_clients);
             let _ = writeln!(out, "longest now        {}", human_duration(r.longest_s));
             let _ = writeln!(out, "median now         {}", human_duration(r.median_s));
-            let _ = writeln!(out, "dangling           {}", r.dangling);
-            if !r.organizations.is_empty() {
+            let _ = writeln!(out, "dangling           {}", r.dangling_sessions);
+            let _ = writeln!(out, "seq gaps           {}", r.seq_gaps);
+            let limited: Vec<&OrgStatus> = r
+                .organizations
+                .iter()
+                .filter(|l| l.max_open_sessions.is_some())
+                .collect();
+            if !limited.is_empty() {
                 out.push('\n');
-                let body: Vec<Vec<String>> = r
-                    .organizations
+                let body: Vec<Vec<String>> = limited
                     .iter()
                     .map(|l| {
                         vec![
-                            l.organization.clone(),
+                            o(&l.organization),
                             l.open_sessions.to_string(),
-                            l.max_open_sessions.to_string(),
+                            o(&l.max_open_sessions),
                             if l.over_limit { "OVER" } else { "ok" }.into(),
                         ]
                     })
@@ -350,50 +338,28 @@ pub fn status(r: &StatusReport, format: Format) -> String {
     }
 }
 
-/// The presence report in `format`.
+/// `presence` output.
 pub fn presence(rows: &[PresenceRow], format: Format) -> String {
-    let cells = |r: &PresenceRow, table: bool| {
-        let t = |v: &Option<String>| match v {
-            Some(t) if table => short(t),
-            t => o(t),
-        };
-        vec![
-            o(&r.label),
-            r.mac.clone(),
-            r.minutes.to_string(),
-            r.seconds.to_string(),
-            t(&r.first_seen),
-            t(&r.last_seen),
-            r.sessions.to_string(),
-            if table {
-                if r.present { "yes" } else { "no" }.into()
-            } else {
-                r.present.to_string()
-            },
-        ]
-    };
     match format {
         Format::Json => json_lines(rows),
-        Format::Csv => csv(
-            &[
-                "label",
-                "mac",
-                "minutes",
-                "seconds",
-                "first_seen",
-                "last_seen",
-                "sessions",
-                "present",
-            ],
-            &rows.iter().map(|r| cells(r, false)).collect::<Vec<_>>(),
+        Format::Csv => csv::document(
+            &PRESENCE_FIELDS,
+            &rows.iter().map(PresenceRow::cells).collect::<Vec<_>>(),
         ),
         Format::Table => {
+            let t = |v: &Option<String>| v.as_deref().map(short).unwrap_or_default();
             let body: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
-                    let mut c = cells(r, true);
-                    c.remove(3);
-                    c
+                    vec![
+                        o(&r.label),
+                        r.mac.clone(),
+                        r.minutes.to_string(),
+                        t(&r.first_seen),
+                        t(&r.last_seen),
+                        r.sessions.to_string(),
+                        if r.present { "yes" } else { "no" }.into(),
+                    ]
                 })
                 .collect();
             table(
@@ -432,7 +398,7 @@ pub fn prune(r: &PruneReport, cutoff_ms: i64, dry_run: bool) -> String {
 }
 
 /// The `expire` report: one line per device, then the total.
-pub fn closed(items: &[CloseItem], reason: &str, dry_run: bool) -> String {
+pub fn closed(items: &[Closable], reason: &str, dry_run: bool) -> String {
     let verb = if dry_run { "would close" } else { "closed" };
     let mut out = String::new();
     let mut total = 0;
@@ -464,7 +430,6 @@ mod tests {
         assert_eq!(human_duration(65), "1m05s");
         assert_eq!(human_duration(3725), "1h02m");
         assert_eq!(human_duration(90_000), "1d01h");
-        assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
         let t = table(&["A", "B"], &[3, 10], &[vec!["abcdef".into(), "x".into()]]);
         assert_eq!(t, "A    B\nab…  x\n");
         assert_eq!(short("2025-06-15T15:06:40.000Z"), "2025-06-15T15:06:40Z");

@@ -1,0 +1,69 @@
+//! The API's read-only connections: a small pool of [`ReadDb`]s (WAL lets them read while the
+//! writer commits), used from blocking tasks so a slow query never holds the runtime.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::error::ApiError;
+use crate::read::{ReadDb, ReadError};
+
+/// Connections kept open between requests at most.
+const POOL_KEEP: usize = 4;
+
+/// Read-only connections to the collector's database.
+pub struct Reader {
+    path: PathBuf,
+    pool: Mutex<Vec<ReadDb>>,
+}
+
+impl Reader {
+    /// Connections to the SQLite database at `path` (opened on first use).
+    pub fn new(path: PathBuf) -> Arc<Reader> {
+        Arc::new(Reader {
+            path,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` on a pooled connection (opening one if none is free).
+    ///
+    /// # Errors
+    /// The connection cannot be opened, or `f`'s error.
+    pub fn with<T>(&self, f: impl FnOnce(&ReadDb) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let db = match pooled {
+            Some(c) => c,
+            None => ReadDb::open_sqlite(&self.path).map_err(ApiError::from)?,
+        };
+        let r = f(&db);
+        if let Ok(mut p) = self.pool.lock() {
+            if p.len() < POOL_KEEP {
+                p.push(db);
+            }
+        }
+        r
+    }
+
+    /// [`Reader::with`] on a blocking task.
+    ///
+    /// # Errors
+    /// As [`Reader::with`]; a panicked task is an internal error.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&ReadDb) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.with(f))
+            .await
+            .map_err(|e| ApiError::internal(format!("query task: {e}")))?
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> ApiError {
+        match e {
+            ReadError::Open(e) => ApiError::unavailable(format!("database: {e}")),
+            e => ApiError::internal(format!("query: {e}")),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The store port: what the writer and the lifecycle jobs need from a database, as one trait
+//! ([`Store`]) with an adapter per engine ([`sqlite`]; PostgreSQL beside it). The merge rules
+//! are not here ([`crate::core`]): an adapter loads the rows a transaction needs, writes the
+//! rows the core changed in bulk, and answers the jobs' queries.
+
+pub mod sqlite;
+
+use serde::Serialize;
+
+use crate::core::device::DeviceState;
+pub use crate::core::device::Names;
+use crate::core::merge::{DeviceTx, Loaded, Needs};
+use crate::core::Counts;
+
+/// A store failure. The writer rolls the transaction back and acknowledges nothing of it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A row the store holds cannot be read back (a damaged database).
+    #[error("damaged data: {0}")]
+    Corrupt(String),
+    /// The database's schema is not the one this collector writes.
+    #[error("{0}")]
+    Schema(String),
+}
+
+impl StoreError {
+    /// A constraint violation: the message cannot be placed (retrying will not help).
+    pub fn is_constraint(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => {
+                e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A device the expiry or the forced close would act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Closable {
+    /// Device id.
+    pub device_id: String,
+    /// Its open sessions.
+    pub sessions: u64,
+    /// When they are closed, ms: the device's last-seen time (expiry) or now (forced).
+    pub at_ms: i64,
+}
+
+/// What retention deletes (dry run) or deleted: closed sessions that stopped before a cutoff.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Sessions.
+    pub sessions: u64,
+    /// Earliest stop among them, ms since the epoch.
+    pub oldest_stop_ms: Option<i64>,
+    /// Latest stop among them, ms.
+    pub newest_stop_ms: Option<i64>,
+}
+
+impl PruneReport {
+    /// Adds another report's sessions and widens the range.
+    pub fn add(&mut self, o: PruneReport) {
+        fn opt(a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64) -> Option<i64> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(f(x, y)),
+                (x, y) => x.or(y),
+            }
+        }
+        self.sessions += o.sessions;
+        self.oldest_stop_ms = opt(self.oldest_stop_ms, o.oldest_stop_ms, i64::min);
+        self.newest_stop_ms = opt(self.newest_stop_ms, o.newest_stop_ms, i64::max);
+    }
+}
+
+/// The write side of a database. One writer owns it (SPEC §5.1); every method but
+/// [`Store::begin`] runs inside the transaction `begin` opened.
+pub trait Store: Send {
+    /// Opens a write transaction.
+    ///
+    /// # Errors
+    /// The database refused.
+    fn begin(&mut self) -> Result<(), StoreError>;
+
+    /// Commits it.
+    ///
+    /// # Errors
+    /// The database refused (nothing was committed).
+    fn commit(&mut self) -> Result<(), StoreError>;
+
+    /// Rolls it back (errors are logged: the transaction is gone either way).
+    fn rollback(&mut self);
+
+    /// Takes the write lock of each device (ids sorted, unique) and returns its stored revision
+    /// (`None`: not stored yet).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn lock_devices(&mut self, ids: &[String]) -> Result<Vec<Option<i64>>, StoreError>;
+
+    /// A device's stored merge state (its revision included); `None` if not stored.
+    ///
+    /// # Errors
+    /// Database errors; a state that does not decode.
+    fn load_device(&mut self, id: &str) -> Result<Option<DeviceState>, StoreError>;
+
+    /// What a device's transaction needs.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn load(&mut self, device: &str, needs: &Needs) -> Result<Loaded, StoreError>;
+
+    /// Writes what the transaction changed of one device: its session rows (closures first,
+    /// so the one-open-session rule holds at every statement), new syncs, and its row (merge
+    /// state with revision `tx.state.rev`, summary, status, `names`).
+    ///
+    /// # Errors
+    /// Database errors; a constraint violation names a message that cannot be placed.
+    fn write(&mut self, tx: &DeviceTx, names: &Names) -> Result<(), StoreError>;
+
+    /// Adds to the ingest counters.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn add_counts(&mut self, counts: &Counts) -> Result<(), StoreError>;
+
+    /// Devices silent since `silent_since_ms` (last receive time at or before it) with open
+    /// sessions, sorted by id, with their last-seen time (the later of the last receive time
+    /// and the newest event of their open sessions).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn expire_plan(&mut self, silent_since_ms: i64) -> Result<Vec<Closable>, StoreError>;
+
+    /// Every device with open sessions, sorted by id, closed at `now_ms` (or their newest
+    /// event, if later).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn force_plan(&mut self, now_ms: i64) -> Result<Vec<Closable>, StoreError>;
+
+    /// What [`Store::prune_batch`] with this cutoff would delete in all; changes nothing.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn prune_plan(&mut self, cutoff_ms: i64) -> Result<PruneReport, StoreError>;
+
+    /// Deletes at most `limit` closed sessions that stopped before `cutoff_ms`.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn prune_batch(&mut self, cutoff_ms: i64, limit: u32) -> Result<PruneReport, StoreError>;
+
+    /// Every device's announced names and the inventory names stored with it:
+    /// (id, announced, inventory).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn announced(&mut self) -> Result<Vec<(String, Names, Names)>, StoreError>;
+
+    /// A canonical text dump of the merged rows: every session (all facts and the derived
+    /// stop), every device's merge state (boots, epochs, seq runs, status, names, last seen,
+    /// not its revision) and every sync, sorted. Equal for every adapter and every order the
+    /// same messages were applied in: the tests compare engines and orders with it.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn dump(&mut self) -> Result<Vec<String>, StoreError>;
+
+    /// Records a device's inventory names and its effective names.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn set_names(
+        &mut self,
+        id: &str,
+        inventory: &Names,
+        effective: &Names,
+    ) -> Result<(), StoreError>;
+}
+
+/// A device's line of [`Store::dump`]: everything but its revision and the syncs loaded.
+pub fn dump_device(d: &DeviceState) -> String {
+    format!(
+        "device {} last_seen={:?} boots={:?} status={:?} names={:?} summary={:?}",
+        d.id,
+        d.last_seen_ms,
+        d.boots,
+        d.status,
+        d.names,
+        d.summary()
+    )
+}

@@ -1,0 +1,643 @@
+//! The SQLite adapter of the store port: one connection, `IMMEDIATE` transactions, prepared
+//! statements cached per connection, a session written with an `UPDATE` of only the columns
+//! that changed (most events change columns no index covers, so SQLite rewrites the row and
+//! none of its index entries).
+
+pub mod schema;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use super::{Closable, Names, PruneReport, Store, StoreError};
+use crate::core::device::{decode_ids, encode_ids, DeviceState, Health, StatusFacts, SyncRec};
+use crate::core::merge::{DeviceTx, Loaded, Needs};
+use crate::core::{Counts, Reason, Session};
+
+/// The writer's SQLite database.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path` for writing.
+    ///
+    /// # Errors
+    /// The file cannot be opened or migrated.
+    pub fn open(path: &Path) -> Result<SqliteStore, schema::SchemaError> {
+        Ok(SqliteStore {
+            conn: schema::open_writer(path)?,
+        })
+    }
+
+    /// A store on an open connection (migrated by the caller).
+    pub fn from_connection(conn: Connection) -> SqliteStore {
+        SqliteStore { conn }
+    }
+
+    /// The connection (tests and benchmarks inspect the rows).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// The `sessions` columns in the order of [`values`]; the first two are the key.
+const SESS_COLS: [&str; 34] = [
+    "device_id",
+    "id",
+    "boot_id",
+    "mac",
+    "ssid",
+    "ifname",
+    "bssid",
+    "freq_mhz",
+    "start_ms",
+    "has_start",
+    "first_up",
+    "first_seq",
+    "stop_ms",
+    "stop_reason",
+    "stop_inferred",
+    "agent_stop_ms",
+    "agent_stop_reason",
+    "last_seen_ms",
+    "open_up",
+    "open_seq",
+    "signal_up",
+    "signal_seq",
+    "signal_avg",
+    "last_activity_ms",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_packets",
+    "tx_packets",
+    "missing_up",
+    "missing_seq",
+    "next_start_ms",
+    "expired_ms",
+    "times_corrected",
+    "forced_ms",
+];
+
+/// `<every column>` for a SELECT, and `INSERT INTO sessions ...`, built once.
+fn session_sql() -> &'static (String, String) {
+    static SQL: OnceLock<(String, String)> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let cols = SESS_COLS.join(", ");
+        let marks = (1..=SESS_COLS.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        (
+            cols.clone(),
+            format!("INSERT INTO sessions ({cols}) VALUES ({marks})"),
+        )
+    })
+}
+
+fn key_of(a: Option<i64>, b: Option<i64>) -> Option<(i64, i64)> {
+    Some((a?, b?))
+}
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+    let agent_stop_ms: Option<i64> = r.get(15)?;
+    let agent_stop_reason: Option<String> = r.get(16)?;
+    let signal_avg: Option<i64> = r.get(22)?;
+    let reason: Option<String> = r.get(13)?;
+    Ok(Session {
+        device_id: r.get(0)?,
+        id: r.get(1)?,
+        boot_id: r.get(2)?,
+        mac: r.get(3)?,
+        ssid: r.get(4)?,
+        ifname: r.get(5)?,
+        bssid: r.get(6)?,
+        freq_mhz: r.get(7)?,
+        start_ms: r.get(8)?,
+        has_start: r.get(9)?,
+        first: (r.get(10)?, r.get(11)?),
+        stop_ms: r.get(12)?,
+        stop_reason: reason.as_deref().map(Reason::parse),
+        stop_inferred: r.get(14)?,
+        agent_stop: agent_stop_ms.zip(agent_stop_reason.as_deref().map(Reason::parse)),
+        last_seen_ms: r.get(17)?,
+        open: key_of(r.get(18)?, r.get(19)?),
+        signal: key_of(r.get(20)?, r.get(21)?).zip(signal_avg),
+        last_activity_ms: r.get(23)?,
+        rx_bytes: r.get(24)?,
+        tx_bytes: r.get(25)?,
+        rx_packets: r.get(26)?,
+        tx_packets: r.get(27)?,
+        missing: key_of(r.get(28)?, r.get(29)?),
+        next_start_ms: r.get(30)?,
+        expired_ms: r.get(31)?,
+        times_corrected: r.get(32)?,
+        forced_ms: r.get(33)?,
+    })
+}
+
+/// A row's values in [`SESS_COLS`] order.
+fn values(s: &Session) -> [Value; 34] {
+    let opt_text = |v: Option<&str>| v.map_or(Value::Null, |t| Value::Text(t.to_owned()));
+    let opt_int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    [
+        Value::Text(s.device_id.clone()),
+        Value::Integer(s.id),
+        Value::Text(s.boot_id.clone()),
+        opt_text(s.mac.as_deref()),
+        opt_text(s.ssid.as_deref()),
+        opt_text(s.ifname.as_deref()),
+        opt_text(s.bssid.as_deref()),
+        opt_int(s.freq_mhz),
+        Value::Integer(s.start_ms),
+        Value::Integer(s.has_start.into()),
+        Value::Integer(s.first.0),
+        Value::Integer(s.first.1),
+        opt_int(s.stop_ms),
+        opt_text(s.stop_reason.map(Reason::as_str)),
+        Value::Integer(s.stop_inferred.into()),
+        opt_int(s.agent_stop.map(|a| a.0)),
+        opt_text(s.agent_stop.map(|a| a.1.as_str())),
+        Value::Integer(s.last_seen_ms),
+        opt_int(s.open.map(|k| k.0)),
+        opt_int(s.open.map(|k| k.1)),
+        opt_int(s.signal.map(|x| x.0 .0)),
+        opt_int(s.signal.map(|x| x.0 .1)),
+        opt_int(s.signal.map(|x| x.1)),
+        opt_int(s.last_activity_ms),
+        Value::Integer(s.rx_bytes),
+        Value::Integer(s.tx_bytes),
+        Value::Integer(s.rx_packets),
+        Value::Integer(s.tx_packets),
+        opt_int(s.missing.map(|k| k.0)),
+        opt_int(s.missing.map(|k| k.1)),
+        opt_int(s.next_start_ms),
+        opt_int(s.expired_ms),
+        Value::Integer(s.times_corrected.into()),
+        opt_int(s.forced_ms),
+    ]
+}
+
+impl SqliteStore {
+    fn sessions_where(
+        &self,
+        clause: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Session>, StoreError> {
+        let sql = format!("SELECT {} FROM sessions WHERE {clause}", session_sql().0);
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(args, session_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Writes `s`: an `INSERT` when it is not stored yet, else an `UPDATE` of the columns that
+    /// differ from `stored` (nothing when none does).
+    fn write_session(&self, s: &Session, stored: Option<&Session>) -> Result<(), StoreError> {
+        let new = values(s);
+        let Some(stored) = stored else {
+            self.conn
+                .prepare_cached(&session_sql().1)?
+                .execute(params_from_iter(new.iter()))?;
+            return Ok(());
+        };
+        let old = values(stored);
+        let changed: Vec<usize> = (2..new.len()).filter(|&i| new[i] != old[i]).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("UPDATE sessions SET ");
+        for (n, &i) in changed.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(SESS_COLS[i]);
+            sql.push_str(" = ?");
+            sql.push_str(&(n + 3).to_string());
+        }
+        sql.push_str(" WHERE device_id = ?1 AND id = ?2");
+        let args = new[..2].iter().chain(changed.iter().map(|&i| &new[i]));
+        self.conn
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(args))?;
+        Ok(())
+    }
+
+    fn write_device(&self, d: &DeviceState, names: &Names) -> Result<(), StoreError> {
+        let sum = d.summary();
+        let st = &d.status;
+        let h = &st.health;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO devices (id, rev, boots, last_seen_ms, boot_id, agent_epoch,
+                    last_seq, seq_gaps, ann_name, ann_organization, ann_group, online,
+                    agent_version, status_boot, status_uptime_ms, published, dropped,
+                    reconnects, outbox_depth, failed_joins, tracker_overflow,
+                    name, organization, grp)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+                 ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, boots = excluded.boots,
+                    last_seen_ms = excluded.last_seen_ms, boot_id = excluded.boot_id,
+                    agent_epoch = excluded.agent_epoch, last_seq = excluded.last_seq,
+                    seq_gaps = excluded.seq_gaps, ann_name = excluded.ann_name,
+                    ann_organization = excluded.ann_organization, ann_group = excluded.ann_group,
+                    online = excluded.online, agent_version = excluded.agent_version,
+                    status_boot = excluded.status_boot,
+                    status_uptime_ms = excluded.status_uptime_ms,
+                    published = excluded.published, dropped = excluded.dropped,
+                    reconnects = excluded.reconnects, outbox_depth = excluded.outbox_depth,
+                    failed_joins = excluded.failed_joins,
+                    tracker_overflow = excluded.tracker_overflow",
+            )?
+            .execute(params![
+                d.id,
+                d.rev,
+                d.encode_boots(),
+                d.last_seen_ms,
+                sum.boot_id,
+                sum.agent_epoch,
+                sum.last_seq,
+                sum.seq_gaps,
+                st.name,
+                st.organization,
+                st.group,
+                st.online,
+                st.agent_version,
+                st.boot,
+                st.uptime_ms,
+                h.published,
+                h.dropped,
+                h.reconnects,
+                h.outbox_depth,
+                h.failed_joins,
+                h.tracker_overflow,
+                names.name,
+                names.organization,
+                names.group,
+            ])?;
+        // The names are indexed: written only when they change, so the common write leaves
+        // the three indexes alone.
+        if &d.names != names {
+            self.conn
+                .prepare_cached(
+                    "UPDATE devices SET name = ?2, organization = ?3, grp = ?4 WHERE id = ?1",
+                )?
+                .execute(params![d.id, names.name, names.organization, names.group])?;
+        }
+        Ok(())
+    }
+
+    fn closable(&self, sql: &str, arg: i64) -> Result<Vec<Closable>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map([arg], |r| {
+            Ok(Closable {
+                device_id: r.get(0)?,
+                sessions: r.get::<_, i64>(1)? as u64,
+                at_ms: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+const PRUNE_PLAN_SQL: &str = "SELECT count(*), min(stop_ms), max(stop_ms) FROM sessions
+         WHERE stop_ms IS NOT NULL AND stop_ms < ?1";
+const PRUNE_BATCH_SQL: &str = "DELETE FROM sessions WHERE rowid IN (
+               SELECT rowid FROM sessions WHERE stop_ms IS NOT NULL AND stop_ms < ?1 LIMIT ?2)
+             RETURNING stop_ms";
+const EXPIRE_PLAN_SQL: &str =
+    "SELECT d.id, count(*), max(coalesce(d.last_seen_ms, 0), max(s.last_seen_ms))
+         FROM devices d JOIN sessions s ON s.device_id = d.id AND s.stop_ms IS NULL
+         WHERE coalesce(d.last_seen_ms, 0) <= ?1 GROUP BY d.id ORDER BY d.id";
+const FORCE_PLAN_SQL: &str = "SELECT s.device_id, count(*), max(?1, max(s.last_seen_ms))
+         FROM sessions s WHERE s.stop_ms IS NULL GROUP BY s.device_id ORDER BY s.device_id";
+
+/// The jobs' statements with a name, for the query-plan test.
+#[cfg(test)]
+pub(crate) const PLANNED_SQL: [(&str, &str); 4] = [
+    ("prune dry run", PRUNE_PLAN_SQL),
+    ("prune batch", PRUNE_BATCH_SQL),
+    ("expire plan", EXPIRE_PLAN_SQL),
+    ("force plan", FORCE_PLAN_SQL),
+];
+
+impl Store for SqliteStore {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        // IMMEDIATE: the merge reads before it writes, and another connection may write
+        // meanwhile (`expire`/`prune` commands); a deferred transaction would then fail with
+        // SQLITE_BUSY instead of waiting for the lock.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                log::warn!("sqlite: rollback failed: {e}");
+            }
+        }
+    }
+
+    fn lock_devices(&mut self, ids: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+        // The IMMEDIATE transaction holds the database's write lock already.
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT rev FROM devices WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(st.query_row([id], |r| r.get(0)).optional()?);
+        }
+        Ok(out)
+    }
+
+    fn load_device(&mut self, id: &str) -> Result<Option<DeviceState>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT rev, boots, last_seen_ms, status_boot, status_uptime_ms, ann_name,
+                    ann_organization, ann_group, online, agent_version, published, dropped,
+                    reconnects, outbox_depth, failed_joins, tracker_overflow, name,
+                    organization, grp
+                 FROM devices WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                let boots: Option<Vec<u8>> = r.get(1)?;
+                let int = |i: usize| -> rusqlite::Result<i64> {
+                    Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0))
+                };
+                Ok((
+                    boots,
+                    DeviceState {
+                        id: id.to_owned(),
+                        rev: r.get(0)?,
+                        boots: Vec::new(),
+                        last_seen_ms: r.get(2)?,
+                        status: StatusFacts {
+                            boot: r.get(3)?,
+                            uptime_ms: r.get(4)?,
+                            name: r.get(5)?,
+                            organization: r.get(6)?,
+                            group: r.get(7)?,
+                            online: r.get(8)?,
+                            agent_version: r.get(9)?,
+                            health: Health {
+                                published: int(10)?,
+                                dropped: int(11)?,
+                                reconnects: int(12)?,
+                                outbox_depth: int(13)?,
+                                failed_joins: int(14)?,
+                                tracker_overflow: int(15)?,
+                            },
+                        },
+                        names: Names {
+                            name: r.get(16)?,
+                            organization: r.get(17)?,
+                            group: r.get(18)?,
+                        },
+                        syncs: Default::default(),
+                    },
+                ))
+            })
+            .optional()?;
+        let Some((boots, mut state)) = row else {
+            return Ok(None);
+        };
+        state.boots = DeviceState::decode_boots(boots.as_deref().unwrap_or_default())
+            .map_err(|e| StoreError::Corrupt(format!("device {id}: boots: {e}")))?;
+        Ok(Some(state))
+    }
+
+    fn load(&mut self, device: &str, needs: &Needs) -> Result<Loaded, StoreError> {
+        let mut out = Loaded::default();
+        for id in &needs.sessions {
+            out.sessions
+                .extend(self.sessions_where("device_id = ?1 AND id = ?2", &[&device, id])?);
+        }
+        for mac in &needs.live_macs {
+            out.sessions.extend(self.sessions_where(
+                "device_id = ?1 AND mac = ?2 AND agent_stop_ms IS NULL",
+                &[&device, mac],
+            )?);
+        }
+        for boot in &needs.live_boots {
+            out.sessions.extend(self.sessions_where(
+                "device_id = ?1 AND boot_id = ?2 AND agent_stop_ms IS NULL",
+                &[&device, boot],
+            )?);
+        }
+        if needs.open {
+            out.sessions
+                .extend(self.sessions_where("device_id = ?1 AND stop_ms IS NULL", &[&device])?);
+        }
+        for boot in &needs.syncs {
+            let mut st = self.conn.prepare_cached(
+                "SELECT up, seq, wall_ms, ids FROM syncs WHERE device_id = ?1 AND boot_id = ?2
+                 ORDER BY up, seq",
+            )?;
+            let rows = st.query_map(params![device, boot], |r| {
+                Ok(SyncRec {
+                    key: (r.get(0)?, r.get(1)?),
+                    wall_ms: r.get(2)?,
+                    ids: decode_ids(&r.get::<_, Vec<u8>>(3)?),
+                })
+            })?;
+            out.syncs
+                .push((boot.clone(), rows.collect::<Result<_, _>>()?));
+        }
+        for (mac, from) in &needs.slices {
+            let mut st = self.conn.prepare_cached(
+                "SELECT start_ms, id FROM sessions WHERE device_id = ?1 AND mac = ?2
+                 AND (start_ms, id) >= (?3, ?4) ORDER BY start_ms, id",
+            )?;
+            let rows = st.query_map(params![device, mac, from.0, from.1], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            out.slices
+                .push((mac.clone(), rows.collect::<Result<_, _>>()?));
+        }
+        Ok(out)
+    }
+
+    fn write(&mut self, tx: &DeviceTx, names: &Names) -> Result<(), StoreError> {
+        let changed: Vec<(&Session, Option<&Session>)> = tx.changed_rows().collect();
+        // A row open before and after under another MAC leaves its old slot of the
+        // one-open-session index first: another row may take that slot in this write (found
+        // by the collector_merge fuzz target). NULL never conflicts there.
+        for (now, was) in &changed {
+            if now.is_open() && was.is_some_and(|w| w.is_open() && w.mac != now.mac) {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE sessions SET mac = NULL WHERE device_id = ?1 AND id = ?2",
+                    )?
+                    .execute(params![now.device_id, now.id])?;
+            }
+        }
+        // Closures first, so the index never sees two open sessions of one client.
+        for (now, was) in changed.iter().filter(|c| !c.0.is_open()) {
+            self.write_session(now, *was)?;
+        }
+        for (now, was) in changed.iter().filter(|c| c.0.is_open()) {
+            let was = match was {
+                // Its stored MAC was cleared above.
+                Some(w) if w.is_open() && w.mac != now.mac => {
+                    let mut w = (*w).clone();
+                    w.mac = None;
+                    Some(w)
+                }
+                w => w.cloned(),
+            };
+            self.write_session(now, was.as_ref())?;
+        }
+        for (boot, y) in &tx.new_syncs {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO syncs (device_id, boot_id, up, seq, wall_ms, ids)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    tx.state.id,
+                    boot,
+                    y.key.0,
+                    y.key.1,
+                    y.wall_ms,
+                    encode_ids(&y.ids)
+                ])?;
+        }
+        self.write_device(&tx.state, names)
+    }
+
+    fn add_counts(&mut self, counts: &Counts) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO counters (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        )?;
+        for (c, n) in &counts.0 {
+            st.execute(params![c.name(), n])?;
+        }
+        Ok(())
+    }
+
+    fn expire_plan(&mut self, silent_since_ms: i64) -> Result<Vec<Closable>, StoreError> {
+        self.closable(EXPIRE_PLAN_SQL, silent_since_ms)
+    }
+
+    fn force_plan(&mut self, now_ms: i64) -> Result<Vec<Closable>, StoreError> {
+        self.closable(FORCE_PLAN_SQL, now_ms)
+    }
+
+    fn prune_plan(&mut self, cutoff_ms: i64) -> Result<PruneReport, StoreError> {
+        Ok(self.conn.query_row(PRUNE_PLAN_SQL, [cutoff_ms], |r| {
+            Ok(PruneReport {
+                sessions: r.get::<_, i64>(0)? as u64,
+                oldest_stop_ms: r.get(1)?,
+                newest_stop_ms: r.get(2)?,
+            })
+        })?)
+    }
+
+    fn prune_batch(&mut self, cutoff_ms: i64, limit: u32) -> Result<PruneReport, StoreError> {
+        let mut rep = PruneReport::default();
+        let mut st = self.conn.prepare_cached(PRUNE_BATCH_SQL)?;
+        let mut rows = st.query(params![cutoff_ms, limit])?;
+        while let Some(r) = rows.next()? {
+            let ms: i64 = r.get(0)?;
+            rep.add(PruneReport {
+                sessions: 1,
+                oldest_stop_ms: Some(ms),
+                newest_stop_ms: Some(ms),
+            });
+        }
+        Ok(rep)
+    }
+
+    fn announced(&mut self) -> Result<Vec<(String, Names, Names)>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, ann_name, ann_organization, ann_group, inv_name, inv_organization,
+                inv_group FROM devices ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                Names {
+                    name: r.get(1)?,
+                    organization: r.get(2)?,
+                    group: r.get(3)?,
+                },
+                Names {
+                    name: r.get(4)?,
+                    organization: r.get(5)?,
+                    group: r.get(6)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn dump(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = self
+            .sessions_where("1 = 1 ORDER BY device_id, id", &[])?
+            .iter()
+            .map(|s| format!("session {s:?}"))
+            .collect();
+        let ids: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT id FROM devices ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for id in ids {
+            if let Some(d) = self.load_device(&id)? {
+                out.push(crate::store::dump_device(&d));
+            }
+        }
+        let mut st = self.conn.prepare(
+            "SELECT device_id, boot_id, up, seq, wall_ms, ids FROM syncs
+             ORDER BY device_id, boot_id, up, seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(format!(
+                "sync {} {} ({}, {}) {} {:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                decode_ids(&r.get::<_, Vec<u8>>(5)?)
+            ))
+        })?;
+        for r in rows {
+            out.push(r?);
+        }
+        Ok(out)
+    }
+
+    fn set_names(
+        &mut self,
+        id: &str,
+        inventory: &Names,
+        effective: &Names,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO devices (id, inv_name, inv_organization, inv_group, name,
+                    organization, grp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET inv_name = ?2, inv_organization = ?3,
+                    inv_group = ?4, name = ?5, organization = ?6, grp = ?7, rev = rev + 1",
+            )?
+            .execute(params![
+                id,
+                inventory.name,
+                inventory.organization,
+                inventory.group,
+                effective.name,
+                effective.organization,
+                effective.group
+            ])?;
+        Ok(())
+    }
+}
