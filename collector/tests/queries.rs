@@ -569,9 +569,8 @@ fn status_dangling_limits_and_presence() {
             "presence", "--group", "lab", "--from", &from, "--to", &to, "--format", "csv",
         ],
     );
-    assert!(csv.starts_with(
-        "label,mac,minutes,seconds,first_seen,last_seen,sessions,devices,present\n"
-    ));
+    assert!(csv
+        .starts_with("label,mac,minutes,seconds,first_seen,last_seen,sessions,devices,present\n"));
 }
 
 #[test]

@@ -184,3 +184,6 @@ mod tests {
         assert!(Reason::Expired.is_inferred() && !Reason::Left.is_inferred());
     }
 }
+
+#[cfg(test)]
+mod merge_tests;
