@@ -114,7 +114,7 @@ impl Default for Config {
             retention_days: 180,
             expire_hours: 4,
             dangling_minutes: 60,
-            commit_max_messages: 500,
+            commit_max_messages: 2000,
             http: None,
             devices: Vec::new(),
             max_open_sessions: BTreeMap::new(),

@@ -206,8 +206,9 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         rows_per_tx: u64,
     },
-    /// The collector's store path without MQTT: the same batches through
-    /// wifisess_collector::merge::apply_publish, --group messages per transaction.
+    /// The collector's store path without MQTT: the same batches through the collector's
+    /// writer (wifisess_collector::writer::Writer::ingest: decode, merge core, SQLite store),
+    /// --group messages per transaction.
     Store {
         #[command(flatten)]
         stream: StreamArgs,
@@ -217,9 +218,9 @@ enum Cmd {
         /// Topic prefix.
         #[arg(long, default_value = "wifisess/v1")]
         prefix: String,
-        /// Messages per transaction (the collector's commit_max_messages is 500; under the
-        /// ingest benchmark's load its groups average ~460).
-        #[arg(long, default_value_t = 500)]
+        /// Messages per transaction (the collector's commit_max_messages, 2000 by default:
+        /// under sustained load its groups fill up to it).
+        #[arg(long, default_value_t = 2000)]
         group: usize,
     },
     /// Watch a running collector's database: when --expect-events events are committed,
@@ -420,7 +421,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let start = wifisess_loadgen::now_ms() as u64;
             let r = storebench::store(&stream.fleet(), &db, &prefix, group, start)?;
             println!(
-                "store path (merge::apply_publish): {} events in {} messages, {} transactions: \
+                "store path (writer: merge core + SQLite store): {} events in {} messages, {} transactions: \
                  {:.3} s, {:.0} events/s ({} session rows)",
                 r.events,
                 r.messages,

@@ -4,7 +4,8 @@
 # ways in one run:
 #   drain      broker -> plain QoS 1 subscriber, no storage           (the broker's limit)
 #   collector  broker -> wifisess-collector -> committed SQLite rows  (end to end)
-#   store      the same batches through merge::apply_publish, no MQTT (the store path)
+#   store      the same batches through the collector's writer (merge core + SQLite store),
+#              no MQTT (the store path)
 #   raw        the same events as plain INSERT/UPDATE, 10 000 a transaction (SQLite's limit)
 # drain and collector: events / (last event counted or committed - first publish), the load
 # generator publishing as fast as the broker acknowledges; each gets a fresh broker.
@@ -14,14 +15,14 @@
 #   --smoke   tiny sizes (seconds), for tests/run.sh: checks that every step works, no timing
 #   --repeat  rounds of the four measurements, interleaved (default 3; 1 with --smoke): the
 #             machine is shared and noisy, so each ratio is the median of the rounds' ratios
-#   --group   the store path's messages per transaction (default 500, commit_max_messages:
-#             under this load the collector's groups average ~460, see docs/BENCHMARKS.md)
+#   --group   the store path's messages per transaction (default 2000, the collector's
+#             commit_max_messages: under sustained load its groups fill up to it)
 # environment: BENCH_DIR (default target/bench), BENCH_INFLIGHT (broker max_inflight_messages,
 #   default 100), BENCH_SKIP_BUILD=1 (use the binaries already built)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib-collector.sh"
 
-DEVICES=1000 CLIENTS=30 EVENTS=100000 RATE=20000 SMOKE=0 REPEAT=3 GROUP=500
+DEVICES=1000 CLIENTS=30 EVENTS=100000 RATE=20000 SMOKE=0 REPEAT=3 GROUP=2000
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 DEVICES=20 CLIENTS=5 EVENTS=2000 RATE=2000 REPEAT=1 ;;

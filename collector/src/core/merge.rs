@@ -83,6 +83,27 @@ pub struct DeviceTx {
     pub new_syncs: Vec<(String, SyncRec)>,
     /// Counter increments.
     pub counts: Counts,
+    /// What the message being applied changed, to put back if it needs more rows first.
+    undo: Undo,
+}
+
+/// The values a message's changes replaced, for [`DeviceTx::apply`] to put back when the
+/// message needs more rows first (cheaper than applying it to a copy of the transaction:
+/// only what it touches is kept).
+#[derive(Debug, Clone, Default)]
+struct Undo {
+    /// Each slot before its first change by this message (`None`: the id had no slot).
+    rows: BTreeMap<i64, Option<Option<Session>>>,
+    /// The merge state before the message, without its syncs.
+    state: Option<DeviceState>,
+    /// Sync lists this message created (boots the store never saw).
+    syncs_created: Vec<String>,
+    /// Syncs this message added: (boot, key).
+    syncs_added: Vec<(String, Key)>,
+    /// `new_syncs`, `counts` and `state_changed` before the message.
+    new_syncs: usize,
+    counts: Counts,
+    state_changed: bool,
 }
 
 /// What applying a message did.
@@ -177,13 +198,12 @@ impl DeviceTx {
     /// # Errors
     /// The rows and facts still needed.
     pub fn apply(&mut self, msg: &Msg, receive_ms: i64) -> Result<Applied, Box<Needs>> {
-        let mut w = self.clone();
+        self.begin();
         let r = match msg {
-            Msg::Batch(b) => w.batch(self, b, receive_ms).map(Applied::Events),
-            Msg::Status(s) => w.status(self, s, receive_ms).map(|()| Applied::Status),
-        }?;
-        *self = w;
-        Ok(r)
+            Msg::Batch(b) => self.batch(b, receive_ms).map(Applied::Events),
+            Msg::Status(s) => self.status(s, receive_ms).map(|()| Applied::Status),
+        };
+        self.end(r)
     }
 
     /// Closes every open session of the device provisionally (expiry or forced close).
@@ -197,11 +217,11 @@ impl DeviceTx {
                 ..Needs::default()
             }));
         }
-        let mut w = self.clone();
-        let open: Vec<i64> = w.rows().filter(|s| s.is_open()).map(|s| s.id).collect();
+        self.begin();
+        let open: Vec<i64> = self.rows().filter(|s| s.is_open()).map(|s| s.id).collect();
         let mut touched = BTreeSet::new();
         for id in &open {
-            let s = w.row_mut(*id);
+            let s = self.row_mut(*id);
             let (fact, at) = match how {
                 Close::Expire { at_ms } => (&mut s.expired_ms, at_ms),
                 Close::Force { at_ms } => (&mut s.forced_ms, at_ms),
@@ -209,9 +229,72 @@ impl DeviceTx {
             *fact = Some(fact.map_or(at, |e| e.max(at)));
             touched.insert(*id);
         }
-        w.finish(self, touched, BTreeSet::new())?;
-        *self = w;
-        Ok(Applied::Closed(open.len()))
+        let r = self.finish(touched, BTreeSet::new());
+        self.end(r.map(|()| Applied::Closed(open.len())))
+    }
+
+    /// Starts recording what a message changes.
+    fn begin(&mut self) {
+        let syncs = std::mem::take(&mut self.state.syncs);
+        self.undo = Undo {
+            state: Some(self.state.clone()),
+            new_syncs: self.new_syncs.len(),
+            counts: self.counts.clone(),
+            state_changed: self.state_changed,
+            ..Undo::default()
+        };
+        self.state.syncs = syncs;
+    }
+
+    /// Keeps the message's changes on `Ok`, puts back what it changed on `Err`.
+    fn end<T>(&mut self, r: Result<T, Box<Needs>>) -> Result<T, Box<Needs>> {
+        let u = std::mem::take(&mut self.undo);
+        if r.is_ok() {
+            return r;
+        }
+        for (id, slot) in u.rows {
+            match slot {
+                Some(v) => {
+                    self.sessions.insert(id, v);
+                }
+                None => {
+                    self.sessions.remove(&id);
+                }
+            }
+        }
+        let mut syncs = std::mem::take(&mut self.state.syncs);
+        for (boot, key) in &u.syncs_added {
+            if let Some(list) = syncs.get_mut(boot) {
+                list.retain(|y| y.key != *key);
+            }
+        }
+        for boot in &u.syncs_created {
+            syncs.remove(boot);
+        }
+        if let Some(st) = u.state {
+            self.state = st;
+        }
+        self.state.syncs = syncs;
+        self.new_syncs.truncate(u.new_syncs);
+        self.counts = u.counts;
+        self.state_changed = u.state_changed;
+        r
+    }
+
+    /// Records slot `id` before this message changes it (once per message).
+    fn save(&mut self, id: i64) {
+        if !self.undo.rows.contains_key(&id) {
+            let prev = self.sessions.get(&id).cloned();
+            self.undo.rows.insert(id, prev);
+        }
+    }
+
+    /// Row `id` as it was before this message (`None`: it did not exist).
+    fn before(&self, id: i64) -> Option<&Session> {
+        match self.undo.rows.get(&id) {
+            Some(prev) => prev.as_ref().and_then(Option::as_ref),
+            None => self.sessions.get(&id).and_then(Option::as_ref),
+        }
     }
 
     /// The rows this transaction holds.
@@ -220,6 +303,7 @@ impl DeviceTx {
     }
 
     fn row_mut(&mut self, id: i64) -> &mut Session {
+        self.save(id);
         self.sessions
             .get_mut(&id)
             .and_then(Option::as_mut)
@@ -229,11 +313,9 @@ impl DeviceTx {
     /// The row of session `id`, created from this first evidence if unknown. The caller has
     /// made sure the row was loaded or is known absent.
     fn touch(&mut self, id: SessionId, boot: &str, key: Key, wall: i64) -> &mut Session {
-        let device = self.state.id.clone();
-        self.sessions
-            .entry(id.0 as i64)
-            .or_insert(None)
-            .get_or_insert_with(|| Session::new(&device, id, boot, key, wall))
+        self.save(id.0 as i64);
+        let slot = self.sessions.entry(id.0 as i64).or_insert(None);
+        slot.get_or_insert_with(|| Session::new(&self.state.id, id, boot, key, wall))
     }
 
     /// The rows a batch's events name and the syncs of its boot, if not held yet.
@@ -256,12 +338,13 @@ impl DeviceTx {
             } else {
                 // A boot the store has never seen has no stored syncs.
                 self.state.syncs.insert(boot.to_owned(), Vec::new());
+                self.undo.syncs_created.push(boot.to_owned());
             }
         }
         needs
     }
 
-    fn batch(&mut self, orig: &DeviceTx, b: &Batch, receive_ms: i64) -> Result<usize, Box<Needs>> {
+    fn batch(&mut self, b: &Batch, receive_ms: i64) -> Result<usize, Box<Needs>> {
         let boot = b.boot_id.to_string();
         let needs = self.batch_needs(b, &boot);
         if !needs.is_empty() {
@@ -359,6 +442,7 @@ impl DeviceTx {
                         ids,
                     };
                     if self.state.add_sync(&boot, rec.clone()) {
+                        self.undo.syncs_added.push((boot.clone(), rec.key));
                         self.new_syncs.push((boot.clone(), rec));
                     }
                     for id in &e.ids {
@@ -378,11 +462,11 @@ impl DeviceTx {
         }
         self.counts.add(Counter::Events, b.events.len() as i64);
         stale_boots(&self.state, &boot, before, &mut boots);
-        self.finish(orig, touched, boots)?;
+        self.finish(touched, boots)?;
         Ok(b.events.len())
     }
 
-    fn status(&mut self, orig: &DeviceTx, s: &Status, receive_ms: i64) -> Result<(), Box<Needs>> {
+    fn status(&mut self, s: &Status, receive_ms: i64) -> Result<(), Box<Needs>> {
         let boot = s.boot_id.to_string();
         let origin_cand = (!s.clock_synced).then(|| origin_candidate(receive_ms, s.uptime_ms));
         let stamp = Stamp {
@@ -395,8 +479,9 @@ impl DeviceTx {
             origin_ms: self.state.origin(&boot, origin_cand).unwrap_or(0),
         }
         .wall(stamp);
-        if self.state.boot(&boot).is_none() {
+        if self.state.boot(&boot).is_none() && !self.state.syncs.contains_key(&boot) {
             self.state.syncs.insert(boot.clone(), Vec::new());
+            self.undo.syncs_created.push(boot.clone());
         }
         self.state.observe(&boot, wall, wall, origin_cand);
         self.state.last_seen_ms = Some(
@@ -407,7 +492,7 @@ impl DeviceTx {
         self.state_changed = true;
         let mut boots = BTreeSet::new();
         stale_boots(&self.state, &boot, before, &mut boots);
-        self.finish(orig, BTreeSet::new(), boots)?;
+        self.finish(BTreeSet::new(), boots)?;
         let newest = self.state.newest_boot();
         let up = clamp_i64(s.uptime_ms);
         let cur = &self.state.status;
@@ -436,28 +521,21 @@ impl DeviceTx {
     /// Re-derives the stops of every row the message may have changed: the touched rows, and
     /// the non-final rows of the clients whose rows moved (new, or start or MAC changed) and of
     /// `boots` (whose reboot or missing rule may have changed).
-    fn finish(
-        &mut self,
-        orig: &DeviceTx,
-        touched: BTreeSet<i64>,
-        boots: BTreeSet<String>,
-    ) -> Result<(), Box<Needs>> {
+    fn finish(&mut self, touched: BTreeSet<i64>, boots: BTreeSet<String>) -> Result<(), Box<Needs>> {
         let mut needs = Needs::default();
         let moved: BTreeSet<i64> = touched
             .iter()
             .copied()
             .filter(|id| {
                 let now = self.sessions[id].as_ref().expect("touched rows exist");
-                orig.sessions
-                    .get(id)
-                    .and_then(Option::as_ref)
+                self.before(*id)
                     .is_none_or(|was| was.start_ms != now.start_ms || was.mac != now.mac)
             })
             .collect();
         let mut macs: BTreeSet<String> = BTreeSet::new();
         for id in &moved {
             macs.extend(self.sessions[id].as_ref().and_then(|s| s.mac.clone()));
-            macs.extend(orig.sessions.get(id).cloned().flatten().and_then(|s| s.mac));
+            macs.extend(self.before(*id).and_then(|s| s.mac.clone()));
         }
         for m in &macs {
             if !self.live_macs.contains(m) {

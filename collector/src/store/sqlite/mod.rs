@@ -5,10 +5,11 @@
 
 pub mod schema;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::{Closable, Names, PruneReport, Store, StoreError};
@@ -19,6 +20,10 @@ use crate::core::{Counts, Reason, Session};
 /// The writer's SQLite database.
 pub struct SqliteStore {
     conn: Connection,
+    /// `UPDATE sessions SET <the columns in the bit mask> ...`, made once per mask.
+    updates: HashMap<u64, String>,
+    /// `SELECT <every column> FROM sessions WHERE <clause>`, made once per clause.
+    selects: HashMap<&'static str, String>,
 }
 
 impl SqliteStore {
@@ -27,14 +32,16 @@ impl SqliteStore {
     /// # Errors
     /// The file cannot be opened or migrated.
     pub fn open(path: &Path) -> Result<SqliteStore, schema::SchemaError> {
-        Ok(SqliteStore {
-            conn: schema::open_writer(path)?,
-        })
+        Ok(SqliteStore::from_connection(schema::open_writer(path)?))
     }
 
     /// A store on an open connection (migrated by the caller).
     pub fn from_connection(conn: Connection) -> SqliteStore {
-        SqliteStore { conn }
+        SqliteStore {
+            conn,
+            updates: HashMap::new(),
+            selects: HashMap::new(),
+        }
     }
 
     /// The connection (tests and benchmarks inspect the rows).
@@ -138,89 +145,99 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
     })
 }
 
-/// A row's values in [`SESS_COLS`] order.
-fn values(s: &Session) -> [Value; 34] {
-    let opt_text = |v: Option<&str>| v.map_or(Value::Null, |t| Value::Text(t.to_owned()));
-    let opt_int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
-    [
-        Value::Text(s.device_id.clone()),
-        Value::Integer(s.id),
-        Value::Text(s.boot_id.clone()),
-        opt_text(s.mac.as_deref()),
-        opt_text(s.ssid.as_deref()),
-        opt_text(s.ifname.as_deref()),
-        opt_text(s.bssid.as_deref()),
-        opt_int(s.freq_mhz),
-        Value::Integer(s.start_ms),
-        Value::Integer(s.has_start.into()),
-        Value::Integer(s.first.0),
-        Value::Integer(s.first.1),
-        opt_int(s.stop_ms),
-        opt_text(s.stop_reason.map(Reason::as_str)),
-        Value::Integer(s.stop_inferred.into()),
-        opt_int(s.agent_stop.map(|a| a.0)),
-        opt_text(s.agent_stop.map(|a| a.1.as_str())),
-        Value::Integer(s.last_seen_ms),
-        opt_int(s.open.map(|k| k.0)),
-        opt_int(s.open.map(|k| k.1)),
-        opt_int(s.signal.map(|x| x.0 .0)),
-        opt_int(s.signal.map(|x| x.0 .1)),
-        opt_int(s.signal.map(|x| x.1)),
-        opt_int(s.last_activity_ms),
-        Value::Integer(s.rx_bytes),
-        Value::Integer(s.tx_bytes),
-        Value::Integer(s.rx_packets),
-        Value::Integer(s.tx_packets),
-        opt_int(s.missing.map(|k| k.0)),
-        opt_int(s.missing.map(|k| k.1)),
-        opt_int(s.next_start_ms),
-        opt_int(s.expired_ms),
-        Value::Integer(s.times_corrected.into()),
-        opt_int(s.forced_ms),
-    ]
+/// Column `i` (in [`SESS_COLS`] order) of a row, borrowed: a write compares and binds
+/// without allocating.
+fn col(s: &Session, i: usize) -> ValueRef<'_> {
+    fn text(v: Option<&str>) -> ValueRef<'_> {
+        v.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()))
+    }
+    fn int(v: Option<i64>) -> ValueRef<'static> {
+        v.map_or(ValueRef::Null, ValueRef::Integer)
+    }
+    match i {
+        0 => ValueRef::Text(s.device_id.as_bytes()),
+        1 => ValueRef::Integer(s.id),
+        2 => ValueRef::Text(s.boot_id.as_bytes()),
+        3 => text(s.mac.as_deref()),
+        4 => text(s.ssid.as_deref()),
+        5 => text(s.ifname.as_deref()),
+        6 => text(s.bssid.as_deref()),
+        7 => int(s.freq_mhz),
+        8 => ValueRef::Integer(s.start_ms),
+        9 => ValueRef::Integer(s.has_start.into()),
+        10 => ValueRef::Integer(s.first.0),
+        11 => ValueRef::Integer(s.first.1),
+        12 => int(s.stop_ms),
+        13 => text(s.stop_reason.map(Reason::as_str)),
+        14 => ValueRef::Integer(s.stop_inferred.into()),
+        15 => int(s.agent_stop.map(|a| a.0)),
+        16 => text(s.agent_stop.map(|a| a.1.as_str())),
+        17 => ValueRef::Integer(s.last_seen_ms),
+        18 => int(s.open.map(|k| k.0)),
+        19 => int(s.open.map(|k| k.1)),
+        20 => int(s.signal.map(|x| x.0 .0)),
+        21 => int(s.signal.map(|x| x.0 .1)),
+        22 => int(s.signal.map(|x| x.1)),
+        23 => int(s.last_activity_ms),
+        24 => ValueRef::Integer(s.rx_bytes),
+        25 => ValueRef::Integer(s.tx_bytes),
+        26 => ValueRef::Integer(s.rx_packets),
+        27 => ValueRef::Integer(s.tx_packets),
+        28 => int(s.missing.map(|k| k.0)),
+        29 => int(s.missing.map(|k| k.1)),
+        30 => int(s.next_start_ms),
+        31 => int(s.expired_ms),
+        32 => ValueRef::Integer(s.times_corrected.into()),
+        33 => int(s.forced_ms),
+        _ => unreachable!("{} session columns", SESS_COLS.len()),
+    }
 }
 
 impl SqliteStore {
     fn sessions_where(
-        &self,
-        clause: &str,
+        &mut self,
+        clause: &'static str,
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<Session>, StoreError> {
-        let sql = format!("SELECT {} FROM sessions WHERE {clause}", session_sql().0);
-        let mut st = self.conn.prepare_cached(&sql)?;
+        let sql = self
+            .selects
+            .entry(clause)
+            .or_insert_with(|| format!("SELECT {} FROM sessions WHERE {clause}", session_sql().0));
+        let mut st = self.conn.prepare_cached(sql)?;
         let rows = st.query_map(args, session_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Writes `s`: an `INSERT` when it is not stored yet, else an `UPDATE` of the columns that
     /// differ from `stored` (nothing when none does).
-    fn write_session(&self, s: &Session, stored: Option<&Session>) -> Result<(), StoreError> {
-        let new = values(s);
+    fn write_session(&mut self, s: &Session, stored: Option<&Session>) -> Result<(), StoreError> {
+        let n = SESS_COLS.len();
         let Some(stored) = stored else {
             self.conn
                 .prepare_cached(&session_sql().1)?
-                .execute(params_from_iter(new.iter()))?;
+                .execute(params_from_iter((0..n).map(|i| ToSqlOutput::Borrowed(col(s, i)))))?;
             return Ok(());
         };
-        let old = values(stored);
-        let changed: Vec<usize> = (2..new.len()).filter(|&i| new[i] != old[i]).collect();
+        let changed: Vec<usize> = (2..n).filter(|&i| col(s, i) != col(stored, i)).collect();
         if changed.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from("UPDATE sessions SET ");
-        for (n, &i) in changed.iter().enumerate() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(SESS_COLS[i]);
-            sql.push_str(" = ?");
-            sql.push_str(&(n + 3).to_string());
-        }
-        sql.push_str(" WHERE device_id = ?1 AND id = ?2");
-        let args = new[..2].iter().chain(changed.iter().map(|&i| &new[i]));
-        self.conn
-            .prepare_cached(&sql)?
-            .execute(params_from_iter(args))?;
+        let mask = changed.iter().fold(0u64, |m, &i| m | 1 << i);
+        let sql = self.updates.entry(mask).or_insert_with(|| {
+            let sets: Vec<String> = changed
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| format!("{} = ?{}", SESS_COLS[i], k + 3))
+                .collect();
+            format!(
+                "UPDATE sessions SET {} WHERE device_id = ?1 AND id = ?2",
+                sets.join(", ")
+            )
+        });
+        let args = (0..2)
+            .chain(changed.iter().copied())
+            .map(|i| ToSqlOutput::Borrowed(col(s, i)));
+        self.conn.prepare_cached(sql)?.execute(params_from_iter(args))?;
         Ok(())
     }
 
