@@ -231,6 +231,30 @@ fn devices_status_presence_refresh_metrics_health_and_openapi() {
     }
 }
 
+/// SIGTERM: ingest commits and acks what it holds, then the API answers its open requests
+/// and ends its event streams, and the process exits 0 (issue 16: graceful shutdown).
+#[test]
+fn sigterm_ends_streams_and_exits_cleanly() {
+    let mut env = Env::start("");
+    seed(&env, None);
+    let mut sse = Sse::open(env.http_port, "/api/v1/stream", None);
+    assert_eq!(sse.next().0, "hello");
+    let began = std::time::Instant::now();
+    let status = env.collector.terminate();
+    assert!(status.success(), "{status:?}: {}", env.collector.log_text());
+    assert!(
+        sse.ends_within(Duration::from_secs(5)),
+        "the event stream did not end"
+    );
+    assert!(began.elapsed() < Duration::from_secs(10));
+    let log = env.collector.log_text();
+    assert!(!log.contains(" ERROR "), "{log}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", env.http_port)).is_err(),
+        "still listening"
+    );
+}
+
 #[test]
 fn stream_announces_commits() {
     let env = Env::start("");

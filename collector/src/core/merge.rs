@@ -521,7 +521,11 @@ impl DeviceTx {
     /// Re-derives the stops of every row the message may have changed: the touched rows, and
     /// the non-final rows of the clients whose rows moved (new, or start or MAC changed) and of
     /// `boots` (whose reboot or missing rule may have changed).
-    fn finish(&mut self, touched: BTreeSet<i64>, boots: BTreeSet<String>) -> Result<(), Box<Needs>> {
+    fn finish(
+        &mut self,
+        touched: BTreeSet<i64>,
+        boots: BTreeSet<String>,
+    ) -> Result<(), Box<Needs>> {
         let mut needs = Needs::default();
         let moved: BTreeSet<i64> = touched
             .iter()

@@ -222,6 +222,22 @@ impl Sse {
         Sse { r }
     }
 
+    /// Reads until the server ends the stream; `false` if `within` passed first.
+    pub fn ends_within(&mut self, within: Duration) -> bool {
+        self.r.get_ref().set_read_timeout(Some(within)).unwrap();
+        let deadline = std::time::Instant::now() + within;
+        let mut line = String::new();
+        while std::time::Instant::now() < deadline {
+            line.clear();
+            match self.r.read_line(&mut line) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
     /// The next event (name, data), skipping keep-alive comments; chunk framing is skipped
     /// by ignoring hex-only lines between events.
     pub fn next(&mut self) -> (String, String) {

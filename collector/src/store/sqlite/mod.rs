@@ -215,7 +215,9 @@ impl SqliteStore {
         let Some(stored) = stored else {
             self.conn
                 .prepare_cached(&session_sql().1)?
-                .execute(params_from_iter((0..n).map(|i| ToSqlOutput::Borrowed(col(s, i)))))?;
+                .execute(params_from_iter(
+                    (0..n).map(|i| ToSqlOutput::Borrowed(col(s, i))),
+                ))?;
             return Ok(());
         };
         let changed: Vec<usize> = (2..n).filter(|&i| col(s, i) != col(stored, i)).collect();
@@ -237,7 +239,9 @@ impl SqliteStore {
         let args = (0..2)
             .chain(changed.iter().copied())
             .map(|i| ToSqlOutput::Borrowed(col(s, i)));
-        self.conn.prepare_cached(sql)?.execute(params_from_iter(args))?;
+        self.conn
+            .prepare_cached(sql)?
+            .execute(params_from_iter(args))?;
         Ok(())
     }
 
