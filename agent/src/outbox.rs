@@ -141,7 +141,12 @@ pub struct Outbox {
     in_flight: Vec<InFlight>,
     next_batch: u32,
     published: u64,
-    dropped: u64,
+    /// Updates dropped by overflow.
+    dropped_updates: u64,
+    /// Starts, stops and syncs dropped by overflow.
+    dropped_starts_stops: u64,
+    /// Events restored from spools.
+    restored: u64,
 }
 
 impl Outbox {
@@ -165,7 +170,9 @@ impl Outbox {
             in_flight: Vec::new(),
             next_batch: 0,
             published: 0,
-            dropped: 0,
+            dropped_updates: 0,
+            dropped_starts_stops: 0,
+            restored: 0,
         }
     }
 
@@ -186,7 +193,22 @@ impl Outbox {
 
     /// Events dropped by overflow so far.
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.dropped_updates + self.dropped_starts_stops
+    }
+
+    /// Of [`Outbox::dropped`]: interim updates.
+    pub fn dropped_updates(&self) -> u64 {
+        self.dropped_updates
+    }
+
+    /// Of [`Outbox::dropped`]: starts, stops and syncs (everything but updates).
+    pub fn dropped_starts_stops(&self) -> u64 {
+        self.dropped_starts_stops
+    }
+
+    /// Events put back by [`Outbox::restore`] so far.
+    pub fn restored(&self) -> u64 {
+        self.restored
     }
 
     /// Batches published and not yet acknowledged.
@@ -236,8 +258,10 @@ impl Outbox {
             .or_else(|| e.iter().position(|x| x.event.is_droppable()))
             .or_else(|| e.iter().position(|x| x.batch.is_none()))
             .unwrap_or(0);
-        if self.entries.remove(victim).is_some() {
-            self.dropped += 1;
+        match self.entries.remove(victim) {
+            Some(e) if e.event.is_droppable() => self.dropped_updates += 1,
+            Some(_) => self.dropped_starts_stops += 1,
+            None => {}
         }
     }
 
@@ -403,6 +427,7 @@ impl Outbox {
         let mut restored = Vec::new();
         let error = self.parse_spool(spool, &mut restored).err();
         let events = restored.len();
+        self.restored += events as u64;
         let current: Vec<Entry> = self.entries.drain(..).collect();
         for e in restored.into_iter().chain(current) {
             self.insert(e);
@@ -634,6 +659,8 @@ mod tests {
         o.push(stop(2, 6), true, 0); // 7: only starts/stops/syncs left: the oldest goes
         assert_eq!(seqs(&o), [3, 5, 6, 7]);
         assert_eq!(o.dropped(), 3);
+        // Counted by kind for the status: two updates, then the start (seq 1).
+        assert_eq!((o.dropped_updates(), o.dropped_starts_stops()), (2, 1));
     }
 
     #[test]
@@ -699,6 +726,7 @@ mod tests {
             }
         );
         assert_eq!(n.keys().collect::<Vec<_>>(), [(41, 1), (41, 2), (42, 1)]);
+        assert_eq!(n.restored(), 2, "the status reports the restored events");
         let b = n.take_batch("dev", 0, true).unwrap();
         let d = decode_batch(&b.payload).unwrap();
         assert_eq!((d.agent_epoch, d.boot_id, d.events.len()), (41, boot, 1));

@@ -234,14 +234,18 @@ fn status(max_interfaces: usize) -> impl Strategy<Value = Status> {
             proptest::option::of(text(MAX_TEXT_BYTES)),
         ),
         vec(interface(), 0..=max_interfaces),
-        (any::<[u64; 5]>(), any::<u32>()),
+        (any::<[u64; 5]>(), any::<u32>(), any::<[u64; 3]>()),
     )
         .prop_map(
             |(
                 (device_id, boot, agent_epoch, [online, graceful, clock_synced], [wall, up]),
                 (agent_version, name, organization, group),
                 interfaces,
-                ([published, dropped, reconnects, failed_joins, tracker_overflow], outbox),
+                (
+                    [published, dropped, reconnects, failed_joins, tracker_overflow],
+                    outbox,
+                    [dropped_updates, dropped_starts_stops, spool_restored],
+                ),
             )| Status {
                 device_id,
                 boot_id: BootId(boot),
@@ -262,6 +266,9 @@ fn status(max_interfaces: usize) -> impl Strategy<Value = Status> {
                 outbox_depth: outbox,
                 failed_joins,
                 tracker_overflow,
+                dropped_updates,
+                dropped_starts_stops,
+                spool_restored,
             },
         )
 }

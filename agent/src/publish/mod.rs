@@ -197,6 +197,9 @@ impl Publisher {
             outbox_depth: u32::try_from(self.outbox.depth()).unwrap_or(u32::MAX),
             failed_joins: src.failed_joins,
             tracker_overflow: src.tracker_overflow,
+            dropped_updates: self.outbox.dropped_updates(),
+            dropped_starts_stops: self.outbox.dropped_starts_stops(),
+            spool_restored: self.outbox.restored(),
         }
     }
 
