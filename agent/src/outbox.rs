@@ -21,7 +21,8 @@ use wifisess_wire::{BatchHead, BatchWriter, BootId, Offset, RawEvent, Stamp};
 
 use crate::session::Timed;
 
-/// Tuning of the outbox, from the configuration.
+/// Tuning of the outbox: capacity and batch wait from the configuration (`outbox_capacity`,
+/// `batch_ms`), the rest fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboxConfig {
     /// Most events held (pending plus in flight); beyond it the overflow policy drops.
@@ -36,11 +37,13 @@ pub struct OutboxConfig {
     pub max_in_flight: usize,
 }
 
-impl Default for OutboxConfig {
-    fn default() -> Self {
+impl OutboxConfig {
+    /// `capacity` events, batches due after `batch_ms`; at most 64 events and 8 KiB per batch,
+    /// 8 batches in flight.
+    pub fn new(capacity: usize, batch_ms: u64) -> Self {
         OutboxConfig {
-            capacity: 1024,
-            batch_ms: 100,
+            capacity,
+            batch_ms,
             max_batch_events: 64,
             max_batch_bytes: 8 * 1024,
             max_in_flight: 8,
@@ -574,10 +577,7 @@ mod tests {
     }
 
     fn cfg(capacity: usize) -> OutboxConfig {
-        OutboxConfig {
-            capacity,
-            ..OutboxConfig::default()
-        }
+        OutboxConfig::new(capacity, 100)
     }
 
     fn seqs(o: &Outbox) -> Vec<u64> {
@@ -667,10 +667,9 @@ mod tests {
     fn batches_respect_the_event_and_byte_limits() {
         let mut o = Outbox::new(
             OutboxConfig {
-                capacity: 100,
                 max_batch_events: 10,
                 max_batch_bytes: 300,
-                ..OutboxConfig::default()
+                ..cfg(100)
             },
             1,
             BootId::default(),
@@ -817,7 +816,7 @@ mod tests {
             /// drop of a non-update, no update was held).
             #[test]
             fn accounting_holds(ops in proptest::collection::vec(op(), 1..200), cap in 1usize..20) {
-                let mut o = Outbox::new(OutboxConfig { capacity: cap, max_batch_events: 3, ..OutboxConfig::default() }, 5, BootId::default());
+                let mut o = Outbox::new(OutboxConfig { capacity: cap, max_batch_events: 3, ..cfg(cap) }, 5, BootId::default());
                 let mut accepted = 0u64;
                 let mut unsent: Vec<BatchId> = Vec::new();
                 let mut next_pkid = 1u16;

@@ -1,10 +1,13 @@
 //! The `stations` / `watch` command line, on this host. Without a wireless driver (no
 //! cfg80211, as on CI machines) both must fail with the documented message and exit 1.
 
+mod bin_support;
+
 use std::process::Command;
 
+/// `watch` is a devtools command: the binary built with it (see bin_support).
 fn agent(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wifisess-agent"))
+    Command::new(bin_support::agent_bin(env!("CARGO_BIN_EXE_wifisess-agent")))
         .args(args)
         .output()
         .unwrap()

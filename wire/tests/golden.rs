@@ -376,7 +376,8 @@ fn golden_values_are_realistic() {
 /// time, without keys 19..21): it still decodes, the counters it lacks read as 0.
 #[test]
 fn a_status_of_an_older_agent_decodes_with_the_newer_counters_at_zero() {
-    const OLD: &str = "b3006b61702d6c6f6262792d303101504f0b9a2c7d1e4c3b9a852e6f1d0c7b43021a5e1fa9c3\
+    const OLD: &str =
+        "b3006b61702d6c6f6262792d303101504f0b9a2c7d1e4c3b9a852e6f1d0c7b43021a5e1fa9c3\
         03f504f4051b0000019aaaabfef0061ace0a428907f50865302e312e30096a4c6f62627920415020310a6b\
         4772616e6420486f74656c0b726275696c64696e672d612f666c6f6f722d300c82a50068706879302d6170\
         30010c02469483c40102030358204772616e6420486f74656c2043656e7472616c202d2047756573747320\

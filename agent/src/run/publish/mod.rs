@@ -6,7 +6,6 @@
 //! `Sent(pkid)` to its publishes in the order it made them, so every PUBACK releases exactly
 //! the events of the publish it acknowledges.
 
-pub mod clock_sync;
 pub mod link;
 #[cfg(feature = "tls")]
 mod tls;
@@ -18,10 +17,12 @@ use crate::error::Context as _;
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::task::JoinHandle;
-use wifisess_wire::{encode_status, BootId, InterfaceInfo, Stamp, Status};
+use wifisess_wire::{encode_status, BootId, Status};
 
 pub use link::NetMsg;
 
+use super::source::SourceInfo;
+use crate::clock::Now;
 use crate::config::Config;
 use crate::outbox::{BatchId, Outbox};
 use crate::session::Timed;
@@ -41,17 +42,6 @@ pub struct Identity {
     pub organization: Option<String>,
     /// `group` option.
     pub group: Option<String>,
-}
-
-/// What the station side reports in the status.
-#[derive(Clone, Debug, Default)]
-pub struct SourceInfo {
-    /// The AP interfaces watched.
-    pub interfaces: Vec<InterfaceInfo>,
-    /// Stations that never authorized.
-    pub failed_joins: u64,
-    /// Stations the session table had no room for.
-    pub tracker_overflow: u64,
 }
 
 /// What a publish in flight carried (to match `Sent(pkid)` in order).
@@ -129,7 +119,7 @@ impl Publisher {
         id: Identity,
         outbox: Outbox,
         seed: u32,
-        now: Stamp,
+        now: &Now,
     ) -> crate::error::Result<Publisher> {
         let base = format!("{}/{}", cfg.topic_prefix, cfg.device_id);
         let status_topic = format!("{base}/status");
@@ -166,7 +156,7 @@ impl Publisher {
     }
 
     /// True while connected.
-    pub fn connected(&self) -> bool {
+    pub fn is_connected(&self) -> bool {
         self.client.is_some()
     }
 
@@ -176,7 +166,7 @@ impl Publisher {
     }
 
     /// A status message now.
-    pub fn status(&self, online: bool, graceful: bool, now: Stamp, src: &SourceInfo) -> Status {
+    pub fn status(&self, online: bool, graceful: bool, now: &Now, src: &SourceInfo) -> Status {
         Status {
             device_id: self.id.device_id.clone(),
             boot_id: self.id.boot_id,
@@ -185,7 +175,7 @@ impl Publisher {
             graceful,
             wall_ms: now.wall_ms,
             uptime_ms: now.uptime_ms,
-            clock_synced: clock_sync::synced(now.wall_ms),
+            clock_synced: now.synced,
             agent_version: env!("CARGO_PKG_VERSION").into(),
             name: self.id.name.clone(),
             organization: self.id.organization.clone(),
@@ -203,13 +193,12 @@ impl Publisher {
         }
     }
 
-    /// Numbers and queues an event (see [`Outbox::push`]); `now_ms` is monotonic.
-    pub fn push(&mut self, t: Timed, now_ms: u64) -> u64 {
-        let synced = clock_sync::synced(t.at.wall_ms);
-        self.outbox.push(t, synced, now_ms)
+    /// Numbers and queues an event (see [`Outbox::push`]) taken at `now`.
+    pub fn push(&mut self, t: Timed, now: &Now) -> u64 {
+        self.outbox.push(t, now.synced, now.uptime_ms)
     }
 
-    /// When (monotonic ms) [`Publisher::flush`] has a batch to send, while connected.
+    /// When (uptime ms) [`Publisher::flush`] has a batch to send, while connected.
     pub fn due_at(&self) -> Option<u64> {
         self.client.as_ref()?;
         self.outbox.due_at()
@@ -220,26 +209,23 @@ impl Publisher {
         self.rx.recv().await
     }
 
-    /// Applies a message from the connection task. After a connect: publishes the online
-    /// status, queues a sync event from `sync`, and sends everything pending at once.
-    pub fn handle(
-        &mut self,
-        msg: NetMsg,
-        now: Stamp,
-        now_ms: u64,
-        sync: impl FnOnce() -> Timed,
-        src: &SourceInfo,
-    ) {
+    /// Connected: publishes the online status, queues `sync` (the source's sync event) and
+    /// sends everything pending at once.
+    pub fn connected(&mut self, client: AsyncClient, now: &Now, sync: Timed, src: &SourceInfo) {
+        self.connects += 1;
+        self.client = Some(client);
+        self.awaiting.clear();
+        let st = encode_status(&self.status(true, false, now, src));
+        self.send(Carried::Status, &self.status_topic.clone(), true, st);
+        self.push(sync, now);
+        self.flush(now, true);
+    }
+
+    /// Applies a message from the connection task other than [`NetMsg::Up`] (that one is
+    /// [`Publisher::connected`]).
+    pub fn handle(&mut self, msg: NetMsg) {
         match msg {
-            NetMsg::Up(client) => {
-                self.connects += 1;
-                self.client = Some(client);
-                self.awaiting.clear();
-                let st = encode_status(&self.status(true, false, now, src));
-                self.send(Carried::Status, &self.status_topic.clone(), true, st);
-                self.push(sync(), now_ms);
-                self.flush(now_ms, true);
-            }
+            NetMsg::Up(_) => log::warn!("a connection the publisher was not given"),
             NetMsg::Sent(pkid) => match self.awaiting.pop_front() {
                 Some(Carried::Batch(id)) => self.outbox.sent(id, pkid),
                 Some(Carried::Offline) => self.offline_pkid = Some(pkid),
@@ -264,11 +250,14 @@ impl Publisher {
         }
     }
 
-    /// Publishes the batches that are due at `now_ms` (all pending ones with `force`), while
+    /// Publishes the batches that are due at `now` (all pending ones with `force`), while
     /// connected and the in-flight window has room.
-    pub fn flush(&mut self, now_ms: u64, force: bool) {
+    pub fn flush(&mut self, now: &Now, force: bool) {
         while self.client.is_some() {
-            let Some(b) = self.outbox.take_batch(&self.id.device_id, now_ms, force) else {
+            let Some(b) = self
+                .outbox
+                .take_batch(&self.id.device_id, now.uptime_ms, force)
+            else {
                 break;
             };
             log::debug!(
@@ -303,30 +292,28 @@ impl Publisher {
     /// Graceful stop: sends what is pending and waits up to `linger` for acknowledgements,
     /// then publishes the graceful offline status and disconnects (so the broker does not
     /// publish the Last Will). Returns the outbox, holding whatever is still unacknowledged.
+    /// `clock` is read once per message received meanwhile.
     pub async fn shutdown(
         mut self,
         linger: Duration,
-        now: impl Fn() -> (Stamp, u64),
+        clock: impl Fn() -> Now,
         src: &SourceInfo,
     ) -> Outbox {
         let deadline = tokio::time::Instant::now() + linger;
-        let (_, ms) = now();
-        self.flush(ms, true);
+        self.flush(&clock(), true);
         while self.client.is_some() && self.outbox.depth() > 0 {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(NetMsg::Up(_))) | Ok(None) | Err(_) => break,
                 Ok(Some(m)) => {
-                    let (st, ms) = now();
-                    self.handle(m, st, ms, || unreachable_sync(st), src);
-                    self.flush(ms, true);
+                    self.handle(m);
+                    self.flush(&clock(), true);
                 }
             }
         }
         // Not-yet-acknowledged batches go to the spool: forget that they are in flight.
         self.outbox.disconnected();
         if self.client.is_some() {
-            let (st, _) = now();
-            let off = encode_status(&self.status(false, true, st, src));
+            let off = encode_status(&self.status(false, true, &clock(), src));
             self.send(Carried::Offline, &self.status_topic.clone(), true, off);
             while self.client.is_some() && !self.offline_acked {
                 match tokio::time::timeout_at(deadline + Duration::from_secs(2), self.rx.recv())
@@ -368,13 +355,5 @@ impl Publisher {
         }
         let _ = self.closed;
         self.outbox
-    }
-}
-
-/// No sync is due during shutdown (no new connection is taken).
-fn unreachable_sync(now: Stamp) -> Timed {
-    Timed {
-        at: now,
-        event: wifisess_wire::Event::Unknown { kind: u32::MAX },
     }
 }
