@@ -24,7 +24,9 @@ Usage:
 #[cfg(feature = "devtools")]
 const HELP_WATCH: &str = "\
   wifisess-agent watch [--interface IF]... [--rejoin-grace S] [--interim S] [--poll S]
-      Track sessions and print each session event as one JSON line on stdout.
+                       [--log-level L]
+      Track sessions and print each session event as one JSON line on stdout (logs on
+      stderr).
       Defaults: the options rejoin_grace, interim_interval, poll_interval.
 ";
 #[cfg(not(feature = "devtools"))]
@@ -57,7 +59,7 @@ enum Command {
         json: bool,
     },
     #[cfg(feature = "devtools")]
-    Watch(run::SourceOptions),
+    Watch(run::SourceOptions, log::LevelFilter),
     Run(RunArgs),
 }
 
@@ -129,8 +131,16 @@ fn parse_args(mut p: lexopt::Parser) -> Result<Command, String> {
         #[cfg(feature = "devtools")]
         "watch" => {
             let mut o = run::SourceOptions::defaults();
+            let mut level = log::LevelFilter::Info;
             while let Some(a) = p.next().map_err(lexerr)? {
                 match a {
+                    Long("log-level") => {
+                        let v = p.value().map_err(lexerr)?.string().map_err(lexerr)?;
+                        level = match settings::check(settings::Kind::LogLevel, &v) {
+                            Ok(settings::Value::LogLevel(l)) => l,
+                            _ => return Err(format!("--log-level: {v:?} is not a log level")),
+                        };
+                    }
                     Long("interface") | Short('i') => o
                         .interfaces
                         .push(p.value().map_err(lexerr)?.string().map_err(lexerr)?),
@@ -146,7 +156,7 @@ fn parse_args(mut p: lexopt::Parser) -> Result<Command, String> {
                     a => return Err(a.unexpected().to_string()),
                 }
             }
-            Ok(Command::Watch(o))
+            Ok(Command::Watch(o, level))
         }
         "run" => Ok(Command::Run(parse_run_args(&mut p, false)?)),
         "check-config" => Ok(Command::Run(parse_run_args(&mut p, true)?)),
@@ -216,8 +226,8 @@ pub fn main() -> ExitCode {
         }
         Command::Stations { json } => stations::stations(json, &mut stdout.lock()),
         #[cfg(feature = "devtools")]
-        Command::Watch(o) => {
-            logger::init(log::LevelFilter::Info, Streams::Stderr);
+        Command::Watch(o, level) => {
+            logger::init(level, Streams::Stderr);
             watch::watch(o, &mut stdout.lock())
         }
         Command::Run(a) => return run_or_check(a),
