@@ -1,6 +1,7 @@
 //! The command line: parses arguments, loads the configuration, dispatches to the commands,
 //! and decides every exit code (0 ok, 1 runtime failure, 2 bad usage or configuration).
 
+pub mod args;
 pub mod json;
 pub mod stations;
 #[cfg(feature = "devtools")]
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use crate::config::{self, settings, Flags};
 use crate::logger::{self, Streams};
 use crate::run::{self, SourceKind};
+use args::{Arg, Args};
 
 const HELP: &str = "\
 wifisess-agent — Wi-Fi client sessions from nl80211
@@ -77,8 +79,7 @@ pub struct RunArgs {
 /// `S` or `S.FFF` seconds as ms (rounded to the ms). Decimal only: no float parser in the
 /// binary (it costs ~15 KB of code and tables, see docs/BENCHMARKS.md).
 #[cfg(feature = "devtools")]
-fn seconds_ms(v: std::ffi::OsString, opt: &str) -> Result<u64, String> {
-    let s = v.to_string_lossy();
+fn seconds_ms(s: String, opt: &str) -> Result<u64, String> {
     let bad = || format!("{opt}: not a number of seconds: {s:?}");
     let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
     let digits = |t: &str| t.bytes().all(|c| c.is_ascii_digit());
@@ -103,27 +104,25 @@ fn seconds_ms(v: std::ffi::OsString, opt: &str) -> Result<u64, String> {
     Ok(secs * 1000 + (tenths + 5) / 10)
 }
 
-fn lexerr(e: lexopt::Error) -> String {
-    e.to_string()
-}
-
-fn parse_args(mut p: lexopt::Parser) -> Result<Command, String> {
-    use lexopt::prelude::*;
-    let sub = match p.next().map_err(lexerr)? {
+fn parse_args(mut p: Args) -> Result<Command, String> {
+    let sub = match p.next_arg()? {
         None => return Ok(Command::Help),
-        Some(Long("help") | Short('h')) => return Ok(Command::Help),
-        Some(Long("version") | Short('V')) => return Ok(Command::Version),
-        Some(Value(v)) => v.string().map_err(lexerr)?,
-        Some(a) => return Err(a.unexpected().to_string()),
+        Some(Arg::Long(l)) if l == "help" => return Ok(Command::Help),
+        Some(Arg::Short('h')) => return Ok(Command::Help),
+        Some(Arg::Long(l)) if l == "version" => return Ok(Command::Version),
+        Some(Arg::Short('V')) => return Ok(Command::Version),
+        Some(Arg::Value(v)) => v,
+        Some(a) => return Err(a.unexpected()),
     };
     match sub.as_str() {
         "stations" => {
             let mut json = false;
-            while let Some(a) = p.next().map_err(lexerr)? {
+            while let Some(a) = p.next_arg()? {
                 match a {
-                    Long("json") => json = true,
-                    Long("help") | Short('h') => return Ok(Command::Help),
-                    a => return Err(a.unexpected().to_string()),
+                    Arg::Long(l) if l == "json" => json = true,
+                    Arg::Long(l) if l == "help" => return Ok(Command::Help),
+                    Arg::Short('h') => return Ok(Command::Help),
+                    a => return Err(a.unexpected()),
                 }
             }
             Ok(Command::Stations { json })
@@ -132,28 +131,27 @@ fn parse_args(mut p: lexopt::Parser) -> Result<Command, String> {
         "watch" => {
             let mut o = run::SourceOptions::defaults();
             let mut level = log::LevelFilter::Info;
-            while let Some(a) = p.next().map_err(lexerr)? {
-                match a {
-                    Long("log-level") => {
-                        let v = p.value().map_err(lexerr)?.string().map_err(lexerr)?;
+            while let Some(a) = p.next_arg()? {
+                let name = match &a {
+                    Arg::Long(l) => l.as_str(),
+                    Arg::Short('i') => "interface",
+                    Arg::Short('h') => "help",
+                    _ => return Err(a.unexpected()),
+                };
+                match name {
+                    "log-level" => {
+                        let v = p.value()?;
                         level = match settings::check(settings::Kind::LogLevel, &v) {
                             Ok(settings::Value::LogLevel(l)) => l,
                             _ => return Err(format!("--log-level: {v:?} is not a log level")),
                         };
                     }
-                    Long("interface") | Short('i') => o
-                        .interfaces
-                        .push(p.value().map_err(lexerr)?.string().map_err(lexerr)?),
-                    Long("rejoin-grace") => {
-                        o.rejoin_grace_ms =
-                            seconds_ms(p.value().map_err(lexerr)?, "--rejoin-grace")?
-                    }
-                    Long("interim") => {
-                        o.interim_ms = seconds_ms(p.value().map_err(lexerr)?, "--interim")?
-                    }
-                    Long("poll") => o.poll_ms = seconds_ms(p.value().map_err(lexerr)?, "--poll")?,
-                    Long("help") | Short('h') => return Ok(Command::Help),
-                    a => return Err(a.unexpected().to_string()),
+                    "interface" => o.interfaces.push(p.value()?),
+                    "rejoin-grace" => o.rejoin_grace_ms = seconds_ms(p.value()?, "--rejoin-grace")?,
+                    "interim" => o.interim_ms = seconds_ms(p.value()?, "--interim")?,
+                    "poll" => o.poll_ms = seconds_ms(p.value()?, "--poll")?,
+                    "help" => return Ok(Command::Help),
+                    _ => return Err(a.unexpected()),
                 }
             }
             Ok(Command::Watch(o, level))
@@ -169,37 +167,34 @@ fn parse_args(mut p: lexopt::Parser) -> Result<Command, String> {
 ///
 /// # Errors
 /// An unknown option or a missing value, as one line.
-fn parse_run_args(p: &mut lexopt::Parser, check_only: bool) -> Result<RunArgs, String> {
-    use lexopt::prelude::*;
+fn parse_run_args(p: &mut Args, check_only: bool) -> Result<RunArgs, String> {
     let mut a = RunArgs {
         check_only,
         ..RunArgs::default()
     };
-    let val = |p: &mut lexopt::Parser| -> Result<String, String> {
-        p.value().map_err(lexerr)?.string().map_err(lexerr)
-    };
-    while let Some(arg) = p.next().map_err(lexerr)? {
+    while let Some(arg) = p.next_arg()? {
         let setting = match &arg {
-            Long(f) if !check_only => settings::by_flag(f),
-            Short('i') if !check_only => settings::find("interface"),
+            Arg::Long(f) if !check_only => settings::by_flag(f),
+            Arg::Short('i') if !check_only => settings::find("interface"),
             _ => None,
         };
         if let Some(s) = setting {
-            a.flags.values.push((s.name, val(p)?));
+            a.flags.values.push((s.name, p.value()?));
             continue;
         }
-        match arg {
-            Long("config") | Short('c') => a.flags.config = Some(val(p)?.into()),
+        match &arg {
+            Arg::Long(l) if l == "config" => a.flags.config = Some(p.value()?.into()),
+            Arg::Short('c') => a.flags.config = Some(p.value()?.into()),
             #[cfg(feature = "devtools")]
-            Long("synthetic") if !check_only => {
-                let v = val(p)?;
+            Arg::Long(l) if l == "synthetic" && !check_only => {
+                let v = p.value()?;
                 let (n, ms) = v.split_once(':').unwrap_or((&v, "10"));
                 match (n.parse(), ms.parse()) {
                     (Ok(n), Ok(ms)) => a.synthetic = Some((n, ms)),
                     _ => return Err(format!("--synthetic: {v:?} is not COUNT[:MS]")),
                 }
             }
-            a => return Err(a.unexpected().to_string()),
+            _ => return Err(arg.unexpected()),
         }
     }
     Ok(a)
@@ -207,7 +202,7 @@ fn parse_run_args(p: &mut lexopt::Parser, check_only: bool) -> Result<RunArgs, S
 
 /// The program: parses the command line, runs the command, returns the exit status.
 pub fn main() -> ExitCode {
-    let command = match parse_args(lexopt::Parser::from_env()) {
+    let command = match parse_args(Args::from_env()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("wifisess-agent: {e}");
@@ -301,7 +296,7 @@ mod tests {
     use super::*;
 
     fn args(a: &[&str]) -> Result<Command, String> {
-        parse_args(lexopt::Parser::from_args(a.iter().copied()))
+        parse_args(Args::new(a.iter().copied()))
     }
 
     #[test]
@@ -343,7 +338,7 @@ mod tests {
 
     #[cfg(feature = "devtools")]
     fn ms(s: &str) -> Result<u64, String> {
-        seconds_ms(s.into(), "--poll")
+        seconds_ms(s.to_string(), "--poll")
     }
 
     #[cfg(feature = "devtools")]
