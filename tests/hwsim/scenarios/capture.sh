@@ -41,7 +41,10 @@ wait_for 10 sh -c '[ "$(grep -c "\"kind\":\"stop\"" /tmp/watch-ifdown.jsonl)" -g
 stop_watch
 cat /tmp/watch-ifdown.jsonl
 # Keep only the events there (the dumps and probes are in the sets above).
-find /tmp/cap/ifdown -name '*.bin' ! -name '*-event.bin' -delete
+wait_for 10 sh -c "! kill -0 $(cat /tmp/watch.pid) 2>/dev/null" || fail "watch did not exit"
+for f in /tmp/cap/ifdown/*.bin; do
+    case "$f" in *-event.bin) ;; *) rm -f "$f" ;; esac
+done
 
 # Keep the events, the first dumps and two single-station answers (the probes repeat).
 ls /tmp/cap/events/*-NL80211_CMD_GET_STATION.bin | sed 1,2d | xargs rm -f
