@@ -291,7 +291,7 @@ fn events_when_the_interface_goes_down() {
     let le = parse_set("ifdown", Endian::Little);
     let be = parse_set("ifdown", Endian::Big);
     assert_eq!(le, be);
-    let pos = |f: &dyn Fn(&Event) -> bool| le.events.iter().position(|e| f(e));
+    let pos = |f: &dyn Fn(&Event) -> bool| le.events.iter().position(f);
     let del = pos(&|e| matches!(e, Event::DelStation(m) if m.station.mac == WLAN2))
         .expect("DEL_STATION for wlan2");
     let Event::DelStation(m) = &le.events[del] else {
