@@ -16,6 +16,10 @@ use settings::{Kind, Setting, Value, SETTINGS};
 /// The UCI file read when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/config/wifisess";
 
+/// The CA bundle `mqtts://` brokers are verified against when `ca_file` is not set (OpenWrt's
+/// `ca-bundle` package, Debian's `ca-certificates`).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// Where an effective value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -445,6 +449,19 @@ fn parse(raw: &[Raw]) -> Result<Config, ConfigError> {
             "option mac_key: not set, but mac_privacy is hmac".into(),
         ));
     }
+    let broker = match get("broker") {
+        Some(Value::Broker(b)) => Some(b.clone()),
+        _ => None,
+    };
+    if broker.as_ref().is_some_and(|b| b.tls)
+        && path("ca_file").is_none()
+        && !Path::new(SYSTEM_CA_BUNDLE).is_file()
+    {
+        return Err(ConfigError(format!(
+            "option ca_file: not set, and the system CA bundle {SYSTEM_CA_BUNDLE} does not exist \
+             (install ca-bundle, or set ca_file)"
+        )));
+    }
     let (cert_file, key_file) = (path("cert_file"), path("key_file"));
     if cert_file.is_some() != key_file.is_some() {
         return Err(ConfigError(
@@ -457,10 +474,7 @@ fn parse(raw: &[Raw]) -> Result<Config, ConfigError> {
         organization: text("organization"),
         group: text("group"),
         name: text("name"),
-        broker: match get("broker") {
-            Some(Value::Broker(b)) => Some(b.clone()),
-            _ => None,
-        },
+        broker,
         username: text("username"),
         password: text("password"),
         ca_file: path("ca_file"),

@@ -393,6 +393,24 @@ mod tests {
         }
     }
 
+    /// The package's UCI defaults (openwrt-package/files/wifisess.config) say what the table
+    /// says, but for `enabled`, which the package sets to 0 until a broker is configured.
+    #[test]
+    fn the_package_defaults_are_the_table() {
+        let text = include_str!("../../../openwrt-package/files/wifisess.config");
+        let sections = super::super::uci::parse(text).unwrap();
+        let agent = sections.iter().find(|s| s.stype == "agent").unwrap();
+        assert!(!agent.entries.is_empty());
+        for e in &agent.entries {
+            let s = find(&e.key).unwrap_or_else(|| panic!("unknown option {}", e.key));
+            if s.name == "enabled" {
+                assert_eq!(e.value, "0");
+                continue;
+            }
+            assert_eq!(Some(e.value.as_str()), s.default, "option {}", s.name);
+        }
+    }
+
     #[test]
     fn booleans_are_openwrts() {
         for t in ["1", "yes", "on", "true", "enabled"] {

@@ -4,17 +4,17 @@
 use crate::error::Context as _;
 use rumqttc::{TlsConfiguration, Transport};
 
-use crate::config::Config;
-
-/// The system CA bundle on OpenWrt (`ca-bundle` package) and Debian.
-const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+use crate::config::{Config, SYSTEM_CA_BUNDLE};
 
 /// The TLS transport for `cfg`.
 ///
 /// # Errors
 /// A CA, certificate or key file cannot be read.
 pub fn transport(cfg: &Config) -> crate::error::Result<Transport> {
-    let ca_path = cfg.ca_file.clone().unwrap_or_else(|| SYSTEM_CA.into());
+    let ca_path = cfg
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
     let ca = std::fs::read(&ca_path)
         .with_context(|| format!("option ca_file: cannot read {}", ca_path.display()))?;
     let client_auth = match (&cfg.cert_file, &cfg.key_file) {
