@@ -223,13 +223,15 @@ impl Nl80211Source {
                 )
             }
             Event::InterfaceChanged { cmd, ifindex, .. } => {
-                log::debug!(
-                    "{} on ifindex {}",
-                    cmd.kernel_name().unwrap_or("NL80211_CMD"),
-                    ifindex.unwrap_or(0)
-                );
+                let cmd = cmd.kernel_name().unwrap_or("NL80211_CMD");
+                log::debug!("{cmd} on ifindex {}", ifindex.unwrap_or(0));
                 if let Some(i) = ev.ap_down().filter(|&i| self.watched(i)) {
-                    log::info!("interface {i} is down: its sessions stop");
+                    let name = self
+                        .ifaces
+                        .iter()
+                        .find(|f| f.ifindex == i)
+                        .map_or("", |f| &f.ifname);
+                    log::info!("{name} (ifindex {i}) is down ({cmd}): its sessions stop");
                     self.feed(Seen::InterfaceDown { ifindex: i }, now, out);
                 }
                 return true;

@@ -75,6 +75,6 @@ round "interface deleted" "iw dev wlan0 del" \
     "end_hostapd; iw phy phy0 interface add wlan0 type managed; restart_ap"
 
 say "kernel events the agent saw:"
-grep -E 'NL80211_CMD_|DEL_STATION|interface [0-9]+ is down' /tmp/agent-watch.log
+grep -E 'NL80211_CMD_|DEL_STATION| is down ' /tmp/agent-watch.log
 cat /tmp/watch.jsonl
 pass
