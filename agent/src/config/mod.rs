@@ -457,10 +457,11 @@ fn parse(raw: &[Raw]) -> Result<Config, ConfigError> {
         && path("ca_file").is_none()
         && !Path::new(SYSTEM_CA_BUNDLE).is_file()
     {
-        return Err(ConfigError(format!(
-            "option ca_file: not set, and the system CA bundle {SYSTEM_CA_BUNDLE} does not exist \
-             (install ca-bundle, or set ca_file)"
-        )));
+        return Err(ConfigError(
+            "option ca_file: not set, and the system CA bundle /etc/ssl/certs/ca-certificates.crt \
+             does not exist (install ca-bundle, or set ca_file)"
+                .into(),
+        ));
     }
     let (cert_file, key_file) = (path("cert_file"), path("key_file"));
     if cert_file.is_some() != key_file.is_some() {
