@@ -21,7 +21,8 @@ use wifisess_wire::{BatchHead, BatchWriter, BootId, Offset, RawEvent, Stamp};
 
 use crate::session::Timed;
 
-/// Tuning of the outbox, from the configuration.
+/// Tuning of the outbox: capacity and batch wait from the configuration (`outbox_capacity`,
+/// `batch_ms`), the rest fixed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboxConfig {
     /// Most events held (pending plus in flight); beyond it the overflow policy drops.
@@ -36,11 +37,13 @@ pub struct OutboxConfig {
     pub max_in_flight: usize,
 }
 
-impl Default for OutboxConfig {
-    fn default() -> Self {
+impl OutboxConfig {
+    /// `capacity` events, batches due after `batch_ms`; at most 64 events and 8 KiB per batch,
+    /// 8 batches in flight.
+    pub fn new(capacity: usize, batch_ms: u64) -> Self {
         OutboxConfig {
-            capacity: 1024,
-            batch_ms: 100,
+            capacity,
+            batch_ms,
             max_batch_events: 64,
             max_batch_bytes: 8 * 1024,
             max_in_flight: 8,
@@ -141,7 +144,12 @@ pub struct Outbox {
     in_flight: Vec<InFlight>,
     next_batch: u32,
     published: u64,
-    dropped: u64,
+    /// Updates dropped by overflow.
+    dropped_updates: u64,
+    /// Starts, stops and syncs dropped by overflow.
+    dropped_starts_stops: u64,
+    /// Events restored from spools.
+    restored: u64,
 }
 
 impl Outbox {
@@ -165,7 +173,9 @@ impl Outbox {
             in_flight: Vec::new(),
             next_batch: 0,
             published: 0,
-            dropped: 0,
+            dropped_updates: 0,
+            dropped_starts_stops: 0,
+            restored: 0,
         }
     }
 
@@ -186,7 +196,22 @@ impl Outbox {
 
     /// Events dropped by overflow so far.
     pub fn dropped(&self) -> u64 {
-        self.dropped
+        self.dropped_updates + self.dropped_starts_stops
+    }
+
+    /// Of [`Outbox::dropped`]: interim updates.
+    pub fn dropped_updates(&self) -> u64 {
+        self.dropped_updates
+    }
+
+    /// Of [`Outbox::dropped`]: starts, stops and syncs (everything but updates).
+    pub fn dropped_starts_stops(&self) -> u64 {
+        self.dropped_starts_stops
+    }
+
+    /// Events put back by [`Outbox::restore`] so far.
+    pub fn restored(&self) -> u64 {
+        self.restored
     }
 
     /// Batches published and not yet acknowledged.
@@ -236,8 +261,10 @@ impl Outbox {
             .or_else(|| e.iter().position(|x| x.event.is_droppable()))
             .or_else(|| e.iter().position(|x| x.batch.is_none()))
             .unwrap_or(0);
-        if self.entries.remove(victim).is_some() {
-            self.dropped += 1;
+        match self.entries.remove(victim) {
+            Some(e) if e.event.is_droppable() => self.dropped_updates += 1,
+            Some(_) => self.dropped_starts_stops += 1,
+            None => {}
         }
     }
 
@@ -403,6 +430,7 @@ impl Outbox {
         let mut restored = Vec::new();
         let error = self.parse_spool(spool, &mut restored).err();
         let events = restored.len();
+        self.restored += events as u64;
         let current: Vec<Entry> = self.entries.drain(..).collect();
         for e in restored.into_iter().chain(current) {
             self.insert(e);
@@ -549,10 +577,7 @@ mod tests {
     }
 
     fn cfg(capacity: usize) -> OutboxConfig {
-        OutboxConfig {
-            capacity,
-            ..OutboxConfig::default()
-        }
+        OutboxConfig::new(capacity, 100)
     }
 
     fn seqs(o: &Outbox) -> Vec<u64> {
@@ -634,16 +659,17 @@ mod tests {
         o.push(stop(2, 6), true, 0); // 7: only starts/stops/syncs left: the oldest goes
         assert_eq!(seqs(&o), [3, 5, 6, 7]);
         assert_eq!(o.dropped(), 3);
+        // Counted by kind for the status: two updates, then the start (seq 1).
+        assert_eq!((o.dropped_updates(), o.dropped_starts_stops()), (2, 1));
     }
 
     #[test]
     fn batches_respect_the_event_and_byte_limits() {
         let mut o = Outbox::new(
             OutboxConfig {
-                capacity: 100,
                 max_batch_events: 10,
                 max_batch_bytes: 300,
-                ..OutboxConfig::default()
+                ..cfg(100)
             },
             1,
             BootId::default(),
@@ -699,6 +725,7 @@ mod tests {
             }
         );
         assert_eq!(n.keys().collect::<Vec<_>>(), [(41, 1), (41, 2), (42, 1)]);
+        assert_eq!(n.restored(), 2, "the status reports the restored events");
         let b = n.take_batch("dev", 0, true).unwrap();
         let d = decode_batch(&b.payload).unwrap();
         assert_eq!((d.agent_epoch, d.boot_id, d.events.len()), (41, boot, 1));
@@ -789,7 +816,7 @@ mod tests {
             /// drop of a non-update, no update was held).
             #[test]
             fn accounting_holds(ops in proptest::collection::vec(op(), 1..200), cap in 1usize..20) {
-                let mut o = Outbox::new(OutboxConfig { capacity: cap, max_batch_events: 3, ..OutboxConfig::default() }, 5, BootId::default());
+                let mut o = Outbox::new(OutboxConfig { capacity: cap, max_batch_events: 3, ..cfg(cap) }, 5, BootId::default());
                 let mut accepted = 0u64;
                 let mut unsent: Vec<BatchId> = Vec::new();
                 let mut next_pkid = 1u16;

@@ -46,6 +46,14 @@ pub enum Input<'a> {
         /// What the event carried.
         station: &'a StationInfo,
     },
+    /// The kernel announced that an AP interface stopped serving clients (`STOP_AP`,
+    /// `DEL_INTERFACE`, leaving AP mode), now. Its sessions stop at once with
+    /// `interface_down`; the interface stays known, so stations that join when it is back
+    /// start new sessions.
+    InterfaceDown {
+        /// The interface.
+        ifindex: u32,
+    },
     /// Nothing happened but time passed; call at [`Tracker::next_deadline`].
     Tick,
 }
@@ -95,8 +103,14 @@ const PENDING_GIVE_UP_MS: u64 = 30_000;
 /// A station missing from a dump is stopped no sooner than this after the dump: its
 /// `DEL_STATION` may still be queued behind the dump, and it is the better witness.
 const VANISHED_HOLD_MS: u64 = 2_000;
+/// A session whose station left at most this long before its interface went down stops
+/// with `interface_down` (at its leave time): the kernel and hostapd remove every station
+/// of an interface (`DEL_STATION` each) just before they announce the interface down.
+/// One that left earlier keeps its own reason.
+const DOWN_FLUSH_MS: u64 = 2_000;
 
-/// Settings of the tracker (SPEC §3.2).
+/// Settings of the tracker (SPEC §3.2), from the configuration (`rejoin_grace`,
+/// `interim_interval`, `mac_privacy`; their defaults are in `config::settings`).
 #[derive(Clone, Debug)]
 pub struct TrackerConfig {
     /// This boot's kernel boot id, hashed into every session id.
@@ -108,18 +122,6 @@ pub struct TrackerConfig {
     /// MAC privacy: when set, every published MAC is HMAC-SHA256(key, MAC) truncated to six
     /// bytes, locally administered.
     pub mac_key: Option<Vec<u8>>,
-}
-
-impl TrackerConfig {
-    /// The defaults of SPEC §3.2: 10 s rejoin grace, 300 s interim interval, no MAC privacy.
-    pub fn new(boot_id: BootId) -> Self {
-        TrackerConfig {
-            boot_id,
-            rejoin_grace_ms: 10_000,
-            interim_ms: 300_000,
-            mac_key: None,
-        }
-    }
 }
 
 /// Counters the tracker reports in the status message.
@@ -363,6 +365,7 @@ impl Tracker {
             Input::DelStation { ifindex, station } => {
                 self.station_gone(ifindex, &station.mac, Some(station), now)
             }
+            Input::InterfaceDown { ifindex } => self.interface_down(ifindex, now, out),
             Input::Tick => {}
         }
         self.run_timers(now, out);
@@ -428,23 +431,41 @@ impl Tracker {
         for i in list.iter().take(MAX_IFACES) {
             let _ = self.ifaces.push(i.clone());
         }
-        let gone: HVec<MacAddr, MAX_SESSIONS> = self
+        let gone: HVec<u32, MAX_SESSIONS> = self
             .sessions
-            .iter()
-            .filter(|(_, s)| self.iface(s.ifindex).is_none())
-            .map(|(m, _)| *m)
+            .values()
+            .map(|s| s.ifindex)
+            .filter(|&i| self.iface(i).is_none())
             .collect();
-        for mac in gone {
-            let left_at = self
-                .sessions
-                .get(&mac)
-                .and_then(|s| s.leaving)
-                .map_or(now, |l| l.at);
-            self.stop(&mac, StopReason::InterfaceDown, left_at, now, out);
+        for ifindex in gone {
+            self.interface_down(ifindex, now, out);
         }
         let ifaces = &self.ifaces;
         self.pending
             .retain(|p| ifaces.iter().any(|i| i.ifindex == p.ifindex));
+    }
+
+    /// Stops every session of `ifindex` at once: `interface_down` at `now`, or at the leave
+    /// time of a station that left just before (see [`DOWN_FLUSH_MS`]); one that left
+    /// earlier keeps its reason and time. Stations pending authorization are forgotten.
+    fn interface_down(&mut self, ifindex: u32, now: Stamp, out: &mut Vec<Output>) {
+        let on_it: HVec<(MacAddr, Option<Leaving>), MAX_SESSIONS> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.ifindex == ifindex)
+            .map(|(m, s)| (*m, s.leaving))
+            .collect();
+        for (mac, leaving) in on_it {
+            let (reason, at) = match leaving {
+                Some(l) if now.uptime_ms.saturating_sub(l.at.uptime_ms) > DOWN_FLUSH_MS => {
+                    (l.reason, l.at)
+                }
+                Some(l) => (StopReason::InterfaceDown, l.at),
+                None => (StopReason::InterfaceDown, now),
+            };
+            self.stop(&mac, reason, at, now, out);
+        }
+        self.pending.retain(|p| p.ifindex != ifindex);
     }
 
     fn dump(&mut self, ifindex: u32, stations: &[StationInfo], now: Stamp, out: &mut Vec<Output>) {

@@ -189,7 +189,7 @@ fn overflow_drops_updates_first_and_status_counts_the_drops() {
     for i in 0..30 {
         agent.tx.send(update(i)).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(300)); // let the agent take them (no broker: nothing to wait for)
+    agent.wait_taken(40);
     let _broker = Mosquitto::start_on(port, &dir, "");
     let seen = subscribe(port);
     wait_for(90, "the 10 starts", || {
@@ -206,6 +206,11 @@ fn overflow_drops_updates_first_and_status_counts_the_drops() {
             .map(|x| x.1.clone())
     });
     assert_eq!(status.dropped, 20, "the 20 oldest updates were dropped");
+    assert_eq!(
+        (status.dropped_updates, status.dropped_starts_stops),
+        (20, 0),
+        "by kind: only updates"
+    );
     let s = seen.lock().unwrap();
     let updates = s
         .batches

@@ -8,6 +8,7 @@
 //! `mosquitto-clients`: tests/install-deps.sh).
 #![cfg(feature = "tls")]
 
+mod bin_support;
 mod mqtt_support;
 
 use std::io::{BufRead as _, BufReader, Read};
@@ -17,7 +18,11 @@ use std::sync::{Arc, Mutex};
 
 use mqtt_support::{free_port, tempdir, Mosquitto};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wifisess-agent");
+/// The agent built with this test build's features (tls, devtools) in a target directory
+/// of its own (see bin_support).
+fn bin() -> &'static Path {
+    bin_support::agent_bin(env!("CARGO_BIN_EXE_wifisess-agent"))
+}
 
 /// Runs `openssl ARGS` in `dir`; panics with its stderr if it fails.
 fn openssl(dir: &Path, args: &[&str]) {
@@ -175,6 +180,8 @@ struct Lines {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// The agent's stdout reader (the agent's lines come on both streams).
+    out_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 fn collect(
@@ -206,6 +213,9 @@ impl Lines {
         assert!(ok.success());
         let st = self.child.wait().unwrap();
         self.reader.take().unwrap().join().unwrap();
+        if let Some(r) = self.out_reader.take() {
+            r.join().unwrap();
+        }
         (st.code().unwrap_or(-1), self.snapshot())
     }
 }
@@ -217,22 +227,31 @@ impl Drop for Lines {
     }
 }
 
-/// `wifisess-agent run --config CONF --synthetic N`, stderr collected.
+/// `wifisess-agent run --config CONF --synthetic N`, stdout and stderr collected (info lines
+/// go to stdout, warnings and errors to stderr) into one list.
 fn agent(conf: &Path, synthetic: &str) -> Lines {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["run", "--config"])
         .arg(conf)
         .args(["--synthetic", synthetic])
         .env_clear()
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let (lines, reader) = collect(child.stderr.take().unwrap());
+    let (l2, r2) = (lines.clone(), child.stdout.take().unwrap());
+    let out_reader = std::thread::spawn(move || {
+        for line in BufReader::new(r2).lines() {
+            let Ok(line) = line else { break };
+            l2.lock().unwrap().push(line);
+        }
+    });
     Lines {
         child,
         lines,
         reader: Some(reader),
+        out_reader: Some(out_reader),
     }
 }
 
@@ -264,6 +283,7 @@ fn tls_sub(port: u16, ca: &Path, topic: &str) -> Lines {
         child,
         lines,
         reader: Some(reader),
+        out_reader: None,
     };
     wait_or_show(20, "mosquitto_sub's SUBACK", &sub, || {
         sub.snapshot()

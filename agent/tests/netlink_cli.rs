@@ -1,10 +1,13 @@
 //! The `stations` / `watch` command line, on this host. Without a wireless driver (no
 //! cfg80211, as on CI machines) both must fail with the documented message and exit 1.
 
+mod bin_support;
+
 use std::process::Command;
 
+/// `watch` is a devtools command: the binary built with it (see bin_support).
 fn agent(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wifisess-agent"))
+    Command::new(bin_support::agent_bin(env!("CARGO_BIN_EXE_wifisess-agent")))
         .args(args)
         .output()
         .unwrap()
@@ -46,4 +49,22 @@ fn usage_errors_exit_2() {
     let out = agent(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("wifisess-agent watch"));
+}
+
+/// Issue 18: tests that start the agent ran `target/debug/wifisess-agent`, which any other
+/// `cargo build`/`cargo test` with other features rewrites (a test then got a binary without
+/// `--synthetic`: "invalid option"). They run a binary of their own now.
+#[test]
+fn the_tests_run_a_binary_of_their_own() {
+    let shared = std::path::Path::new(env!("CARGO_BIN_EXE_wifisess-agent"));
+    let own = bin_support::agent_bin(env!("CARGO_BIN_EXE_wifisess-agent"));
+    assert_ne!(own, shared);
+    assert!(
+        own.components().any(|c| c.as_os_str() == "agent-test-bins"),
+        "{}",
+        own.display()
+    );
+    let out = Command::new(own).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("run --synthetic"), "a devtools build: {help}");
 }

@@ -282,6 +282,40 @@ fn events_new_and_del_station() {
     assert!(!le.stations.is_empty());
 }
 
+/// Issue 18: what the kernel multicasts when an AP interface goes down (captured with a client
+/// on it: `ip link set wlan0 down`, up again, then `hostapd_cli disable`). The client's
+/// `DEL_STATION` comes first, then `STOP_AP` (link down) or `SET_INTERFACE` to station mode
+/// (hostapd giving the interface up): both say "this interface is down" (`Event::ap_down`).
+#[test]
+fn events_when_the_interface_goes_down() {
+    let le = parse_set("ifdown", Endian::Little);
+    let be = parse_set("ifdown", Endian::Big);
+    assert_eq!(le, be);
+    let pos = |f: &dyn Fn(&Event) -> bool| le.events.iter().position(f);
+    let del = pos(&|e| matches!(e, Event::DelStation(m) if m.station.mac == WLAN2))
+        .expect("DEL_STATION for wlan2");
+    let Event::DelStation(m) = &le.events[del] else {
+        unreachable!()
+    };
+    let ap = m.ifindex;
+    let stop_ap = pos(&|e| {
+        matches!(e, Event::InterfaceChanged { cmd: Cmd::StopAp, ifindex: Some(i), .. } if *i == ap)
+    })
+    .expect("STOP_AP for the AP interface");
+    assert!(del < stop_ap, "the stations are flushed before STOP_AP");
+    assert_eq!(le.events[stop_ap].ap_down(), Some(ap));
+    let to_station = pos(&|e| {
+        matches!(e, Event::InterfaceChanged { cmd: Cmd::SetInterface, ifindex: Some(i), iftype: Some(2) } if *i == ap)
+    })
+    .expect("SET_INTERFACE to station mode (hostapd_cli disable)");
+    assert!(stop_ap < to_station);
+    assert_eq!(le.events[to_station].ap_down(), Some(ap));
+    // Nothing else in the capture says the AP went down (the NEW_STATION of the client
+    // coming back, for one, does not).
+    let downs = le.events.iter().filter(|e| e.ap_down().is_some()).count();
+    assert_eq!(downs, 2, "{:?}", le.events);
+}
+
 // ---- hostile variants --------------------------------------------------------------------
 
 fn nla(e: Endian, ty: u16, payload: &[u8]) -> Vec<u8> {
@@ -423,7 +457,7 @@ fn bad_message_headers() {
 
 #[test]
 fn every_truncation_of_every_capture_is_handled() {
-    for set in ["interfaces", "stations", "events"] {
+    for set in ["interfaces", "stations", "events", "ifdown"] {
         for (name, bytes) in fixtures(set) {
             for cut in 0..bytes.len() {
                 let mut out = Parsed::default();
@@ -435,7 +469,7 @@ fn every_truncation_of_every_capture_is_handled() {
 }
 
 fn all_fixture_bytes() -> Vec<Vec<u8>> {
-    ["interfaces", "stations", "events"]
+    ["interfaces", "stations", "events", "ifdown"]
         .iter()
         .flat_map(|s| fixtures(s).into_iter().map(|(_, b)| b))
         .collect()
@@ -452,7 +486,13 @@ fn parse_everything(data: &[u8], e: Endian) {
     let _ = parse::parse_family(data, e);
     let mut st = Default::default();
     let _ = parse::parse_sta_info(data, e, &mut st);
-    for cmd in [Cmd::NewStation, Cmd::DelStation, Cmd::NewInterface] {
+    for cmd in [
+        Cmd::NewStation,
+        Cmd::DelStation,
+        Cmd::NewInterface,
+        Cmd::SetInterface,
+        Cmd::StopAp,
+    ] {
         let _ = parse::parse_event(cmd.raw(), data, e);
     }
 }

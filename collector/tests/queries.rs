@@ -170,6 +170,9 @@ impl Dev {
             outbox_depth: 0,
             failed_joins: 0,
             tracker_overflow: 0,
+            dropped_updates: 0,
+            dropped_starts_stops: 0,
+            spool_restored: 0,
         };
         (format!("wifisess/v1/{}/status", self.id), encode_status(&s))
     }

@@ -183,6 +183,9 @@ fn status(dev: &str) -> Vec<u8> {
         outbox_depth: 0,
         failed_joins: 0,
         tracker_overflow: 0,
+        dropped_updates: 0,
+        dropped_starts_stops: 0,
+        spool_restored: 0,
     })
 }
 

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use wifisess_agent::config::{load, Flags};
-use wifisess_agent::uci;
+use wifisess_agent::config::{load, uci, Flags};
 
 fn path() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
@@ -56,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
             env_value.clone()
         }
     };
-    if let Ok(eff) = load(&flags, &env, &|| Some("020000000001".into())) {
+    let derived = || Some(("020000000001".to_string(), "MAC of eth0".to_string()));
+    if let Ok(eff) = load(&flags, &env, &derived) {
         let _ = eff.render();
     }
 });

@@ -235,6 +235,9 @@ impl Fleet {
             outbox_depth: ob.depth() as u32,
             failed_joins: 0,
             tracker_overflow: 0,
+            dropped_updates: 0,
+            dropped_starts_stops: 0,
+            spool_restored: 0,
         })
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
+use wifisess_agent::config::settings;
 use wifisess_agent::outbox::OutboxConfig;
 use wifisess_loadgen::bulk::Shape;
 use wifisess_loadgen::fleet::FleetConfig;
@@ -88,9 +89,11 @@ impl StreamArgs {
             events: self.events,
             rate: self.rate.max(0.001),
             outbox: OutboxConfig {
-                batch_ms: self.batch_ms,
                 max_batch_events: self.max_batch_events,
-                ..OutboxConfig::default()
+                ..OutboxConfig::new(
+                    settings::default_number("outbox_capacity") as usize,
+                    self.batch_ms,
+                )
             },
         }
     }

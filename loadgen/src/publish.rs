@@ -1,5 +1,5 @@
 //! Publishing the fleet to a real broker: the devices share a few MQTT connections, each one
-//! driven by the agent's own link task ([`wifisess_agent::publish::link::drive`]: connect,
+//! driven by the agent's own link task ([`wifisess_agent::run::publish::link::drive`]: connect,
 //! reconnect with backoff, report `Up`/`Sent`/`Acked`/`Down`). Like the agent's publisher, a
 //! batch's events leave its device's outbox only when the broker's PUBACK for the publish
 //! that carried them arrives; after a lost connection they are re-sent.
@@ -16,7 +16,7 @@ use anyhow::{bail, Context as _};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::sync::mpsc;
 use wifisess_agent::outbox::BatchId;
-use wifisess_agent::publish::link::{drive, NetMsg};
+use wifisess_agent::run::publish::link::{drive, NetMsg};
 
 use crate::fleet::{Fleet, FleetConfig, Ready};
 use crate::now_ms;

@@ -8,7 +8,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 OUT="$REPO/agent/tests/fixtures/netlink"
 LOG="$REPO/target/hwsim/logs/capture.log"
 "$HERE/lab.sh" --log "$LOG" "$HERE/scenarios/capture.sh" >/dev/null
-rm -rf "$OUT"/interfaces "$OUT"/stations "$OUT"/events
+rm -rf "$OUT"/interfaces "$OUT"/stations "$OUT"/events "$OUT"/ifdown
 grep '^CAPTURE ' "$LOG" | while read -r _ rel hex; do
     mkdir -p "$OUT/$(dirname "$rel")"
     printf '%s' "$hex" | xxd -r -p >"$OUT/$rel"

@@ -244,6 +244,10 @@ STATUS = record({
     16: ("outbox_depth", integer(U32), REQ),
     17: ("failed_joins", integer(), REQ),
     18: ("tracker_overflow", integer(), REQ),
+    # Added after the first release (issue 18): absent in older agents' statuses, meaning 0.
+    19: ("dropped_updates", integer(), OPT),
+    20: ("dropped_starts_stops", integer(), OPT),
+    21: ("spool_restored", integer(), OPT),
 })
 
 MESSAGES = {"batch": BATCH, "status": STATUS}

@@ -558,4 +558,19 @@ pub struct Status {
     /// Stations the session table had no room for, this run.
     #[n(18)]
     pub tracker_overflow: u64,
+    /// Of `dropped`: interim updates (a later update or the stop carries their counters).
+    /// Absent in statuses of older agents: 0.
+    #[n(19)]
+    #[cbor(default)]
+    pub dropped_updates: u64,
+    /// Of `dropped`: starts, stops and syncs (every event that is not an update): session
+    /// records lost. Absent in statuses of older agents: 0.
+    #[n(20)]
+    #[cbor(default)]
+    pub dropped_starts_stops: u64,
+    /// Events restored from the spool (written at the previous run's SIGTERM) when this run
+    /// started. Absent in statuses of older agents: 0.
+    #[n(21)]
+    #[cbor(default)]
+    pub spool_restored: u64,
 }

@@ -217,6 +217,9 @@ fn status_json(s: &Status) -> J {
         ("outbox_depth", J::int(s.outbox_depth)),
         ("failed_joins", J::int(s.failed_joins)),
         ("tracker_overflow", J::int(s.tracker_overflow)),
+        ("dropped_updates", J::int(s.dropped_updates)),
+        ("dropped_starts_stops", J::int(s.dropped_starts_stops)),
+        ("spool_restored", J::int(s.spool_restored)),
     ]);
     J::Obj(f)
 }
@@ -367,4 +370,25 @@ fn golden_values_are_realistic() {
         panic!("not an update")
     };
     assert!(u.tx_bytes > 1 << 32, "counters beyond 32 bits");
+}
+
+/// The online status as agents before issue 18 encoded it (the committed vector of that
+/// time, without keys 19..21): it still decodes, the counters it lacks read as 0.
+#[test]
+fn a_status_of_an_older_agent_decodes_with_the_newer_counters_at_zero() {
+    const OLD: &str =
+        "b3006b61702d6c6f6262792d303101504f0b9a2c7d1e4c3b9a852e6f1d0c7b43021a5e1fa9c3\
+        03f504f4051b0000019aaaabfef0061ace0a428907f50865302e312e30096a4c6f62627920415020310a6b\
+        4772616e6420486f74656c0b726275696c64696e672d612f666c6f6f722d300c82a50068706879302d6170\
+        30010c02469483c40102030358204772616e6420486f74656c2043656e7472616c202d2047756573747320\
+        3547210419143ca50068706879312d617030010d02469483c401020403524772616e6420486f74656c2047\
+        7565737473041909850d1a0001869e0e000f03100511111200";
+    let got = decode_status(&common::from_hex(OLD)).expect("an older agent's status");
+    let want = Status {
+        dropped_updates: 0,
+        dropped_starts_stops: 0,
+        spool_restored: 0,
+        ..common::golden_status_online()
+    };
+    assert_eq!(got, want);
 }

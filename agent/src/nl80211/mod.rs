@@ -5,10 +5,7 @@
 //! owner each). [`spawn_events`] runs the event socket on its own thread so any loop — a plain
 //! `recv_timeout` loop or a tokio runtime — can consume events from a channel.
 
-pub mod clock;
-pub mod cmd;
 pub mod consts;
-pub mod json;
 pub mod parse;
 pub mod socket;
 

@@ -770,9 +770,32 @@ pub enum Event {
         cmd: Cmd,
         /// `NL80211_ATTR_IFINDEX`, when present.
         ifindex: Option<u32>,
+        /// `NL80211_ATTR_IFTYPE`, when present (interface messages carry it).
+        iftype: Option<u32>,
     },
     /// Any other nl80211 command: ignored.
     Other(Cmd),
+}
+
+impl Event {
+    /// The interface this event says stopped serving clients, if it says so: `STOP_AP`
+    /// (the kernel stopped the AP: link down, radio off), `DEL_INTERFACE`, or a
+    /// `SET_INTERFACE` to a type other than AP / AP_VLAN (hostapd leaving the interface).
+    pub fn ap_down(&self) -> Option<u32> {
+        match *self {
+            Event::InterfaceChanged {
+                cmd: Cmd::StopAp | Cmd::DelInterface,
+                ifindex,
+                ..
+            } => ifindex,
+            Event::InterfaceChanged {
+                cmd: Cmd::SetInterface,
+                ifindex,
+                iftype: Some(t),
+            } if t != NL80211_IFTYPE_AP && t != NL80211_IFTYPE_AP_VLAN => ifindex,
+            _ => None,
+        }
+    }
 }
 
 /// Parses one nl80211 event (genetlink `cmd` and attributes).
@@ -790,14 +813,20 @@ pub fn parse_event(cmd: u8, attrs: &[u8], e: Endian) -> Result<Event, ParseError
         | Cmd::StartAp
         | Cmd::StopAp
         | Cmd::ChSwitchNotify => {
-            let mut ifindex = None;
+            let (mut ifindex, mut iftype) = (None, None);
             for a in Attrs::new(attrs, e, cmd.kernel_name().unwrap_or("NL80211_CMD")) {
                 let a = a?;
-                if Attr::from_raw(a.ty) == Attr::Ifindex {
-                    ifindex = Some(get_u32(e, Attr::Ifindex, a.payload)?);
+                match Attr::from_raw(a.ty) {
+                    Attr::Ifindex => ifindex = Some(get_u32(e, Attr::Ifindex, a.payload)?),
+                    Attr::Iftype => iftype = Some(get_u32(e, Attr::Iftype, a.payload)?),
+                    _ => {}
                 }
             }
-            Event::InterfaceChanged { cmd, ifindex }
+            Event::InterfaceChanged {
+                cmd,
+                ifindex,
+                iftype,
+            }
         }
         other => Event::Other(other),
     })

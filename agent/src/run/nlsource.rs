@@ -2,20 +2,15 @@
 //! [`spawn_events`](crate::nl80211::spawn_events)) and periodic dumps feeding the session
 //! tracker. `run` hands its events to the publisher, `watch` prints them.
 
-use std::time::Duration;
-
 use crate::error::Context as _;
-use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use wifisess_wire::{InterfaceInfo, Stamp};
 
-use super::Source;
-use crate::config::{Config, MacPrivacy};
-use crate::nl80211::clock::Clock;
+use super::source::{Input, Source, SourceInfo};
+use crate::clock::Now;
+use crate::config::{settings, Config, MacPrivacy};
 use crate::nl80211::{spawn_events, Event, Nl80211, SourceMsg};
-use crate::publish::SourceInfo;
-use crate::run::boot_id;
-use crate::session::{Input, Output, Timed, Tracker, TrackerConfig};
+use crate::session::{Input as Seen, Output, Timed, Tracker, TrackerConfig};
 use crate::station::Iface;
 
 /// What the source needs to know: which interfaces, and the tracker's timings.
@@ -33,20 +28,19 @@ pub struct SourceOptions {
     pub mac_key: Option<Vec<u8>>,
 }
 
-impl Default for SourceOptions {
-    /// SPEC §3.2 defaults: grace 10 s, interim 300 s, poll 10 s, no MAC privacy.
-    fn default() -> Self {
+impl SourceOptions {
+    /// The defaults of the settings table (`watch` starts from these).
+    pub fn defaults() -> SourceOptions {
+        let ms = |name| u64::from(settings::default_number(name)) * 1000;
         SourceOptions {
             interfaces: Vec::new(),
-            rejoin_grace_ms: 10_000,
-            interim_ms: 300_000,
-            poll_ms: 10_000,
+            rejoin_grace_ms: ms("rejoin_grace"),
+            interim_ms: ms("interim_interval"),
+            poll_ms: ms("poll_interval"),
             mac_key: None,
         }
     }
-}
 
-impl SourceOptions {
     /// The options of the agent's configuration.
     pub fn from_config(cfg: &Config) -> SourceOptions {
         SourceOptions {
@@ -67,7 +61,6 @@ pub struct Nl80211Source {
     nl: Nl80211,
     rx: UnboundedReceiver<SourceMsg>,
     tracker: Tracker,
-    clock: Clock,
     only: Vec<String>,
     ifaces: Vec<Iface>,
     poll_ms: u64,
@@ -76,7 +69,7 @@ pub struct Nl80211Source {
 }
 
 impl Nl80211Source {
-    /// Connects to nl80211, subscribes to its events and prepares the tracker from `cfg`.
+    /// Connects to nl80211, subscribes to its events and prepares the tracker from `opts`.
     ///
     /// # Errors
     /// nl80211 is not available (no wireless, no permission), or the event thread cannot
@@ -87,15 +80,16 @@ impl Nl80211Source {
         let events = nl.events()?;
         let (tx, rx) = unbounded_channel();
         spawn_events(events, move |m| tx.send(m).is_ok()).context("event thread")?;
-        let mut tc = TrackerConfig::new(boot_id());
-        tc.rejoin_grace_ms = opts.rejoin_grace_ms;
-        tc.interim_ms = opts.interim_ms;
-        tc.mac_key = opts.mac_key;
+        let tc = TrackerConfig {
+            boot_id: crate::host::boot_id(),
+            rejoin_grace_ms: opts.rejoin_grace_ms,
+            interim_ms: opts.interim_ms,
+            mac_key: opts.mac_key,
+        };
         Ok(Nl80211Source {
             nl,
             rx,
             tracker: Tracker::new(tc),
-            clock: Clock::new(),
             only: opts.interfaces,
             ifaces: Vec::new(),
             poll_ms: opts.poll_ms.max(100),
@@ -104,10 +98,11 @@ impl Nl80211Source {
         })
     }
 
-    /// Feeds one input and everything that follows (probes answered at once).
-    fn feed(&mut self, input: Input<'_>, out: &mut Vec<Timed>) {
+    /// Feeds one observation and everything that follows (probes answered at once, at the
+    /// same time).
+    fn feed(&mut self, input: Seen<'_>, now: Stamp, out: &mut Vec<Timed>) {
         let mut outs = Vec::new();
-        self.tracker.handle(input, self.clock.now(), &mut outs);
+        self.tracker.handle(input, now, &mut outs);
         let mut i = 0;
         while i < outs.len() {
             match outs[i].clone() {
@@ -126,12 +121,12 @@ impl Nl80211Source {
                                 Some(_) => "not authorized",
                             }
                         );
-                        let input = Input::Probed {
+                        let input = Seen::Probed {
                             ifindex,
                             mac,
                             station: st.as_ref(),
                         };
-                        self.tracker.handle(input, self.clock.now(), &mut outs);
+                        self.tracker.handle(input, now, &mut outs);
                     }
                     Err(e) => log::warn!("probe {mac} on ifindex {ifindex}: {e}"),
                 },
@@ -141,12 +136,12 @@ impl Nl80211Source {
     }
 
     /// Re-discovers the AP interfaces, tells the tracker, and dumps all their stations.
-    fn rediscover(&mut self, out: &mut Vec<Timed>) {
-        self.refresh_interfaces(out);
-        self.dump_all(out);
+    fn rediscover(&mut self, now: &Now, out: &mut Vec<Timed>) {
+        self.refresh_interfaces(now.stamp(), out);
+        self.dump_all(now, out);
     }
 
-    fn refresh_interfaces(&mut self, out: &mut Vec<Timed>) {
+    fn refresh_interfaces(&mut self, now: Stamp, out: &mut Vec<Timed>) {
         match self.nl.ap_interfaces() {
             Ok(mut list) => {
                 if !self.only.is_empty() {
@@ -158,7 +153,7 @@ impl Nl80211Source {
                 }
                 self.ifaces = list;
                 let ifaces = self.ifaces.clone();
-                self.feed(Input::Interfaces(&ifaces), out);
+                self.feed(Seen::Interfaces(&ifaces), now, out);
             }
             Err(e) => log::error!("interface discovery: {e}"),
         }
@@ -173,20 +168,21 @@ impl Nl80211Source {
             .any(|i| i.ifindex == ifindex && (i.ssid.is_empty() || i.freq_mhz == 0))
     }
 
-    fn dump_all(&mut self, out: &mut Vec<Timed>) {
+    fn dump_all(&mut self, now: &Now, out: &mut Vec<Timed>) {
         for idx in self.ifaces.iter().map(|i| i.ifindex).collect::<Vec<_>>() {
             match self.nl.stations(idx) {
                 Ok(stas) => self.feed(
-                    Input::Dump {
+                    Seen::Dump {
                         ifindex: idx,
                         stations: &stas,
                     },
+                    now.stamp(),
                     out,
                 ),
                 Err(e) => log::warn!("station dump of ifindex {idx}: {e}"),
             }
         }
-        self.next_poll = self.clock.uptime_ms().saturating_add(self.poll_ms);
+        self.next_poll = now.uptime_ms.saturating_add(self.poll_ms);
     }
 
     fn watched(&self, ifindex: u32) -> bool {
@@ -194,7 +190,7 @@ impl Nl80211Source {
     }
 
     /// Applies one kernel event; true if the interfaces must be re-discovered.
-    fn on_event(&mut self, ev: Event, out: &mut Vec<Timed>) -> bool {
+    fn on_event(&mut self, ev: Event, now: Stamp, out: &mut Vec<Timed>) -> bool {
         match ev {
             Event::NewStation(m) if self.watched(m.ifindex) => {
                 log::debug!(
@@ -204,37 +200,57 @@ impl Nl80211Source {
                     m.station.authorized
                 );
                 if self.incomplete(m.ifindex) {
-                    self.refresh_interfaces(out);
+                    self.refresh_interfaces(now, out);
                 }
                 self.feed(
-                    Input::NewStation {
+                    Seen::NewStation {
                         ifindex: m.ifindex,
                         station: &m.station,
                     },
+                    now,
                     out,
                 )
             }
             Event::DelStation(m) if self.watched(m.ifindex) => {
                 log::debug!("DEL_STATION {} on ifindex {}", m.station.mac, m.ifindex);
                 self.feed(
-                    Input::DelStation {
+                    Seen::DelStation {
                         ifindex: m.ifindex,
                         station: &m.station,
                     },
+                    now,
                     out,
                 )
             }
-            Event::InterfaceChanged { .. } => return true,
+            Event::InterfaceChanged { cmd, ifindex, .. } => {
+                let cmd = cmd.kernel_name().unwrap_or("NL80211_CMD");
+                log::debug!("{cmd} on ifindex {}", ifindex.unwrap_or(0));
+                if let Some(i) = ev.ap_down().filter(|&i| self.watched(i)) {
+                    let name = self
+                        .ifaces
+                        .iter()
+                        .find(|f| f.ifindex == i)
+                        .map_or("", |f| &f.ifname);
+                    log::info!("{name} (ifindex {i}) is down ({cmd}): its sessions stop");
+                    self.feed(Seen::InterfaceDown { ifindex: i }, now, out);
+                }
+                return true;
+            }
             _ => {}
         }
         false
     }
 
-    fn handle(&mut self, msg: SourceMsg, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
+    fn handle(
+        &mut self,
+        msg: SourceMsg,
+        now: Stamp,
+        out: &mut Vec<Timed>,
+    ) -> crate::error::Result<bool> {
         Ok(match msg {
             SourceMsg::Events(evs) => evs
                 .into_iter()
-                .fold(false, |r, ev| self.on_event(ev, out) | r),
+                .fold(false, |r, ev| self.on_event(ev, now, out) | r),
             SourceMsg::Lost(why) => {
                 log::warn!("nl80211 events lost ({why}): re-discovering");
                 true
@@ -257,60 +273,64 @@ fn describe(e: &wifisess_wire::Event) -> (&'static str, u64) {
 }
 
 impl Source for Nl80211Source {
-    async fn next(&mut self, out: &mut Vec<Timed>) -> crate::error::Result<bool> {
+    async fn input(&mut self) -> Input {
+        match self.rx.recv().await {
+            Some(m) => Input::Kernel(m),
+            None => Input::Ended,
+        }
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        if !self.started {
+            return Some(0);
+        }
+        Some(
+            self.tracker
+                .next_deadline()
+                .map_or(self.next_poll, |d| d.min(self.next_poll)),
+        )
+    }
+
+    fn turn(
+        &mut self,
+        input: Option<Input>,
+        now: &Now,
+        out: &mut Vec<Timed>,
+    ) -> crate::error::Result<bool> {
         if !self.started {
             self.started = true;
-            self.rediscover(out);
-            return Ok(true);
+            self.rediscover(now, out);
         }
-        let now = self.clock.uptime_ms();
-        let wake = self
-            .tracker
-            .next_deadline()
-            .map_or(self.next_poll, |d| d.min(self.next_poll));
-        // When a deadline is already due, do not wait at all: a zero timeout only fires once
-        // the runtime's timer runs, which a busy `select!` in `run` may postpone.
-        // `None`: nothing arrived before the deadline; `Some(None)`: the event thread ended.
-        let msg = if wake > now {
-            tokio::time::timeout(Duration::from_millis(wake - now), self.rx.recv())
-                .await
-                .ok()
-        } else {
-            match self.rx.try_recv() {
-                Ok(m) => Some(Some(m)),
-                Err(TryRecvError::Empty) => None,
-                Err(TryRecvError::Disconnected) => Some(None),
-            }
-        };
         let mut rediscover = false;
-        match msg {
-            Some(Some(m)) => {
-                rediscover = self.handle(m, out)?;
+        match input {
+            Some(Input::Kernel(m)) => {
+                rediscover = self.handle(m, now.stamp(), out)?;
                 // Drain what else is queued before the (slower) re-discovery.
                 while let Ok(m) = self.rx.try_recv() {
-                    rediscover |= self.handle(m, out)?;
+                    rediscover |= self.handle(m, now.stamp(), out)?;
                 }
             }
-            Some(None) => return Err(crate::error::Error::msg("nl80211 event thread ended")),
-            None => {}
+            Some(Input::Ended) => {
+                return Err(crate::error::Error::msg("nl80211 event thread ended"))
+            }
+            Some(Input::Events(_)) | None => {}
         }
-        let now = self.clock.uptime_ms();
         // Interfaces too at each poll: cheap, and it catches SSID/frequency changes that
         // nobody multicasts.
-        if rediscover || now >= self.next_poll {
-            self.rediscover(out);
+        if rediscover || now.uptime_ms >= self.next_poll {
+            self.rediscover(now, out);
         }
         if self
             .tracker
             .next_deadline()
-            .is_some_and(|d| d <= self.clock.uptime_ms())
+            .is_some_and(|d| d <= now.uptime_ms)
         {
-            self.feed(Input::Tick, out);
+            self.feed(Seen::Tick, now.stamp(), out);
         }
         Ok(true)
     }
 
-    fn sync(&mut self, now: Stamp) -> Timed {
+    fn sync(&self, now: Stamp) -> Timed {
         self.tracker.sync(now)
     }
 

@@ -6,21 +6,10 @@ use std::io;
 use std::os::fd::IntoRawFd as _;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-/// Signal numbers, the same on every Linux architecture (MIPS included).
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
-
-/// `SIG_ERR`, what `signal(3)` returns on failure.
-const SIG_ERR: usize = usize::MAX;
+use libc::{SIGINT, SIGTERM};
 
 /// The write end of the socket pair (-1 until [`terminated`] runs).
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" {
-    fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
-    fn write(fd: i32, buf: *const u8, count: usize) -> isize;
-    fn __errno_location() -> *mut i32;
-}
 
 /// Runs in whatever thread the kernel picked: only async-signal-safe calls (`write`), and
 /// `errno` is left as it was. The write end is non-blocking: a full buffer drops the byte,
@@ -30,9 +19,9 @@ extern "C" fn on_signal(sig: i32) {
     // SAFETY: `__errno_location` returns this thread's errno; `write` gets a valid one-byte
     // buffer and a descriptor that stays open for the life of the process (or -1: EBADF).
     unsafe {
-        let errno = __errno_location();
+        let errno = libc::__errno_location();
         let saved = *errno;
-        write(WAKE_FD.load(Ordering::Relaxed), &b, 1);
+        libc::write(WAKE_FD.load(Ordering::Relaxed), (&b as *const u8).cast(), 1);
         *errno = saved;
     }
 }
@@ -52,7 +41,8 @@ pub async fn terminated() -> io::Result<&'static str> {
     for sig in [SIGTERM, SIGINT] {
         // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only makes async-signal-safe
         // calls; `signal` keeps it installed (BSD semantics in glibc and musl).
-        if unsafe { signal(sig, on_signal) } == SIG_ERR {
+        let handler = on_signal as extern "C" fn(i32) as libc::sighandler_t;
+        if unsafe { libc::signal(sig, handler) } == libc::SIG_ERR {
             return Err(io::Error::last_os_error());
         }
     }
@@ -71,10 +61,6 @@ pub async fn terminated() -> io::Result<&'static str> {
 mod tests {
     use super::*;
 
-    extern "C" {
-        fn raise(sig: i32) -> i32;
-    }
-
     #[test]
     fn sigint_and_sigterm_end_the_wait_by_name() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -91,7 +77,7 @@ mod tests {
                     () = std::future::ready(()) => {}
                 }
                 // SAFETY: the handler installed above only writes to the socket pair.
-                assert_eq!(unsafe { raise(sig) }, 0);
+                assert_eq!(unsafe { libc::raise(sig) }, 0);
                 wait.await.unwrap()
             });
             assert_eq!(got, name);

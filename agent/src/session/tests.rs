@@ -46,6 +46,17 @@ fn sta(mac: MacAddr, assoc_ms: u64, authorized: bool) -> StationInfo {
     }
 }
 
+/// The tracker settings of these tests: 10 s grace, 300 s interim, no MAC privacy (the
+/// SPEC's defaults, written here as test values).
+fn cfg() -> TrackerConfig {
+    TrackerConfig {
+        boot_id: BOOT,
+        rejoin_grace_ms: 10_000,
+        interim_ms: 300_000,
+        mac_key: None,
+    }
+}
+
 struct Harness {
     t: Tracker,
     out: Vec<Output>,
@@ -53,7 +64,7 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Self::with(TrackerConfig::new(BOOT))
+        Self::with(cfg())
     }
 
     fn with(cfg: TrackerConfig) -> Self {
@@ -470,6 +481,76 @@ fn interface_gone_after_its_stations_left_says_interface_down_at_the_leave_time(
     assert_eq!(event_time(&ev[0]), EPOCH_MS + 4000);
 }
 
+/// Issue 18: bringing an AP interface down (`ip link set down`, a radio disabled) closed
+/// its sessions with `left` after the grace: the kernel's `DEL_STATION`s come first, and the
+/// interface stays listed. Its announcement (`STOP_AP` and the like) now stops them at once
+/// with `interface_down`, at the time of the announcement.
+#[test]
+fn interface_down_stops_its_sessions_at_once_with_interface_down() {
+    let mut h = Harness::new();
+    h.join(WLAN0, &sta(MAC_A, 1000, true), 1000);
+    h.join(WLAN1, &sta(MAC_B, 1000, true), 1000);
+    let ev = h.events(Input::InterfaceDown { ifindex: WLAN0 }, 7000);
+    assert_eq!(ev.len(), 1, "at once, not after the grace");
+    assert_eq!(stop(&ev[0]).reason, StopReason::InterfaceDown);
+    assert_eq!(
+        stop(&ev[0]).id,
+        session_id(&BOOT, "wlan0", &MAC_A, 1_000_000_000)
+    );
+    assert_eq!(event_time(&ev[0]), EPOCH_MS + 7000);
+    assert_eq!(h.t.stats().open, 1, "the other interface's session goes on");
+    assert!(
+        h.events(Input::Tick, 30_000).is_empty(),
+        "nothing left to stop"
+    );
+}
+
+/// The kernel (and hostapd) remove every station just before announcing the interface
+/// down: those `DEL_STATION`s are part of the interface going down, a station that left
+/// well before keeps its own reason.
+#[test]
+fn stations_flushed_just_before_the_interface_went_down_say_interface_down() {
+    let mut h = Harness::new();
+    h.join(WLAN0, &sta(MAC_A, 1000, true), 1000);
+    h.join(WLAN0, &sta(MAC_B, 1000, true), 1000);
+    let (sa, sb) = (sta(MAC_A, 1000, true), sta(MAC_B, 1000, true));
+    let gone = |station| Input::DelStation {
+        ifindex: WLAN0,
+        station,
+    };
+    h.events(gone(&sb), 5000); // left on its own, 4 s before
+    h.events(gone(&sa), 8990); // the flush, 10 ms before
+    let ev = h.events(Input::InterfaceDown { ifindex: WLAN0 }, 9000);
+    assert_eq!(ev.len(), 2);
+    let by_id = |id| ev.iter().find(|t| stop(t).id == id).unwrap();
+    let a = by_id(session_id(&BOOT, "wlan0", &MAC_A, 1_000_000_000));
+    let b = by_id(session_id(&BOOT, "wlan0", &MAC_B, 1_000_000_000));
+    assert_eq!(stop(a).reason, StopReason::InterfaceDown);
+    assert_eq!(event_time(a), EPOCH_MS + 8990);
+    assert_eq!(stop(b).reason, StopReason::Left);
+    assert_eq!(event_time(b), EPOCH_MS + 5000);
+}
+
+/// When the interface is back, its stations start new sessions (new association, new id).
+#[test]
+fn after_the_interface_is_back_stations_start_new_sessions() {
+    let mut h = Harness::new();
+    let first = h.join(WLAN0, &sta(MAC_A, 1000, true), 1000);
+    h.events(Input::InterfaceDown { ifindex: WLAN0 }, 5000);
+    // A probe still pending for it is forgotten with the interface.
+    h.join(WLAN0, &sta(MAC_B, 4900, false), 4900);
+    h.events(Input::InterfaceDown { ifindex: WLAN0 }, 5001);
+    assert!(!h
+        .feed(Input::Tick, 6000)
+        .iter()
+        .any(|o| matches!(o, Output::Probe { .. })));
+    let again = h.join(WLAN0, &sta(MAC_A, 8000, true), 8000);
+    assert_eq!(again.len(), 1);
+    assert_ne!(start(&again[0]).id, start(&first[0]).id);
+    assert_eq!(event_time(&again[0]), EPOCH_MS + 8000);
+    assert_eq!(h.t.stats().open, 1);
+}
+
 #[test]
 fn moving_to_another_interface_is_roamed_local() {
     let mut h = Harness::new();
@@ -569,7 +650,7 @@ fn full_table_counts_overflow_instead_of_panicking() {
 fn mac_privacy_publishes_a_stable_local_pseudonym() {
     let cfg = TrackerConfig {
         mac_key: Some(b"secret".to_vec()),
-        ..TrackerConfig::new(BOOT)
+        ..cfg()
     };
     let mut h = Harness::with(cfg.clone());
     let p = start(&h.join(WLAN0, &sta(MAC_A, 1000, true), 1000)[0]).mac;
@@ -614,14 +695,37 @@ mod props {
 
     #[derive(Clone, Debug)]
     enum Action {
-        Associate { mac: u8, iface: u8, authorize: bool },
-        Authorize { mac: u8 },
-        Leave { mac: u8, lose_event: bool },
-        Traffic { mac: u8, bytes: u32 },
-        IfaceDown { iface: u8 },
-        IfaceUp { iface: u8 },
-        Dump { iface: u8 },
-        Wait { ms: u32 },
+        Associate {
+            mac: u8,
+            iface: u8,
+            authorize: bool,
+        },
+        Authorize {
+            mac: u8,
+        },
+        Leave {
+            mac: u8,
+            lose_event: bool,
+        },
+        Traffic {
+            mac: u8,
+            bytes: u32,
+        },
+        /// The interface goes down; `announced`: the kernel's STOP_AP reaches the tracker
+        /// (else only the next interface list tells it).
+        IfaceDown {
+            iface: u8,
+            announced: bool,
+        },
+        IfaceUp {
+            iface: u8,
+        },
+        Dump {
+            iface: u8,
+        },
+        Wait {
+            ms: u32,
+        },
     }
 
     fn action() -> impl Strategy<Value = Action> {
@@ -634,7 +738,8 @@ mod props {
             (0..4u8).prop_map(|mac| Action::Authorize { mac }),
             (0..4u8, any::<bool>()).prop_map(|(mac, lose_event)| Action::Leave { mac, lose_event }),
             (0..4u8, 0..1_000_000u32).prop_map(|(mac, bytes)| Action::Traffic { mac, bytes }),
-            (0..2u8).prop_map(|iface| Action::IfaceDown { iface }),
+            (0..2u8, any::<bool>())
+                .prop_map(|(iface, announced)| Action::IfaceDown { iface, announced }),
             (0..2u8).prop_map(|iface| Action::IfaceUp { iface }),
             (0..2u8).prop_map(|iface| Action::Dump { iface }),
             (0..40_000u32).prop_map(|ms| Action::Wait { ms }),
@@ -678,7 +783,7 @@ mod props {
         let cfg = TrackerConfig {
             rejoin_grace_ms: grace_ms,
             interim_ms: 60_000,
-            ..TrackerConfig::new(BOOT)
+            ..cfg()
         };
         let mut t = Tracker::new(cfg);
         let mut w = World {
@@ -762,7 +867,7 @@ mod props {
                         k.rx += u64::from(bytes);
                     }
                 }
-                Action::IfaceDown { iface } => {
+                Action::IfaceDown { iface, announced } => {
                     let iface = u32::from(iface);
                     w.up[iface as usize] = false;
                     let gone: Vec<u8> = w
@@ -782,6 +887,9 @@ mod props {
                             at(w.now),
                             &mut out,
                         );
+                    }
+                    if announced {
+                        t.handle(Input::InterfaceDown { ifindex: iface }, at(w.now), &mut out);
                     }
                     t.handle(Input::Interfaces(&w.ifaces()), at(w.now), &mut out);
                 }
@@ -890,7 +998,7 @@ mod props {
             // Without flap merges, every open session whose station is still associated the
             // same way must be found again, with the same id, by a fresh tracker.
             let (_, t, w) = simulate(&actions, 0);
-            let mut fresh = Tracker::new(TrackerConfig { rejoin_grace_ms: 0, ..TrackerConfig::new(BOOT) });
+            let mut fresh = Tracker::new(TrackerConfig { rejoin_grace_ms: 0, ..cfg() });
             let mut out = Vec::new();
             fresh.handle(Input::Interfaces(&w.ifaces()), at(w.now), &mut out);
             for i in 0..2u32 {

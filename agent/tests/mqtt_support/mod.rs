@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use wifisess_agent::config::{Broker as BrokerUrl, Config, MacPrivacy};
+use wifisess_agent::config::Config;
 use wifisess_agent::session::Timed;
 use wifisess_wire::{decode_batch, decode_status, Batch, Status};
 
@@ -210,57 +210,51 @@ pub fn subscribe(port: u16) -> Arc<Mutex<Seen>> {
     seen
 }
 
-/// A configuration for tests: broker on `port`, spool in `dir`.
+/// A configuration for tests: broker on `port`, spool in `dir`, everything else the
+/// settings table's defaults.
 pub fn config(port: u16, dir: &Path) -> Config {
-    Config {
-        enabled: true,
-        device_id: "testdev".into(),
-        organization: None,
-        group: None,
-        name: Some("test".into()),
-        broker: Some(BrokerUrl {
-            host: "127.0.0.1".into(),
-            port,
-            tls: false,
-        }),
-        username: None,
-        password: None,
-        ca_file: None,
-        cert_file: None,
-        key_file: None,
-        topic_prefix: "wifisess/v1".into(),
-        poll_interval_s: 10,
-        interim_interval_s: 300,
-        rejoin_grace_s: 10,
-        batch_ms: 100,
-        outbox_capacity: 1024,
-        spool_file: dir.join("spool"),
-        mac_privacy: MacPrivacy::Off,
-        mac_key: None,
-        log_level: log::LevelFilter::Info,
-        interfaces: Vec::new(),
-    }
+    config_with(port, dir, &[])
+}
+
+/// [`config`] with more `(option, value)` pairs.
+pub fn config_with(port: u16, dir: &Path, more: &[(&str, &str)]) -> Config {
+    let broker = format!("mqtt://127.0.0.1:{port}");
+    let spool = dir.join("spool");
+    let mut pairs = vec![
+        ("device_id", "testdev"),
+        ("name", "test"),
+        ("broker", broker.as_str()),
+        ("spool_file", spool.to_str().unwrap()),
+    ];
+    pairs.extend_from_slice(more);
+    wifisess_agent::config::from_pairs(&pairs).unwrap()
 }
 
 /// An agent running in-process on its own thread, fed through a channel.
 pub struct Agent {
     pub tx: tokio::sync::mpsc::UnboundedSender<Timed>,
+    /// Events the agent's loop has taken from `tx` so far.
+    pub taken: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<wifisess_agent::error::Result<()>>>,
 }
 
 impl Agent {
     pub fn start(cfg: Config) -> Agent {
-        wifisess_agent::run::init_logging(log::LevelFilter::Info);
+        wifisess_agent::logger::init(
+            log::LevelFilter::Info,
+            wifisess_agent::logger::Streams::Stderr,
+        );
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let src = wifisess_agent::run::ChannelSource::new(rx);
+        let taken = src.taken.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let src = wifisess_agent::run::ChannelSource::new(rx);
                 wifisess_agent::run::run_with(&cfg, src, async {
                     let _ = stopped.await;
                 })
@@ -269,9 +263,17 @@ impl Agent {
         });
         Agent {
             tx,
+            taken,
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// Waits until the agent's loop has taken `n` events in all.
+    pub fn wait_taken(&self, n: usize) {
+        wait_for(20, "the agent to take the events", || {
+            (self.taken.load(std::sync::atomic::Ordering::Relaxed) >= n).then_some(())
+        });
     }
 
     /// Graceful stop (as on SIGTERM); returns run's result.

@@ -289,6 +289,9 @@ pub fn wait_subscribed(db: &Path, port: u16) {
         outbox_depth: 0,
         failed_joins: 0,
         tracker_overflow: 0,
+        dropped_updates: 0,
+        dropped_starts_stops: 0,
+        spool_restored: 0,
     };
     let payload = wifisess_wire::encode_status(&status);
     wait_for(

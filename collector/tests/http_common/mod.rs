@@ -290,6 +290,9 @@ pub fn status(dev: &str, name: &str, org: &str, group: &str) -> (String, Vec<u8>
         outbox_depth: 0,
         failed_joins: 0,
         tracker_overflow: 0,
+        dropped_updates: 0,
+        dropped_starts_stops: 0,
+        spool_restored: 0,
     };
     (format!("wifisess/v1/{dev}/status"), encode_status(&s))
 }

@@ -191,6 +191,9 @@ pub fn golden_status_online() -> Status {
         outbox_depth: 5,
         failed_joins: 17,
         tracker_overflow: 0,
+        dropped_updates: 0,
+        dropped_starts_stops: 0,
+        spool_restored: 40,
     }
 }
 
@@ -207,6 +210,8 @@ pub fn golden_status_offline() -> Status {
         interfaces: interfaces()[..1].to_vec(),
         published: 100_412,
         dropped: 12,
+        dropped_updates: 11,
+        dropped_starts_stops: 1,
         reconnects: 4,
         outbox_depth: 0,
         ..golden_status_online()
