@@ -231,6 +231,72 @@ fn devices_status_presence_refresh_metrics_health_and_openapi() {
     }
 }
 
+/// SPEC §5.5: what an agent reports about itself (drops by kind, reconnects, outbox depth,
+/// spool restores) reaches `devices` and `status` (CLI and API) and the metrics, and a device
+/// that drops events is flagged everywhere.
+#[test]
+fn agent_health_reaches_devices_status_and_metrics() {
+    let env = Env::start("");
+    seed(&env, None);
+    env.publish(vec![status_with("ap2", "Hall AP", "beta", "hall", |s| {
+        s.uptime_ms = 5_000;
+        s.published = 1_234;
+        s.dropped = 7;
+        s.dropped_updates = 5;
+        s.dropped_starts_stops = 2;
+        s.reconnects = 3;
+        s.outbox_depth = 42;
+        s.spool_restored = 300;
+    })]);
+    let devs = env.wait_json("ap2's health", "/api/v1/devices", None, |v| {
+        v["devices"][1]["health"]["published"] == 1_234
+    });
+    let h = &devs["devices"][1]["health"];
+    assert_eq!(
+        (
+            &h["dropped"],
+            &h["dropped_updates"],
+            &h["dropped_starts_stops"],
+            &h["reconnects"],
+            &h["outbox_depth"],
+            &h["spool_restored"],
+            &h["drops_events"]
+        ),
+        (
+            &Value::from(7),
+            &Value::from(5),
+            &Value::from(2),
+            &Value::from(3),
+            &Value::from(42),
+            &Value::from(300),
+            &Value::from(true)
+        )
+    );
+    assert_eq!(devs["devices"][0]["health"]["drops_events"], false);
+    let st = env.get("/api/v1/status", None).json();
+    assert_eq!(st["devices_dropping"], 1);
+    let metrics = env.get("/metrics", None).body;
+    for line in [
+        "wifisess_agent_dropped{device=\"ap2\",organization=\"beta\"} 7",
+        "wifisess_agent_dropped_starts_stops{device=\"ap2\",organization=\"beta\"} 2",
+        "wifisess_agent_spool_restored{device=\"ap2\",organization=\"beta\"} 300",
+        "wifisess_agent_drops_events{device=\"ap2\",organization=\"beta\"} 1",
+        "wifisess_agent_drops_events{device=\"ap1\",organization=\"acme\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    assert!(!metrics.contains("mac="), "no per-client labels");
+    let out = Command::new(common::bin())
+        .args(["devices", "--db"])
+        .arg(&env.db)
+        .output()
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let ap2 = table.lines().find(|l| l.starts_with("ap2")).unwrap();
+    assert!(ap2.contains("7!"), "{table}");
+    assert!(table.contains("drops events"), "{table}");
+}
+
 /// SIGTERM: ingest commits and acks what it holds, then the API answers its open requests
 /// and ends its event streams, and the process exits 0 (issue 16: graceful shutdown).
 #[test]

@@ -163,7 +163,7 @@ pub fn over_limit_notes(orgs: &[OrgStatus]) -> String {
 }
 
 /// Fields of a device row in CSV.
-pub const DEVICE_FIELDS: [&str; 17] = [
+pub const DEVICE_FIELDS: [&str; 20] = [
     "id",
     "name",
     "organization",
@@ -180,6 +180,9 @@ pub const DEVICE_FIELDS: [&str; 17] = [
     "reconnects",
     "outbox_depth",
     "failed_joins",
+    "dropped_updates",
+    "dropped_starts_stops",
+    "spool_restored",
     "drops_events",
 ];
 
@@ -202,6 +205,9 @@ fn device_cells(r: &DeviceRow) -> Vec<String> {
         h.reconnects.to_string(),
         h.outbox_depth.to_string(),
         h.failed_joins.to_string(),
+        h.dropped_updates.to_string(),
+        h.dropped_starts_stops.to_string(),
+        h.spool_restored.to_string(),
         h.drops_events.to_string(),
     ]
 }

@@ -119,6 +119,12 @@ pub struct Health {
     pub failed_joins: i64,
     /// Stations the session table had no room for.
     pub tracker_overflow: i64,
+    /// Of `dropped`: interim updates (a later update or the stop carries their counters).
+    pub dropped_updates: i64,
+    /// Of `dropped`: starts, stops and syncs (session records lost).
+    pub dropped_starts_stops: i64,
+    /// Events restored from the spool when this agent run started.
+    pub spool_restored: i64,
 }
 
 /// A device's names: announced by its agent, configured in the inventory, or in effect.

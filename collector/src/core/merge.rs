@@ -514,6 +514,9 @@ impl DeviceTx {
             st.health.outbox_depth = i64::from(s.outbox_depth);
             st.health.failed_joins = clamp_i64(s.failed_joins);
             st.health.tracker_overflow = clamp_i64(s.tracker_overflow);
+            st.health.dropped_updates = clamp_i64(s.dropped_updates);
+            st.health.dropped_starts_stops = clamp_i64(s.dropped_starts_stops);
+            st.health.spool_restored = clamp_i64(s.spool_restored);
         }
         Ok(())
     }

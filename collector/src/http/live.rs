@@ -373,7 +373,7 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
     );
     // The agents' own health (SPEC §5.5), per device: no per-client labels.
     type Health = fn(&crate::read::devices::Health) -> i64;
-    let health: [(&str, &str, &str, Health); 5] = [
+    let health: [(&str, &str, &str, Health); 9] = [
         (
             "wifisess_agent_published",
             "counter",
@@ -403,6 +403,30 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             "counter",
             "Stations that associated but never authorized, this agent run.",
             |h| h.failed_joins,
+        ),
+        (
+            "wifisess_agent_dropped_updates",
+            "counter",
+            "Interim updates the agent dropped (outbox overflow), this agent run.",
+            |h| h.dropped_updates,
+        ),
+        (
+            "wifisess_agent_dropped_starts_stops",
+            "counter",
+            "Starts, stops and syncs the agent dropped (session records lost), this agent run.",
+            |h| h.dropped_starts_stops,
+        ),
+        (
+            "wifisess_agent_spool_restored",
+            "gauge",
+            "Events restored from the agent's spool when its current run started.",
+            |h| h.spool_restored,
+        ),
+        (
+            "wifisess_agent_drops_events",
+            "gauge",
+            "1 when the agent dropped events in its current run (its history has holes).",
+            |h| i64::from(h.drops_events),
         ),
     ];
     for (name, kind, help, f) in health {

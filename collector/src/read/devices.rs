@@ -63,7 +63,13 @@ pub struct Health {
     pub failed_joins: i64,
     /// Stations its session table had no room for.
     pub tracker_overflow: i64,
-    /// It drops events (dropped > 0 or sessions it had no room for): its history has holes.
+    /// Of `dropped`: interim updates (their counters come with a later update or the stop).
+    pub dropped_updates: i64,
+    /// Of `dropped`: starts, stops and syncs: session records lost.
+    pub dropped_starts_stops: i64,
+    /// Events restored from its spool when this agent run started.
+    pub spool_restored: i64,
+    /// It drops events (any dropped, or stations it had no room for): its history has holes.
     pub drops_events: bool,
 }
 
@@ -99,7 +105,8 @@ pub(crate) fn devices_sql(db: &ReadDb, f: &DeviceFilter, now: Now) -> (String, V
         format!(
             "SELECT d.id, d.name, d.organization, d.grp, d.online, d.last_seen_ms, d.boot_id, \
              d.agent_version, d.seq_gaps, d.published, d.dropped, d.reconnects, \
-             d.outbox_depth, d.failed_joins, d.tracker_overflow, \
+             d.outbox_depth, d.failed_joins, d.tracker_overflow, d.dropped_updates, \
+             d.dropped_starts_stops, d.spool_restored, \
              (SELECT count(*) FROM sessions s{open} WHERE s.device_id = d.id \
                 AND s.stop_ms IS NULL), \
              (SELECT count(*) FROM sessions s{open} WHERE s.device_id = d.id \
@@ -128,6 +135,9 @@ fn device_row(r: &Row) -> Result<DeviceRow, ReadError> {
         outbox_depth: n(12)?,
         failed_joins: n(13)?,
         tracker_overflow: n(14)?,
+        dropped_updates: n(15)?,
+        dropped_starts_stops: n(16)?,
+        spool_restored: n(17)?,
         drops_events: n(10)? > 0 || n(14)? > 0,
     };
     Ok(DeviceRow {
@@ -140,8 +150,8 @@ fn device_row(r: &Row) -> Result<DeviceRow, ReadError> {
         boot_id: r.opt_text(6)?,
         agent_version: r.opt_text(7)?,
         seq_gaps: n(8)?,
-        open_sessions: n(15)?,
-        dangling_sessions: n(16)?,
+        open_sessions: n(18)?,
+        dangling_sessions: n(19)?,
         health,
     })
 }

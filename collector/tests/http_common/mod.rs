@@ -270,7 +270,18 @@ pub fn mac_text(n: u8) -> String {
 
 /// A retained-style status announcing name, organization and group.
 pub fn status(dev: &str, name: &str, org: &str, group: &str) -> (String, Vec<u8>) {
-    let s = Status {
+    status_with(dev, name, org, group, |_| {})
+}
+
+/// [`status`], changed by `f` (health counters, uptime...).
+pub fn status_with(
+    dev: &str,
+    name: &str,
+    org: &str,
+    group: &str,
+    f: impl FnOnce(&mut Status),
+) -> (String, Vec<u8>) {
+    let mut s = Status {
         device_id: dev.into(),
         boot_id: BootId([7; 16]),
         agent_epoch: 1,
@@ -294,6 +305,7 @@ pub fn status(dev: &str, name: &str, org: &str, group: &str) -> (String, Vec<u8>
         dropped_starts_stops: 0,
         spool_restored: 0,
     };
+    f(&mut s);
     (format!("wifisess/v1/{dev}/status"), encode_status(&s))
 }
 

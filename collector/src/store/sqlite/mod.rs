@@ -255,9 +255,10 @@ impl SqliteStore {
                     last_seq, seq_gaps, ann_name, ann_organization, ann_group, online,
                     agent_version, status_boot, status_uptime_ms, published, dropped,
                     reconnects, outbox_depth, failed_joins, tracker_overflow,
-                    name, organization, grp)
+                    name, organization, grp, dropped_updates, dropped_starts_stops,
+                    spool_restored)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
                  ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, boots = excluded.boots,
                     last_seen_ms = excluded.last_seen_ms, boot_id = excluded.boot_id,
                     agent_epoch = excluded.agent_epoch, last_seq = excluded.last_seq,
@@ -269,7 +270,10 @@ impl SqliteStore {
                     published = excluded.published, dropped = excluded.dropped,
                     reconnects = excluded.reconnects, outbox_depth = excluded.outbox_depth,
                     failed_joins = excluded.failed_joins,
-                    tracker_overflow = excluded.tracker_overflow",
+                    tracker_overflow = excluded.tracker_overflow,
+                    dropped_updates = excluded.dropped_updates,
+                    dropped_starts_stops = excluded.dropped_starts_stops,
+                    spool_restored = excluded.spool_restored",
             )?
             .execute(params![
                 d.id,
@@ -296,6 +300,9 @@ impl SqliteStore {
                 names.name,
                 names.organization,
                 names.group,
+                h.dropped_updates,
+                h.dropped_starts_stops,
+                h.spool_restored,
             ])?;
         // The names are indexed: written only when they change, so the common write leaves
         // the three indexes alone.
@@ -384,7 +391,7 @@ impl Store for SqliteStore {
                 "SELECT rev, boots, last_seen_ms, status_boot, status_uptime_ms, ann_name,
                     ann_organization, ann_group, online, agent_version, published, dropped,
                     reconnects, outbox_depth, failed_joins, tracker_overflow, name,
-                    organization, grp
+                    organization, grp, dropped_updates, dropped_starts_stops, spool_restored
                  FROM devices WHERE id = ?1",
             )?
             .query_row([id], |r| {
@@ -414,6 +421,9 @@ impl Store for SqliteStore {
                                 outbox_depth: int(13)?,
                                 failed_joins: int(14)?,
                                 tracker_overflow: int(15)?,
+                                dropped_updates: int(19)?,
+                                dropped_starts_stops: int(20)?,
+                                spool_restored: int(21)?,
                             },
                         },
                         names: Names {

@@ -159,7 +159,7 @@ CREATE INDEX sessions_device_start ON sessions (device_id, start_ms, stop_ms, ma
     // per message. The names in effect (inventory first, else announced) are stored columns
     // (`name`, `organization`, `grp`) beside the announced (`ann_*`) and inventory (`inv_*`)
     // ones, so every query reads plain indexed columns. Non-final sessions by client, for the
-    // merge.
+    // merge. The agent's drops by kind and spool restores (SPEC §5.5).
     &[
         Migration::Sql(
             r#"
@@ -168,6 +168,9 @@ ALTER TABLE devices ADD COLUMN ann_organization TEXT;
 ALTER TABLE devices ADD COLUMN ann_group TEXT;
 ALTER TABLE devices ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN boots BLOB;
+ALTER TABLE devices ADD COLUMN dropped_updates INTEGER;
+ALTER TABLE devices ADD COLUMN dropped_starts_stops INTEGER;
+ALTER TABLE devices ADD COLUMN spool_restored INTEGER;
 UPDATE devices SET ann_name = name, ann_organization = organization, ann_group = grp,
     name = coalesce(inv_name, name), organization = coalesce(inv_organization, organization),
     grp = coalesce(inv_group, grp);
