@@ -158,12 +158,17 @@ pub struct Collector {
 impl Collector {
     /// With retention off: the fixtures use fixed 2025 timestamps, which the default
     /// 180-day retention would delete at the next start.
-    pub fn start(db: &Path, port: u16, log: &Path) -> Collector {
+    pub fn start(db: &(impl DbArg + ?Sized), port: u16, log: &Path) -> Collector {
         Collector::start_env(db, port, log, &[("WIFISESS_RETENTION_DAYS", "0")])
     }
 
     /// Like [`Collector::start`] with extra environment variables.
-    pub fn start_env(db: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Collector {
+    pub fn start_env(
+        db: &(impl DbArg + ?Sized),
+        port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Collector {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -171,11 +176,11 @@ impl Collector {
             .unwrap();
         let child = Command::new(bin())
             .args(["run", "--db"])
-            .arg(db)
+            .arg(db.arg())
             .args(["--broker", &format!("mqtt://127.0.0.1:{port}")])
             .env("WIFISESS_CLIENT_ID", format!("collector-{port}"))
             .envs(env.iter().copied())
-            .current_dir(db.parent().unwrap())
+            .current_dir(db.workdir())
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()
@@ -256,21 +261,82 @@ pub fn publish_all(port: u16, msgs: Vec<(String, Vec<u8>)>) {
     let _ = pump.join();
 }
 
+/// A database a test's collector and commands use: an SQLite file (its directory is the
+/// working directory, where the configuration file is) or a PostgreSQL database
+/// ([`pg::EngineDb`]).
+pub trait DbArg {
+    /// What `--db` takes.
+    fn arg(&self) -> std::ffi::OsString;
+    /// Where the collector and the commands run.
+    fn workdir(&self) -> PathBuf;
+    /// The first column of the first row of `sql`, 0 if the database or table is not there yet.
+    fn scalar(&self, sql: &str) -> i64;
+}
+
+impl DbArg for Path {
+    fn arg(&self) -> std::ffi::OsString {
+        self.as_os_str().to_owned()
+    }
+    fn workdir(&self) -> PathBuf {
+        self.parent().unwrap().to_owned()
+    }
+    fn scalar(&self, sql: &str) -> i64 {
+        if !self.exists() {
+            return 0;
+        }
+        open_db(self).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+    }
+}
+
+impl DbArg for PathBuf {
+    fn arg(&self) -> std::ffi::OsString {
+        self.as_path().arg()
+    }
+    fn workdir(&self) -> PathBuf {
+        self.as_path().workdir()
+    }
+    fn scalar(&self, sql: &str) -> i64 {
+        self.as_path().scalar(sql)
+    }
+}
+
+impl DbArg for pg::EngineDb {
+    fn arg(&self) -> std::ffi::OsString {
+        self.arg.clone().into()
+    }
+    fn workdir(&self) -> PathBuf {
+        match &self.locator {
+            wifisess_collector::store::DbLocator::Sqlite(p) => p.parent().unwrap().to_owned(),
+            wifisess_collector::store::DbLocator::Postgres(_) => self.dir.path().to_owned(),
+        }
+    }
+    fn scalar(&self, sql: &str) -> i64 {
+        match &self.locator {
+            wifisess_collector::store::DbLocator::Sqlite(p) => p.scalar(sql),
+            wifisess_collector::store::DbLocator::Postgres(url) => {
+                let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) else {
+                    return 0;
+                };
+                c.query_one(sql, &[])
+                    .map(|r| r.get::<_, i64>(0))
+                    .unwrap_or(0)
+            }
+        }
+    }
+}
+
 pub fn open_db(db: &Path) -> Connection {
     let c = Connection::open(db).unwrap();
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     c
 }
 
-pub fn scalar(db: &Path, sql: &str) -> i64 {
-    if !db.exists() {
-        return 0;
-    }
-    open_db(db).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+pub fn scalar(db: &(impl DbArg + ?Sized), sql: &str) -> i64 {
+    db.scalar(sql)
 }
 
 /// Waits until the collector is subscribed: publishes a probe status until its row appears.
-pub fn wait_subscribed(db: &Path, port: u16) {
+pub fn wait_subscribed(db: &(impl DbArg + ?Sized), port: u16) {
     let status = wifisess_wire::Status {
         device_id: "probe".into(),
         boot_id: wifisess_wire::BootId([9; 16]),
@@ -314,12 +380,12 @@ pub fn wait_subscribed(db: &Path, port: u16) {
 }
 
 /// `wifisess-collector sessions --format json` rows.
-pub fn sessions_json(db: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+pub fn sessions_json(db: &(impl DbArg + ?Sized), extra: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(bin())
         .args(["sessions", "--format", "json", "--db"])
-        .arg(db)
+        .arg(db.arg())
         .args(extra)
-        .current_dir(db.parent().unwrap())
+        .current_dir(db.workdir())
         .output()
         .unwrap();
     assert!(

@@ -1088,13 +1088,12 @@ impl Store for PgStore {
 
     fn claim_job(&mut self, job: &str, now_ms: i64, every_ms: i64) -> Result<bool, StoreError> {
         self.flush()?;
-        let st = self.st(
-            "INSERT INTO fleet_jobs (job, next_ms, holder, claimed_ms) VALUES ($1, $2 + $3, $4, $2)
+        let st = self.st("INSERT INTO fleet_jobs (job, next_ms, holder, claimed_ms)
+             VALUES ($1, $2::bigint + $3::bigint, $4, $2)
              ON CONFLICT (job) DO UPDATE SET next_ms = excluded.next_ms,
                 holder = excluded.holder, claimed_ms = excluded.claimed_ms
              WHERE fleet_jobs.next_ms <= $2
-             RETURNING job",
-        )?;
+             RETURNING job")?;
         let inst = self.instance.clone();
         Ok(self
             .client

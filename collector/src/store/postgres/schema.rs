@@ -386,11 +386,13 @@ fn tls(verify: &Verify) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Sche
 /// A bad locator, TLS settings that cannot be used, or the server refused.
 pub fn connect(url: &str, read_only: bool) -> Result<Client, SchemaError> {
     let mut t = parse(url)?;
+    // Notices ("already exists, skipping") are not worth a log line.
+    let mut opts = t.config.get_options().unwrap_or_default().to_owned();
+    opts.push_str(" -c client_min_messages=warning");
     if read_only {
-        let opts = t.config.get_options().unwrap_or_default().to_owned();
-        t.config
-            .options(format!("{opts} -c default_transaction_read_only=on").trim());
+        opts.push_str(" -c default_transaction_read_only=on");
     }
+    t.config.options(opts.trim());
     let tls = tls(&t.verify)?;
     Ok(t.config.connect(tls)?)
 }
