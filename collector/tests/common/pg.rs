@@ -161,30 +161,26 @@ impl Cluster {
         if opts.tcp_tls {
             let tls = dir.join("tls");
             std::fs::create_dir(&tls).unwrap();
+            // A CA and a server certificate for `localhost` signed by it (webpki refuses a
+            // self-signed CA certificate as the server's own).
+            let sh = format!(
+                "set -e; cd {dir}; \
+                 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=wifisess-test-ca \
+                   -keyout ca.key -out ca.crt; \
+                 openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+                   -keyout server.key -out server.csr; \
+                 printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext; \
+                 openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                   -days 2 -extfile ext -out server.crt",
+                dir = tls.display()
+            );
             run(
                 {
-                    let mut c = Command::new("openssl");
-                    c.args([
-                        "req",
-                        "-x509",
-                        "-newkey",
-                        "rsa:2048",
-                        "-nodes",
-                        "-days",
-                        "2",
-                        "-subj",
-                        "/CN=localhost",
-                        "-addext",
-                        "subjectAltName=DNS:localhost",
-                        "-keyout",
-                    ])
-                    .arg(tls.join("server.key"))
-                    .arg("-out")
-                    .arg(tls.join("server.crt"))
-                    .stderr(Stdio::null());
+                    let mut c = Command::new("sh");
+                    c.args(["-c", &sh]).stderr(Stdio::null());
                     c
                 },
-                "openssl req (the test server's certificate)",
+                "openssl (the test server's certificates)",
             );
             if is_root() {
                 run(
@@ -279,9 +275,9 @@ impl Cluster {
         format!("postgres://postgres@localhost:{}/{db}?{params}", self.port)
     }
 
-    /// The server's certificate (TLS tests).
+    /// The CA that signed the server's certificate (TLS tests).
     pub fn certificate(&self) -> PathBuf {
-        self.dir.join("tls/server.crt")
+        self.dir.join("tls/ca.crt")
     }
 
     /// A new empty database for one test; returns its URL.
