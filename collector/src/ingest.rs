@@ -248,6 +248,9 @@ pub async fn serve(
                     let subs = filters.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
                     client.try_subscribe_many(subs).context("queueing the subscription")?;
                 }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    log::info!("subscribed to {} and {}", filters[0], filters[1]);
+                }
                 Ok(Event::Incoming(Packet::Publish(mut p))) => {
                     // An oversized payload is still read and acked (else the broker would
                     // redeliver it forever to the persistent session); only its first bytes

@@ -399,3 +399,111 @@ pub fn sessions_json(db: &(impl DbArg + ?Sized), extra: &[&str]) -> Vec<serde_js
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A stream of `devices` devices, each with sessions starting, updating and stopping, syncs,
+/// an agent restart: (topic, payload, receive time), in order.
+pub fn fleet_stream(devices: u64, sessions: u64, t0: i64) -> Vec<(String, Vec<u8>, i64)> {
+    let mut out = Vec::new();
+    for d in 0..devices {
+        let dev = format!("ap{d:03}");
+        let mut seq = 0;
+        let mut up = 50_000u64;
+        let mut batch = |events: Vec<wifisess_wire::Event>, up: u64, epoch: u32| {
+            let mut b = wifisess_wire::Batch {
+                device_id: dev.clone(),
+                boot_id: wifisess_wire::BootId([d as u8; 16]),
+                agent_epoch: epoch,
+                base_wall_ms: 0,
+                base_uptime_ms: 0,
+                clock_synced: true,
+                events: Vec::new(),
+            };
+            for (i, mut e) in events.into_iter().enumerate() {
+                seq += 1;
+                e.set_seq(seq);
+                let at = wifisess_wire::Stamp {
+                    wall_ms: (t0 + up as i64) as u64 + i as u64,
+                    uptime_ms: up + i as u64,
+                };
+                if b.events.is_empty() {
+                    b.set_base(at);
+                }
+                assert!(b.push(at, e));
+            }
+            (
+                format!("wifisess/v1/{dev}/events"),
+                wifisess_wire::encode_batch(&b),
+                t0 + up as i64 + 50,
+            )
+        };
+        for s in 0..sessions {
+            use wifisess_wire::{Event, MacAddr, SessionId, Start, Stop, StopReason, Update};
+            let id = SessionId(d << 32 | s);
+            let mac = MacAddr([2, 0, 0, d as u8, 0, (s % 3) as u8]);
+            up += 1_000;
+            out.push(batch(
+                vec![Event::Start(Start {
+                    seq: 0,
+                    at: Default::default(),
+                    id,
+                    mac,
+                    ifname: "phy0-ap0".into(),
+                    ssid: b"campus".to_vec(),
+                    bssid: MacAddr([4, 0, 0, 0, 0, d as u8]),
+                    freq_mhz: 2412,
+                    age_ms: 100,
+                    signal_dbm: Some(-50),
+                })],
+                up,
+                1,
+            ));
+            up += 1_000;
+            out.push(batch(
+                vec![Event::Update(Update {
+                    seq: 0,
+                    at: Default::default(),
+                    id,
+                    rx_bytes: 100 * s,
+                    tx_bytes: 50 * s,
+                    rx_packets: s,
+                    tx_packets: s,
+                    signal_avg_dbm: Some(-55),
+                    inactive_ms: Some(10),
+                })],
+                up,
+                1,
+            ));
+            if s % 2 == 0 {
+                up += 1_000;
+                out.push(batch(
+                    vec![Event::Stop(Stop {
+                        seq: 0,
+                        at: Default::default(),
+                        id,
+                        reason: StopReason::Left,
+                        age_ms: 0,
+                        rx_bytes: 200 * s,
+                        tx_bytes: 60 * s,
+                        rx_packets: 2 * s,
+                        tx_packets: s,
+                        signal_avg_dbm: Some(-52),
+                        inactive_ms: Some(0),
+                    })],
+                    up,
+                    1,
+                ));
+            }
+        }
+        up += 1_000;
+        out.push(batch(
+            vec![wifisess_wire::Event::Sync(wifisess_wire::Sync {
+                seq: 0,
+                at: Default::default(),
+                ids: vec![],
+            })],
+            up,
+            1,
+        ));
+    }
+    out
+}
