@@ -103,12 +103,9 @@ fn three_collectors_one_killed_and_postgres_restarted_give_one_collectors_rows()
     let mut members: Vec<Collector> = (0..3)
         .map(|k| member(&url, broker.port, &format!("c{k}"), &log(k)))
         .collect();
-    for k in 0..3 {
+    for m in &members {
         wait_for("members to subscribe", Duration::from_secs(30), || {
-            members[k]
-                .log_text()
-                .contains("subscribed to")
-                .then_some(())
+            m.log_text().contains("subscribed to").then_some(())
         });
     }
     std::thread::sleep(Duration::from_millis(300));
