@@ -457,7 +457,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let start = wifisess_loadgen::now_ms() as u64;
             let r = storebench::store(&stream.fleet(), &db, &prefix, group, start)?;
             println!(
-                "store path (writer: merge core + SQLite store): {} events in {} messages, {} transactions: \
+                "store path (writer: merge core + store): {} events in {} messages, {} transactions: \
                  {:.3} s, {:.0} events/s ({} session rows)",
                 r.events,
                 r.messages,
