@@ -190,8 +190,11 @@ pub fn raw(
     Ok(rep)
 }
 
-/// The events of `cfg`'s stream: (device index, wall ms, uptime ms, seq, event).
-fn raw_events(cfg: &FleetConfig, start_ms: u64) -> (Sim, Vec<(usize, i64, i64, i64, Event)>) {
+/// One event of the stream: (device index, wall ms, uptime ms, seq, event).
+type RawEvent = (usize, i64, i64, i64, Event);
+
+/// The events of `cfg`'s stream.
+fn raw_events(cfg: &FleetConfig, start_ms: u64) -> (Sim, Vec<RawEvent>) {
     let mut sim = Sim::new(cfg.sim.clone(), start_ms);
     let ms_per_event = 1000.0 / cfg.rate.max(1e-9);
     let mut seqs = vec![0i64; sim.devices.len()];
