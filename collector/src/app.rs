@@ -10,7 +10,6 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::ingest::{self, WriterParts};
-use crate::store::sqlite::SqliteStore;
 use crate::timefmt::now_ms;
 use crate::writer::{Handle, Writer};
 
@@ -23,9 +22,9 @@ const HTTP_DRAIN: Duration = Duration::from_secs(5);
 /// Runtime failures (database, runtime setup, a configured HTTP address that cannot be
 /// bound); the configuration was checked before.
 pub fn run(cfg: &Config) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&cfg.db)
+    let store = crate::store::open(&cfg.db, &cfg.mqtt_client_id())
         .with_context(|| format!("opening database {}", cfg.db.display()))?;
-    let mut writer = Writer::new(Box::new(store), &cfg.topic_prefix, cfg.inventory());
+    let mut writer = Writer::new(store, &cfg.topic_prefix, cfg.inventory());
     let named = writer
         .apply_inventory()
         .context("writing the device inventory")?;

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::store::DbLocator;
+
 /// The file read when `--config` is not given, if it exists in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "wifisess-collector.toml";
 
@@ -52,16 +54,24 @@ pub struct TokenConfig {
 /// The collector's settings, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// SQLite database file.
-    pub db: PathBuf,
+    /// The database: an SQLite file or a PostgreSQL URL (`--db`, `[store] url`, `db`).
+    pub db: DbLocator,
     /// Broker host.
     pub broker_host: String,
     /// Broker port.
     pub broker_port: u16,
     /// Topic prefix, without a trailing slash (`wifisess/v1`).
     pub topic_prefix: String,
-    /// MQTT client id; fixed, because the broker keeps the persistent session under it.
+    /// MQTT client id; fixed, because the broker keeps the persistent session under it. In a
+    /// share group each collector connects as `{client_id}-{instance}`.
     pub client_id: String,
+    /// `--share-group NAME`: subscribe through `$share/NAME/…` with the other collectors of
+    /// the group (PostgreSQL only).
+    pub share_group: Option<String>,
+    /// This collector's name in its share group (default: the host name). Must stay the same
+    /// across restarts: the broker keeps the persistent session (and the messages it holds
+    /// for this member) under `{client_id}-{instance}`.
+    pub instance: Option<String>,
     /// MQTT user name.
     pub username: Option<String>,
     /// MQTT password.
@@ -86,6 +96,34 @@ pub struct Config {
 }
 
 impl Config {
+    /// This collector's name among those sharing the database and the broker: the configured
+    /// `instance`, else the host name.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(host_name)
+    }
+
+    /// The MQTT client id: `client_id`, or `{client_id}-{instance}` in a share group.
+    pub fn mqtt_client_id(&self) -> String {
+        match self.share_group {
+            Some(_) => format!("{}-{}", self.client_id, self.instance_name()),
+            None => self.client_id.clone(),
+        }
+    }
+
+    /// The topic filters to subscribe: `{prefix}/+/events` and `{prefix}/+/status`, through
+    /// `$share/{group}/` in a share group.
+    pub fn topic_filters(&self) -> [String; 2] {
+        let share = self
+            .share_group
+            .as_ref()
+            .map(|g| format!("$share/{g}/"))
+            .unwrap_or_default();
+        [
+            format!("{share}{}/+/events", self.topic_prefix),
+            format!("{share}{}/+/status", self.topic_prefix),
+        ]
+    }
+
     /// The configured inventory, for the writer.
     pub fn inventory(&self) -> crate::core::device::Inventory {
         crate::core::device::Inventory::new(self.devices.iter().map(|d| {
@@ -104,11 +142,13 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            db: PathBuf::from("wifisess.db"),
+            db: DbLocator::Sqlite(PathBuf::from("wifisess.db")),
             broker_host: "127.0.0.1".into(),
             broker_port: 1883,
             topic_prefix: "wifisess/v1".into(),
             client_id: "wifisess-collector".into(),
+            share_group: None,
+            instance: None,
             username: None,
             password: None,
             retention_days: 180,
@@ -123,10 +163,21 @@ impl Default for Config {
     }
 }
 
+/// `[store]`: where the database is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    /// An SQLite path or a PostgreSQL URL.
+    url: Option<PathBuf>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     db: Option<PathBuf>,
+    store: Option<StoreSection>,
+    share_group: Option<String>,
+    instance: Option<String>,
     broker: Option<String>,
     topic_prefix: Option<String>,
     client_id: Option<String>,
@@ -156,6 +207,10 @@ pub struct Flags {
     pub broker: Option<String>,
     /// `--http ADDR`.
     pub http: Option<String>,
+    /// `--share-group NAME`.
+    pub share_group: Option<String>,
+    /// `--instance NAME`.
+    pub instance: Option<String>,
 }
 
 /// Parses `mqtt://host[:port]` (or `tcp://`, or a bare `host[:port]`).
@@ -222,8 +277,13 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
     };
     if let Some(f) = file {
         if let Some(v) = f.db {
-            c.db = v;
+            c.db = DbLocator::parse(&v);
         }
+        if let Some(v) = f.store.and_then(|s| s.url) {
+            c.db = DbLocator::parse(&v);
+        }
+        c.share_group = f.share_group.or(c.share_group);
+        c.instance = f.instance.or(c.instance);
         if let Some(v) = f.broker {
             (c.broker_host, c.broker_port) = parse_broker("broker", &v)?;
         }
@@ -241,8 +301,10 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         c.tokens = f.tokens;
     }
     if let Some(v) = env("WIFISESS_DB") {
-        c.db = PathBuf::from(v);
+        c.db = DbLocator::parse(Path::new(&v));
     }
+    c.share_group = env("WIFISESS_SHARE_GROUP").or(c.share_group);
+    c.instance = env("WIFISESS_INSTANCE").or(c.instance);
     if let Some(v) = env("WIFISESS_BROKER") {
         (c.broker_host, c.broker_port) = parse_broker("WIFISESS_BROKER", &v)?;
     }
@@ -255,7 +317,13 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
     c.dangling_minutes = env_num(env, "WIFISESS_DANGLING_MINUTES")?.unwrap_or(c.dangling_minutes);
     c.http = env("WIFISESS_HTTP").or(c.http);
     if let Some(v) = &flags.db {
-        c.db = v.clone();
+        c.db = DbLocator::parse(v);
+    }
+    if let Some(v) = &flags.share_group {
+        c.share_group = Some(v.clone());
+    }
+    if let Some(v) = &flags.instance {
+        c.instance = Some(v.clone());
     }
     if let Some(v) = &flags.broker {
         (c.broker_host, c.broker_port) = parse_broker("--broker", v)?;
@@ -265,6 +333,15 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
     }
     validate(&c)?;
     Ok(c)
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), or `collector` if it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().replace(['/', '+', '#'], "_"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "collector".into())
 }
 
 fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
@@ -298,8 +375,24 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
             )));
         }
     }
-    if c.db.as_os_str().is_empty() {
+    if matches!(&c.db, DbLocator::Sqlite(p) if p.as_os_str().is_empty()) {
         return Err(ConfigError("db: must not be empty".into()));
+    }
+    for (opt, v) in [("share_group", &c.share_group), ("instance", &c.instance)] {
+        if let Some(v) = v {
+            if v.is_empty() || v.contains(['/', '+', '#']) {
+                return Err(ConfigError(format!(
+                    "{opt}: must be non-empty, without '/', '+' or '#': {v:?}"
+                )));
+            }
+        }
+    }
+    if c.share_group.is_some() && matches!(c.db, DbLocator::Sqlite(_)) {
+        return Err(ConfigError(
+            "share_group: the collectors of a share group need one PostgreSQL database \
+             (--db postgres://…); an SQLite file has one writer"
+                .into(),
+        ));
     }
     let mut ids = std::collections::BTreeSet::new();
     for d in &c.devices {
@@ -341,7 +434,7 @@ mod tests {
             ..Flags::default()
         };
         let c = load(&flags, &env).unwrap();
-        assert_eq!(c.db, PathBuf::from("flag.db"));
+        assert_eq!(c.db, DbLocator::Sqlite(PathBuf::from("flag.db")));
         assert_eq!((c.broker_host.as_str(), c.broker_port), ("envhost", 2));
         assert_eq!(c.expire_hours, 7);
         assert_eq!(c.devices[0].name.as_deref(), Some("Lobby"));
@@ -373,6 +466,44 @@ mod tests {
             .unwrap_err()
             .0
             .contains("listed twice"));
+    }
+
+    #[test]
+    fn postgres_urls_and_share_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "share_group = \"fleet\"\ninstance = \"c1\"\n[store]\nurl = \"postgresql://ws@db/ws\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(f),
+            ..Flags::default()
+        };
+        let c = load(&flags, &|_| None).unwrap();
+        assert_eq!(c.db, DbLocator::Postgres("postgresql://ws@db/ws".into()));
+        assert_eq!(c.mqtt_client_id(), "wifisess-collector-c1");
+        assert_eq!(
+            c.topic_filters(),
+            [
+                "$share/fleet/wifisess/v1/+/events".to_owned(),
+                "$share/fleet/wifisess/v1/+/status".to_owned()
+            ]
+        );
+        let env = |k: &str| (k == "WIFISESS_DB").then(|| "postgres://u:pw@h/d".to_owned());
+        let c = load(&Flags::default(), &env).unwrap();
+        assert_eq!(c.db.display(), "postgres://u@h/d");
+        assert_eq!(c.mqtt_client_id(), "wifisess-collector");
+        let flags = Flags {
+            share_group: Some("g".into()),
+            db: Some("x.db".into()),
+            ..Flags::default()
+        };
+        assert!(load(&flags, &|_| None)
+            .unwrap_err()
+            .0
+            .starts_with("share_group: the collectors"));
     }
 
     #[test]

@@ -165,7 +165,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let handle = tokio::runtime::Handle::current();
-    let mut opts = MqttOptions::new(&cfg.client_id, &cfg.broker_host, cfg.broker_port);
+    let client_id = cfg.mqtt_client_id();
+    let mut opts = MqttOptions::new(&client_id, &cfg.broker_host, cfg.broker_port);
     opts.set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
@@ -199,15 +200,12 @@ pub async fn serve(
             })
             .context("starting the writer thread")?
     };
-    let filters = [
-        format!("{}/+/events", cfg.topic_prefix),
-        format!("{}/+/status", cfg.topic_prefix),
-    ];
+    let filters = cfg.topic_filters();
     log::info!(
         "collector: mqtt://{}:{} as {:?}, topics {} and {}, db {}",
         cfg.broker_host,
         cfg.broker_port,
-        cfg.client_id,
+        client_id,
         filters[0],
         filters[1],
         cfg.db.display()
@@ -249,6 +247,9 @@ pub async fn serve(
                     log::info!("connected (session present: {})", ack.session_present);
                     let subs = filters.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
                     client.try_subscribe_many(subs).context("queueing the subscription")?;
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    log::info!("subscribed to {} and {}", filters[0], filters[1]);
                 }
                 Ok(Event::Incoming(Packet::Publish(mut p))) => {
                     // An oversized payload is still read and acked (else the broker would

@@ -102,6 +102,30 @@ pub fn expire(
     w.close_planned(|s| s.expire_plan(since), false)
 }
 
+/// [`expire`] as `run`'s schedule does it: once per fleet. The transaction first claims the
+/// job ([`crate::store::Store::claim_job`]); if another collector of the same database ran it
+/// less than [`EXPIRE_EVERY_MS`] ago, it closes nothing.
+///
+/// # Errors
+/// Store errors (nothing is changed).
+pub fn expire_claimed(
+    w: &mut Writer,
+    now_ms: i64,
+    hours: u32,
+) -> Result<(Vec<Closable>, Committed), StoreError> {
+    let since = silent_since(now_ms, hours);
+    w.close_planned(
+        |s| {
+            if s.claim_job("expire", now_ms, EXPIRE_EVERY_MS)? {
+                s.expire_plan(since)
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        false,
+    )
+}
+
 /// Closes every open session now (reason `forced`, provisional), in one transaction.
 ///
 /// # Errors
@@ -135,6 +159,9 @@ pub struct Schedule {
     next_retain_ms: i64,
     /// A retention pass in progress: its cutoff and what it deleted so far.
     pruning: Option<(i64, PruneReport)>,
+    /// Whether the pass in progress was claimed for the fleet (first batch not run yet:
+    /// false).
+    pass_claimed: bool,
     /// Sizes of the retention batches.
     sizer: BatchSizer,
 }
@@ -148,6 +175,7 @@ impl Schedule {
             next_expire_ms: now_ms,
             next_retain_ms: now_ms,
             pruning: None,
+            pass_claimed: false,
             sizer: BatchSizer::default(),
         }
     }
@@ -185,6 +213,7 @@ impl Schedule {
                 retention_cutoff(now_ms, self.retention_days),
                 PruneReport::default(),
             ));
+            self.pass_claimed = false;
         }
         let limit = self.sizer.limit();
         self.pruning
@@ -210,7 +239,7 @@ impl Schedule {
     /// (for the writer's commit notice), if it closed anything.
     pub fn run_due(&mut self, w: &mut Writer, now_ms: i64) -> Option<Committed> {
         match self.due(now_ms)? {
-            Job::Expire => match expire(w, now_ms, self.expire_hours) {
+            Job::Expire => match expire_claimed(w, now_ms, self.expire_hours) {
                 Ok((done, committed)) => {
                     for d in done.iter().filter(|d| d.sessions > 0) {
                         log::info!(
@@ -229,6 +258,24 @@ impl Schedule {
                 }
             },
             Job::Prune { cutoff_ms, limit } => {
+                // Once per fleet: a pass another collector of the same database started less
+                // than a day ago is left to it.
+                if !self.pass_claimed {
+                    match w.claim_job("retention", now_ms, RETAIN_EVERY_MS) {
+                        Ok(true) => self.pass_claimed = true,
+                        Ok(false) => {
+                            log::debug!("retention: another collector runs it today");
+                            self.pruning = None;
+                            return None;
+                        }
+                        Err(e) => {
+                            self.pruning = None;
+                            self.next_retain_ms = now_ms + EXPIRE_EVERY_MS;
+                            log::error!("retention failed (retried in 5 minutes): {e}");
+                            return None;
+                        }
+                    }
+                }
                 // The step's duration sizes the next one (the only clock read here: I/O side).
                 let began = std::time::Instant::now();
                 let r = w.prune_batch(cutoff_ms, limit);

@@ -11,7 +11,7 @@ use wifisess_collector::{app, cli};
 #[command(
     name = "wifisess-collector",
     version,
-    about = "Wi-Fi session collector: MQTT → SQLite"
+    about = "Wi-Fi session collector: MQTT → SQLite or PostgreSQL"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,8 +25,8 @@ enum Cmd {
         /// TOML configuration file (default: wifisess-collector.toml if present).
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
-        /// SQLite database file (default wifisess.db).
-        #[arg(long, value_name = "PATH")]
+        /// Database: an SQLite file (default wifisess.db) or postgres://user@host/db.
+        #[arg(long, value_name = "PATH|URL")]
         db: Option<PathBuf>,
         /// Broker URL, mqtt://host:port.
         #[arg(long, value_name = "URL")]
@@ -34,6 +34,14 @@ enum Cmd {
         /// HTTP API and dashboard address (default 127.0.0.1:8080; `off` disables it).
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
+        /// Share the broker's messages with the other collectors of this group
+        /// ($share/NAME/…; needs a PostgreSQL --db).
+        #[arg(long, value_name = "NAME")]
+        share_group: Option<String>,
+        /// This collector's name in its share group (default: the host name); keep it across
+        /// restarts.
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
     },
     #[command(flatten)]
     Query(cli::Query),
@@ -68,12 +76,16 @@ fn main() -> ExitCode {
             db,
             broker,
             http,
+            share_group,
+            instance,
         } => (
             Flags {
                 config,
                 db,
                 broker,
                 http,
+                share_group,
+                instance,
             },
             None,
         ),

@@ -2,7 +2,7 @@
 //! needed), plus the relative times the command line accepts (`now`, `-2h`, `-7d`).
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -38,7 +38,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// (year, month, day) → days since 1970-01-01, proleptic Gregorian (inverse of `civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);

@@ -15,6 +15,12 @@ use crate::store::{Closable, PruneReport, Store, StoreError};
 /// over (each device's state is read again at its next message).
 pub const CACHE_DEVICES: usize = 200_000;
 
+/// How long a transaction that failed for a reason that may pass (a deadlock or
+/// serialization conflict with another collector, the database restarting, the connection
+/// lost) is tried again before the writer gives up (the process exits 1; nothing
+/// unacknowledged is lost: the broker redelivers).
+pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Rounds of "the merge needs more rows" per message at most; more is a bug in an adapter
 /// (it did not hand in what was asked for).
 const MAX_ROUNDS: usize = 16;
@@ -170,7 +176,7 @@ impl Writer {
     /// Store errors (rolled back).
     pub fn close_planned(
         &mut self,
-        plan: impl FnOnce(&mut dyn Store) -> Result<Vec<Closable>, StoreError>,
+        mut plan: impl FnMut(&mut dyn Store) -> Result<Vec<Closable>, StoreError>,
         forced: bool,
     ) -> Result<(Vec<Closable>, Committed), StoreError> {
         self.transaction(|w| {
@@ -204,19 +210,53 @@ impl Writer {
         self.transaction(|w| w.store.prune_batch(cutoff_ms, limit))
     }
 
+    /// Claims the fleet-wide job `job` due at `now_ms` ([`Store::claim_job`]), in a
+    /// transaction of its own: true if this collector should run it now.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn claim_job(&mut self, job: &str, now_ms: i64, every_ms: i64) -> Result<bool, StoreError> {
+        self.transaction(|w| w.store.claim_job(job, now_ms, every_ms))
+    }
+
     /// Runs `f` in a transaction: commits on `Ok`, rolls back (and forgets the cached state of
-    /// every device, which `f` may have changed in memory) on `Err`.
+    /// every device, which `f` may have changed in memory) on `Err`. A transaction that
+    /// failed for a reason that may pass ([`StoreError::is_retryable`]: another collector won
+    /// a deadlock, the database restarted) is run again, with a growing pause, for up to
+    /// [`RETRY_FOR`].
     fn transaction<T>(
         &mut self,
-        f: impl FnOnce(&mut Writer) -> Result<T, StoreError>,
+        mut f: impl FnMut(&mut Writer) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.store.begin()?;
-        match f(self).and_then(|t| self.store.commit().map(|()| t)) {
-            Ok(t) => Ok(t),
-            Err(e) => {
-                self.store.rollback();
-                self.cache.clear();
-                Err(e)
+        let began = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(20);
+        let mut tries = 0u32;
+        loop {
+            let r = self
+                .store
+                .begin()
+                .and_then(|()| f(self))
+                .and_then(|t| self.store.commit().map(|()| t));
+            match r {
+                Ok(t) => {
+                    if tries > 0 {
+                        log::info!("transaction committed after {tries} retries");
+                    }
+                    return Ok(t);
+                }
+                Err(e) => {
+                    self.store.rollback();
+                    self.cache.clear();
+                    if !e.is_retryable() || began.elapsed() >= RETRY_FOR {
+                        return Err(e);
+                    }
+                    tries += 1;
+                    if tries == 1 || tries.is_multiple_of(10) {
+                        log::warn!("transaction failed ({e}); retrying in {pause:?} (try {tries})");
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
             }
         }
     }

@@ -1,11 +1,16 @@
 //! Property: a device's events applied in any order, with duplicates, give exactly the rows
-//! of the in-order stream (encoded, then applied through the writer: core and SQLite store,
-//! no MQTT).
+//! of the in-order stream (encoded, then applied through the writer: core and store, no MQTT),
+//! on SQLite and on PostgreSQL alike: `Store::dump()` of both engines is byte-identical for
+//! the same messages, whatever their order, duplication and grouping into transactions.
 
+mod common;
+
+use common::pg::{self, EngineDb};
 use proptest::prelude::*;
 use rusqlite::Connection;
 use wifisess_collector::read::db::Val;
 use wifisess_collector::read::ReadDb;
+use wifisess_collector::store::postgres::PgStore;
 use wifisess_collector::store::sqlite::{schema, SqliteStore};
 use wifisess_collector::writer::{Incoming, Outcome, Writer};
 use wifisess_wire::{
@@ -265,17 +270,63 @@ fn db() -> Writer {
     )
 }
 
-/// A writer on a database file, and a read-only connection to look at its rows.
-fn db_file() -> (tempfile::TempDir, Writer, ReadDb) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.db");
-    let w = Writer::new(
-        Box::new(SqliteStore::open(&path).unwrap()),
+/// A writer and a read-only connection on each engine (a file, a PostgreSQL database).
+fn db_files(test: &str) -> Vec<(EngineDb, Writer, ReadDb)> {
+    pg::both(test)
+        .into_iter()
+        .map(|e| {
+            let w = Writer::new(e.store(), PREFIX, Default::default());
+            let r = e.read();
+            (e, w, r)
+        })
+        .collect()
+}
+
+/// A writer on this binary's PostgreSQL database for the property (made once, emptied for
+/// every case).
+fn pg_writer() -> Writer {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let url = URL.get_or_init(|| {
+        let url = pg::database("merge_prop");
+        drop(PgStore::open(&url, "test").unwrap());
+        url
+    });
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "TRUNCATE devices, sessions_open, sessions_closed, syncs, counter_shards, fleet_jobs",
+    )
+    .unwrap();
+    Writer::new(
+        Box::new(PgStore::open(url, "test").unwrap()),
         PREFIX,
         Default::default(),
-    );
-    let r = ReadDb::open_sqlite(&path).unwrap();
-    (dir, w, r)
+    )
+}
+
+/// Applies `batches` in group commits of `group` messages.
+fn apply_grouped(w: &mut Writer, batches: &[&(Batch, i64)], group: usize) {
+    let msgs: Vec<(String, Vec<u8>, i64)> = batches
+        .iter()
+        .map(|(b, rx)| {
+            (
+                format!("{PREFIX}/{}/events", b.device_id),
+                encode_batch(b),
+                *rx,
+            )
+        })
+        .collect();
+    for chunk in msgs.chunks(group) {
+        let incoming: Vec<Incoming<'_>> = chunk
+            .iter()
+            .map(|(t, p, rx)| Incoming {
+                topic: t,
+                payload: p,
+                receive_ms: *rx,
+            })
+            .collect();
+        let c = w.ingest(&incoming).unwrap();
+        assert!(c.outcomes.iter().all(|o| matches!(o, Outcome::Events(_))));
+    }
 }
 
 fn dump(r: &ReadDb, sql: &str) -> Vec<String> {
@@ -315,6 +366,48 @@ proptest! {
         // Every session row, device state and sync equal; the schema's unique index (one open
         // session per device and MAC) made any write that broke it fail above.
         prop_assert_eq!(snapshot(&mut a), snapshot(&mut b));
+    }
+}
+
+proptest! {
+    // Each case runs on a real PostgreSQL: fewer cases than the SQLite property above.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// PostgreSQL gives SQLite's rows, byte for byte in `Store::dump()`: the same stream in
+    /// order, shuffled with duplicates one message per transaction, and shuffled in group
+    /// commits (many devices and rows per transaction: the bulk statements).
+    #[test]
+    fn postgres_dumps_equal_sqlite_dumps(
+        plans in prop::collection::vec(prop::collection::vec(act(), 1..40), 1..4),
+        keys in prop::collection::vec(any::<u32>(), 200),
+        dups in prop::collection::vec(0u8..4, 200),
+        group in 2usize..12,
+    ) {
+        let per_device = streams(&plans);
+        let in_order: Vec<&(Batch, i64)> = per_device.iter().flatten().collect();
+        let mut lite = db();
+        apply(&mut lite, &in_order);
+        let want = snapshot(&mut lite);
+
+        let mut shuffled: Vec<(u32, &(Batch, i64))> = Vec::new();
+        for (i, b) in in_order.iter().enumerate() {
+            shuffled.push((keys[i % keys.len()].rotate_left(i as u32), b));
+            if dups[i % dups.len()] == 0 {
+                shuffled.push((keys[(i * 7 + 3) % keys.len()], b));
+            }
+        }
+        shuffled.sort_by_key(|x| x.0);
+        let shuffled: Vec<&(Batch, i64)> = shuffled.iter().map(|x| x.1).collect();
+
+        let mut p = pg_writer();
+        apply(&mut p, &in_order);
+        prop_assert_eq!(&want, &snapshot(&mut p), "in order");
+        let mut p = pg_writer();
+        apply(&mut p, &shuffled);
+        prop_assert_eq!(&want, &snapshot(&mut p), "shuffled");
+        let mut p = pg_writer();
+        apply_grouped(&mut p, &shuffled, group);
+        prop_assert_eq!(&want, &snapshot(&mut p), "shuffled, group commits of {}", group);
     }
 }
 
@@ -418,25 +511,30 @@ fn a_boot_that_becomes_the_newest_reopens_its_sessions() {
         ),
     ];
     let refs: Vec<&(Batch, i64)> = msgs.iter().collect();
-    let (_dir, mut w, r) = db_file();
-    apply(&mut w, &refs);
-    let stop = |id: i64| -> (Option<i64>, Option<String>) {
-        let row = r
-            .query_one(
-                "SELECT stop_ms, stop_reason FROM sessions WHERE device_id = 'ap1' AND id = $1",
-                &[Val::Int(id)],
-            )
-            .unwrap()
-            .unwrap();
-        (row.opt_int(0).unwrap(), row.opt_text(1).unwrap())
-    };
-    assert_eq!(
-        stop(2),
-        (None, None),
-        "boot 2 is the newest: its session is open"
-    );
-    assert_eq!(stop(1).1.as_deref(), Some("device_reboot"));
-    assert_reapplying_changes_nothing(&mut w, &refs);
+    let mut dumps = Vec::new();
+    for (e, mut w, r) in db_files("boot_becomes_newest") {
+        apply(&mut w, &refs);
+        let stop = |id: i64| -> (Option<i64>, Option<String>) {
+            let row = r
+                .query_one(
+                    "SELECT stop_ms, stop_reason FROM sessions WHERE device_id = 'ap1' AND id = $1",
+                    &[Val::Int(id)],
+                )
+                .unwrap()
+                .unwrap();
+            (row.opt_int(0).unwrap(), row.opt_text(1).unwrap())
+        };
+        assert_eq!(
+            stop(2),
+            (None, None),
+            "{}: boot 2 is the newest: its session is open",
+            e.engine
+        );
+        assert_eq!(stop(1).1.as_deref(), Some("device_reboot"), "{}", e.engine);
+        assert_reapplying_changes_nothing(&mut w, &refs);
+        dumps.push(snapshot(&mut w));
+    }
+    assert_eq!(dumps[0], dumps[1], "sqlite and postgres rows differ");
 }
 
 /// Found by the `collector_merge` fuzz target (CI, session 4): three batches of one boot;
@@ -460,26 +558,29 @@ fn a_seq_repeated_with_other_contents_keeps_one_open_session_per_mac() {
         ),
     ];
     let refs: Vec<&(Batch, i64)> = msgs.iter().collect();
-    let (_dir, mut c, r) = db_file();
-    apply(&mut c, &refs);
-    let rows = dump(
-        &r,
-        "SELECT id, mac, start_ms, stop_ms, stop_reason FROM sessions ORDER BY id",
-    );
-    // Session 5's last start names MAC :00, so nothing supersedes session 1 any more: both
-    // are open, one per MAC.
-    assert_eq!(
-        rows,
-        [
-            format!(
-                "Int(1)|Text(\"02:00:00:00:00:02\")|Int({})|Null|Null|",
-                T0 + 94_900
-            ),
-            format!(
-                "Int(5)|Text(\"02:00:00:00:00:00\")|Int({})|Null|Null|",
-                T0 - 2_000
-            ),
-        ]
-    );
-    assert_reapplying_changes_nothing(&mut c, &refs);
+    for (e, mut c, r) in db_files("seq_repeated") {
+        apply(&mut c, &refs);
+        let rows = dump(
+            &r,
+            "SELECT id, mac, start_ms, stop_ms, stop_reason FROM sessions ORDER BY id",
+        );
+        // Session 5's last start names MAC :00, so nothing supersedes session 1 any more:
+        // both are open, one per MAC.
+        assert_eq!(
+            rows,
+            [
+                format!(
+                    "Int(1)|Text(\"02:00:00:00:00:02\")|Int({})|Null|Null|",
+                    T0 + 94_900
+                ),
+                format!(
+                    "Int(5)|Text(\"02:00:00:00:00:00\")|Int({})|Null|Null|",
+                    T0 - 2_000
+                ),
+            ],
+            "{}",
+            e.engine
+        );
+        assert_reapplying_changes_nothing(&mut c, &refs);
+    }
 }

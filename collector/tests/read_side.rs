@@ -110,7 +110,14 @@ fn cli_json(db: &Path, args: &[&str]) -> Vec<Value> {
 
 #[test]
 fn http_responses_match_openapi() {
-    let env = Env::start("");
+    for engine in common::pg::both("openapi") {
+        eprintln!("engine: {}", engine.engine);
+        http_responses_match_openapi_on(engine);
+    }
+}
+
+fn http_responses_match_openapi_on(engine: common::pg::EngineDb) {
+    let env = Env::start_on("", engine);
     seed(&env, None);
     let doc: Value = serde_json::from_str(&env.get("/api/v1/openapi.json", None).body).unwrap();
     let some_id = env.get("/api/v1/sessions?limit=1", None).json()["sessions"][0]["id"]
@@ -204,7 +211,14 @@ fn http_responses_match_openapi() {
 
 #[test]
 fn cli_and_http_give_identical_rows_from_one_database() {
-    let env = Env::start("[max_open_sessions]\nacme = 2\n");
+    for engine in common::pg::both("cli_http") {
+        eprintln!("engine: {}", engine.engine);
+        cli_and_http_give_identical_rows_on(engine);
+    }
+}
+
+fn cli_and_http_give_identical_rows_on(engine: common::pg::EngineDb) {
+    let env = Env::start_on("[max_open_sessions]\nacme = 2\n", engine);
     seed(&env, None);
     let db = &env.db;
     let strip_open = |mut v: Value| {

@@ -209,14 +209,27 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         rows_per_tx: u64,
     },
+    /// Raw PostgreSQL baseline: the same events as plain batched statements (multi-row
+    /// INSERT/UPDATE with unnest arrays) on the collector's PostgreSQL schema, no merge.
+    RawPostgres {
+        #[command(flatten)]
+        stream: StreamArgs,
+        /// postgres:// URL of an existing database (emptied first).
+        #[arg(long, value_name = "URL")]
+        db: String,
+        /// Events per transaction.
+        #[arg(long, default_value_t = 10_000)]
+        rows_per_tx: u64,
+    },
     /// The collector's store path without MQTT: the same batches through the collector's
     /// writer (wifisess_collector::writer::Writer::ingest: decode, merge core, SQLite store),
     /// --group messages per transaction.
     Store {
         #[command(flatten)]
         stream: StreamArgs,
-        /// Database file to create (replaced if it exists).
-        #[arg(long, value_name = "PATH")]
+        /// Database file to create (replaced if it exists), or a postgres:// URL of an
+        /// existing database (emptied first).
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
         /// Topic prefix.
         #[arg(long, default_value = "wifisess/v1")]
@@ -415,6 +428,29 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 "events_per_s": r.events_per_s(), "sessions": r.sessions,
             }));
         }
+        Cmd::RawPostgres {
+            stream,
+            db,
+            rows_per_tx,
+        } => {
+            let start = wifisess_loadgen::now_ms() as u64;
+            let r = storebench::raw_postgres(&stream.fleet(), &db, rows_per_tx, start)?;
+            println!(
+                "raw PostgreSQL: {} events as batched statements in {} transactions of {}: \
+                 {:.3} s, {:.0} events/s ({} session rows)",
+                r.events,
+                r.transactions,
+                rows_per_tx,
+                r.seconds,
+                r.events_per_s(),
+                r.sessions
+            );
+            summary(json!({
+                "tool": "raw-postgres", "events": r.events, "mix": mix_json(r.mix),
+                "transactions": r.transactions, "seconds": r.seconds,
+                "events_per_s": r.events_per_s(), "sessions": r.sessions,
+            }));
+        }
         Cmd::Store {
             stream,
             db,
@@ -424,7 +460,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let start = wifisess_loadgen::now_ms() as u64;
             let r = storebench::store(&stream.fleet(), &db, &prefix, group, start)?;
             println!(
-                "store path (writer: merge core + SQLite store): {} events in {} messages, {} transactions: \
+                "store path (writer: merge core + store): {} events in {} messages, {} transactions: \
                  {:.3} s, {:.0} events/s ({} session rows)",
                 r.events,
                 r.messages,

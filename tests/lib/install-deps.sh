@@ -4,8 +4,10 @@
 # missing. Safe to run on every test run and in CI (no prompts, quiet output, one line per step).
 #
 # usage: tests/lib/install-deps.sh [GROUP...]      (default: all groups)
-#   services  mosquitto, mosquitto-clients, sqlite3, netcat-openbsd, openssl
-#             (cargo test --workspace; openssl makes the CA of agent/tests/mqtt_tls.rs)
+#   services  mosquitto, mosquitto-clients, sqlite3, netcat-openbsd, openssl, postgresql
+#             (cargo test --workspace; openssl makes the CA of agent/tests/mqtt_tls.rs and the
+#             certificate of the PostgreSQL TLS test; the PostgreSQL store tests start their
+#             own throwaway cluster with initdb/pg_ctl, the system service is not used)
 #   vmlab     qemu-system-x86, hostapd, wpasupplicant, iw, busybox-static, cpio, netcat-openbsd
 #             (tests/hwsim: the mac80211_hwsim VM lab)
 #   browser   chromium                                                   (dashboard tests)
@@ -123,10 +125,12 @@ ensure_pkgs() {
 # groups
 
 group_services() {
-    ensure_pkgs services mosquitto mosquitto-clients sqlite3 netcat-openbsd openssl
+    ensure_pkgs services mosquitto mosquitto-clients sqlite3 netcat-openbsd openssl postgresql
     # The tests start their own brokers on free ports; Debian's package also starts a system
     # broker on 1883 where systemd runs. Leave it alone: nothing of ours uses port 1883.
     command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || die "mosquitto missing after install"
+    # Debian's package may start a system cluster on 5432 where systemd runs: left alone too.
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "PostgreSQL's initdb missing after install"
 }
 
 group_vmlab() {

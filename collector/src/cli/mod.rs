@@ -7,7 +7,7 @@
 pub mod render;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -17,8 +17,9 @@ use crate::read::devices::{self, DeviceFilter};
 use crate::read::presence::{self, PresenceQuery};
 use crate::read::sessions::{self, SessionFilter};
 use crate::read::{status, Now, ReadDb, ReadError};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::Store as _;
+use crate::store::{DbLocator, SchemaError, Store};
 use crate::timefmt::parse_time;
 use crate::writer::Writer;
 use render::Format;
@@ -29,8 +30,8 @@ pub struct Common {
     /// TOML configuration file (default: wifisess-collector.toml if present).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// SQLite database file (default wifisess.db).
-    #[arg(long, value_name = "PATH")]
+    /// Database: an SQLite file (default wifisess.db) or postgres://user@host/db.
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 }
 
@@ -214,30 +215,27 @@ fn time(opt: &str, v: &Option<String>, now_ms: i64) -> Result<Option<i64>, CmdEr
 }
 
 /// The database for a query: read-only.
-fn open_read(path: &Path) -> Result<ReadDb, CmdError> {
-    ReadDb::open_sqlite(path).map_err(|e| match e {
-        ReadError::Open(e) => CmdError::Usage(format!("--db {}: {e}", path.display())),
-        e => {
-            CmdError::Runtime(anyhow::Error::new(e).context(format!("opening {}", path.display())))
-        }
+fn open_read(db: &DbLocator) -> Result<ReadDb, CmdError> {
+    ReadDb::open(db).map_err(|e| match e {
+        ReadError::Open(e) => CmdError::Usage(format!("--db {}: {e}", db.display())),
+        e => CmdError::Runtime(anyhow::Error::new(e).context(format!("opening {}", db.display()))),
     })
 }
 
-/// The database for `prune` / `expire`: a writer like `run`'s (it must exist already).
+/// The database for `prune` / `expire`: a writer like `run`'s (an SQLite file must exist
+/// already).
 fn open_writer(cfg: &Config) -> Result<Writer, CmdError> {
-    if !cfg.db.exists() {
-        return usage(format!(
-            "--db: {} does not exist (run the collector first, or pass --db)",
-            cfg.db.display()
-        ));
+    if let DbLocator::Sqlite(p) = &cfg.db {
+        if !p.exists() {
+            return usage(format!(
+                "--db: {} does not exist (run the collector first, or pass --db)",
+                p.display()
+            ));
+        }
     }
-    let store = SqliteStore::open(&cfg.db)
+    let store = crate::store::open(&cfg.db, &cfg.mqtt_client_id())
         .with_context(|| format!("opening database {}", cfg.db.display()))?;
-    Ok(Writer::new(
-        Box::new(store),
-        &cfg.topic_prefix,
-        cfg.inventory(),
-    ))
+    Ok(Writer::new(store, &cfg.topic_prefix, cfg.inventory()))
 }
 
 fn print(out: &str) -> Result<(), CmdError> {
@@ -431,8 +429,12 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
 }
 
 /// The store's plans on a read-only connection (dry runs change nothing).
-fn read_store(path: &Path) -> Result<SqliteStore, CmdError> {
-    let conn = crate::store::sqlite::schema::open_read_only(path)
-        .map_err(|e| CmdError::Usage(format!("--db {}: {e}", path.display())))?;
-    Ok(SqliteStore::from_connection(conn))
+fn read_store(db: &DbLocator) -> Result<Box<dyn Store>, CmdError> {
+    let usage = |e: SchemaError| CmdError::Usage(format!("--db {}: {e}", db.display()));
+    Ok(match db {
+        DbLocator::Sqlite(path) => Box::new(SqliteStore::from_connection(
+            crate::store::sqlite::schema::open_read_only(path).map_err(usage)?,
+        )),
+        DbLocator::Postgres(url) => Box::new(PgStore::open_read_only(url).map_err(usage)?),
+    })
 }

@@ -1,26 +1,27 @@
-//! The API's read-only connections: a small pool of [`ReadDb`]s (WAL lets them read while the
-//! writer commits), used from blocking tasks so a slow query never holds the runtime.
+//! The API's read-only connections: a small pool of [`ReadDb`]s (SQLite's WAL, PostgreSQL's
+//! MVCC let them read while the writer commits), used from blocking tasks so a slow query
+//! never holds the runtime.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::error::ApiError;
 use crate::read::{ReadDb, ReadError};
+use crate::store::DbLocator;
 
 /// Connections kept open between requests at most.
 const POOL_KEEP: usize = 4;
 
 /// Read-only connections to the collector's database.
 pub struct Reader {
-    path: PathBuf,
+    db: DbLocator,
     pool: Mutex<Vec<ReadDb>>,
 }
 
 impl Reader {
-    /// Connections to the SQLite database at `path` (opened on first use).
-    pub fn new(path: PathBuf) -> Arc<Reader> {
+    /// Connections to the database `db` names (opened on first use).
+    pub fn new(db: DbLocator) -> Arc<Reader> {
         Arc::new(Reader {
-            path,
+            db,
             pool: Mutex::new(Vec::new()),
         })
     }
@@ -33,11 +34,11 @@ impl Reader {
         let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
         let db = match pooled {
             Some(c) => c,
-            None => ReadDb::open_sqlite(&self.path).map_err(ApiError::from)?,
+            None => ReadDb::open(&self.db).map_err(ApiError::from)?,
         };
         let r = f(&db);
         if let Ok(mut p) = self.pool.lock() {
-            if p.len() < POOL_KEEP {
+            if p.len() < POOL_KEEP && db.is_usable() {
                 p.push(db);
             }
         }

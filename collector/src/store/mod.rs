@@ -1,9 +1,12 @@
 //! The store port: what the writer and the lifecycle jobs need from a database, as one trait
-//! ([`Store`]) with an adapter per engine ([`sqlite`]; PostgreSQL beside it). The merge rules
-//! are not here ([`crate::core`]): an adapter loads the rows a transaction needs, writes the
-//! rows the core changed in bulk, and answers the jobs' queries.
+//! ([`Store`]) with an adapter per engine ([`sqlite`], [`postgres`]). The merge rules are not
+//! here ([`crate::core`]): an adapter loads the rows a transaction needs, writes the rows the
+//! core changed in bulk, and answers the jobs' queries.
 
+pub mod postgres;
 pub mod sqlite;
+
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -12,12 +15,54 @@ pub use crate::core::device::Names;
 use crate::core::merge::{DeviceTx, Loaded, Needs};
 use crate::core::Counts;
 
+/// Where the collector's database is: `--db`, `[store] url` or `WIFISESS_DB`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbLocator {
+    /// An SQLite file (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, `postgres://…` or `postgresql://…` (libpq's URI form).
+    Postgres(String),
+}
+
+impl DbLocator {
+    /// A `--db` value: a PostgreSQL URL, else an SQLite path.
+    pub fn parse(v: &Path) -> DbLocator {
+        match v.to_str() {
+            Some(s) if postgres::schema::is_url(s) => DbLocator::Postgres(s.to_owned()),
+            _ => DbLocator::Sqlite(v.to_owned()),
+        }
+    }
+
+    /// For messages and logs: the path, or the URL without its password.
+    pub fn display(&self) -> String {
+        match self {
+            DbLocator::Sqlite(p) => p.display().to_string(),
+            DbLocator::Postgres(u) => postgres::schema::redact(u),
+        }
+    }
+}
+
+/// Opens the database `db` names for writing (creating and migrating it if needed).
+/// `instance` names this collector among those sharing a PostgreSQL database.
+///
+/// # Errors
+/// The database cannot be opened or migrated.
+pub fn open(db: &DbLocator, instance: &str) -> Result<Box<dyn Store>, SchemaError> {
+    Ok(match db {
+        DbLocator::Sqlite(p) => Box::new(sqlite::SqliteStore::open(p)?),
+        DbLocator::Postgres(u) => Box::new(postgres::PgStore::open(u, instance)?),
+    })
+}
+
 /// A store failure. The writer rolls the transaction back and acknowledges nothing of it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite refused.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused, or the connection to it failed.
+    #[error("postgres: {}", postgres::describe(.0))]
+    Postgres(#[from] ::postgres::Error),
     /// A row the store holds cannot be read back (a damaged database).
     #[error("damaged data: {0}")]
     Corrupt(String),
@@ -33,9 +78,62 @@ impl StoreError {
             StoreError::Sqlite(e) => {
                 e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
             }
+            StoreError::Postgres(e) => postgres::is_constraint(e),
             _ => false,
         }
     }
+
+    /// The transaction may succeed if it is run again: another collector won a deadlock or a
+    /// serialization conflict, or the connection to the database was lost (the adapter
+    /// reconnects at the next transaction). Nothing of it was committed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => postgres::is_retryable(e),
+            _ => false,
+        }
+    }
+}
+
+/// Why a database could not be opened or upgraded (either engine).
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// SQLite refused.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused, or could not be reached.
+    #[error("postgres: {}", postgres::describe(.0))]
+    Postgres(#[from] ::postgres::Error),
+    /// The locator or its TLS settings are not usable.
+    #[error("{0}")]
+    Config(String),
+    /// The database was written by a newer collector.
+    #[error(
+        "database schema version {found} is newer than this collector's {supported}: \
+         use the collector that wrote it, or a newer one"
+    )]
+    TooNew {
+        /// Version in the database.
+        found: u32,
+        /// Newest version this build knows.
+        supported: u32,
+    },
+    /// The database has an older schema and was opened read-only (queries never migrate).
+    #[error(
+        "database schema version {found} is older than this collector's {supported}: \
+         start `wifisess-collector run` on it once to upgrade it (queries never write)"
+    )]
+    TooOld {
+        /// Version in the database.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// The database has no wifisess schema at all.
+    #[error("not a wifisess database (no schema; `wifisess-collector run --db FILE` creates one)")]
+    Empty,
+    /// The file does not exist.
+    #[error("does not exist (run the collector first, or pass --db)")]
+    Missing,
 }
 
 /// A device the expiry or the forced close would act on.
@@ -168,6 +266,15 @@ pub trait Store: Send {
     /// # Errors
     /// Database errors.
     fn dump(&mut self) -> Result<Vec<String>, StoreError>;
+
+    /// Claims the fleet-wide job `job` (retention, expiry) due at `now_ms`: true if this
+    /// process should run it now, false if another collector on the same database ran it less
+    /// than `every_ms` ago. The claim is part of the transaction (a rolled-back run leaves
+    /// the job due). SQLite has one writing process: always true.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn claim_job(&mut self, job: &str, now_ms: i64, every_ms: i64) -> Result<bool, StoreError>;
 
     /// Records a device's inventory names and its effective names.
     ///

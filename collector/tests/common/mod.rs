@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::io::Read as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -156,12 +158,17 @@ pub struct Collector {
 impl Collector {
     /// With retention off: the fixtures use fixed 2025 timestamps, which the default
     /// 180-day retention would delete at the next start.
-    pub fn start(db: &Path, port: u16, log: &Path) -> Collector {
+    pub fn start(db: &(impl DbArg + ?Sized), port: u16, log: &Path) -> Collector {
         Collector::start_env(db, port, log, &[("WIFISESS_RETENTION_DAYS", "0")])
     }
 
     /// Like [`Collector::start`] with extra environment variables.
-    pub fn start_env(db: &Path, port: u16, log: &Path, env: &[(&str, &str)]) -> Collector {
+    pub fn start_env(
+        db: &(impl DbArg + ?Sized),
+        port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Collector {
         let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -169,11 +176,11 @@ impl Collector {
             .unwrap();
         let child = Command::new(bin())
             .args(["run", "--db"])
-            .arg(db)
+            .arg(db.arg())
             .args(["--broker", &format!("mqtt://127.0.0.1:{port}")])
             .env("WIFISESS_CLIENT_ID", format!("collector-{port}"))
             .envs(env.iter().copied())
-            .current_dir(db.parent().unwrap())
+            .current_dir(db.workdir())
             .stdout(Stdio::null())
             .stderr(err)
             .spawn()
@@ -254,21 +261,82 @@ pub fn publish_all(port: u16, msgs: Vec<(String, Vec<u8>)>) {
     let _ = pump.join();
 }
 
+/// A database a test's collector and commands use: an SQLite file (its directory is the
+/// working directory, where the configuration file is) or a PostgreSQL database
+/// ([`pg::EngineDb`]).
+pub trait DbArg {
+    /// What `--db` takes.
+    fn arg(&self) -> std::ffi::OsString;
+    /// Where the collector and the commands run.
+    fn workdir(&self) -> PathBuf;
+    /// The first column of the first row of `sql`, 0 if the database or table is not there yet.
+    fn scalar(&self, sql: &str) -> i64;
+}
+
+impl DbArg for Path {
+    fn arg(&self) -> std::ffi::OsString {
+        self.as_os_str().to_owned()
+    }
+    fn workdir(&self) -> PathBuf {
+        self.parent().unwrap().to_owned()
+    }
+    fn scalar(&self, sql: &str) -> i64 {
+        if !self.exists() {
+            return 0;
+        }
+        open_db(self).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+    }
+}
+
+impl DbArg for PathBuf {
+    fn arg(&self) -> std::ffi::OsString {
+        self.as_path().arg()
+    }
+    fn workdir(&self) -> PathBuf {
+        self.as_path().workdir()
+    }
+    fn scalar(&self, sql: &str) -> i64 {
+        self.as_path().scalar(sql)
+    }
+}
+
+impl DbArg for pg::EngineDb {
+    fn arg(&self) -> std::ffi::OsString {
+        self.arg.clone().into()
+    }
+    fn workdir(&self) -> PathBuf {
+        match &self.locator {
+            wifisess_collector::store::DbLocator::Sqlite(p) => p.parent().unwrap().to_owned(),
+            wifisess_collector::store::DbLocator::Postgres(_) => self.dir.path().to_owned(),
+        }
+    }
+    fn scalar(&self, sql: &str) -> i64 {
+        match &self.locator {
+            wifisess_collector::store::DbLocator::Sqlite(p) => p.scalar(sql),
+            wifisess_collector::store::DbLocator::Postgres(url) => {
+                let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) else {
+                    return 0;
+                };
+                c.query_one(sql, &[])
+                    .map(|r| r.get::<_, i64>(0))
+                    .unwrap_or(0)
+            }
+        }
+    }
+}
+
 pub fn open_db(db: &Path) -> Connection {
     let c = Connection::open(db).unwrap();
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     c
 }
 
-pub fn scalar(db: &Path, sql: &str) -> i64 {
-    if !db.exists() {
-        return 0;
-    }
-    open_db(db).query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+pub fn scalar(db: &(impl DbArg + ?Sized), sql: &str) -> i64 {
+    db.scalar(sql)
 }
 
 /// Waits until the collector is subscribed: publishes a probe status until its row appears.
-pub fn wait_subscribed(db: &Path, port: u16) {
+pub fn wait_subscribed(db: &(impl DbArg + ?Sized), port: u16) {
     let status = wifisess_wire::Status {
         device_id: "probe".into(),
         boot_id: wifisess_wire::BootId([9; 16]),
@@ -315,12 +383,12 @@ pub fn wait_subscribed(db: &Path, port: u16) {
 }
 
 /// `wifisess-collector sessions --format json` rows.
-pub fn sessions_json(db: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
+pub fn sessions_json(db: &(impl DbArg + ?Sized), extra: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(bin())
         .args(["sessions", "--format", "json", "--db"])
-        .arg(db)
+        .arg(db.arg())
         .args(extra)
-        .current_dir(db.parent().unwrap())
+        .current_dir(db.workdir())
         .output()
         .unwrap();
     assert!(
@@ -333,4 +401,112 @@ pub fn sessions_json(db: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// A stream of `devices` devices, each with sessions starting, updating and stopping, syncs,
+/// an agent restart: (topic, payload, receive time), in order.
+pub fn fleet_stream(devices: u64, sessions: u64, t0: i64) -> Vec<(String, Vec<u8>, i64)> {
+    let mut out = Vec::new();
+    for d in 0..devices {
+        let dev = format!("ap{d:03}");
+        let mut seq = 0;
+        let mut up = 50_000u64;
+        let mut batch = |events: Vec<wifisess_wire::Event>, up: u64, epoch: u32| {
+            let mut b = wifisess_wire::Batch {
+                device_id: dev.clone(),
+                boot_id: wifisess_wire::BootId([d as u8; 16]),
+                agent_epoch: epoch,
+                base_wall_ms: 0,
+                base_uptime_ms: 0,
+                clock_synced: true,
+                events: Vec::new(),
+            };
+            for (i, mut e) in events.into_iter().enumerate() {
+                seq += 1;
+                e.set_seq(seq);
+                let at = wifisess_wire::Stamp {
+                    wall_ms: (t0 + up as i64) as u64 + i as u64,
+                    uptime_ms: up + i as u64,
+                };
+                if b.events.is_empty() {
+                    b.set_base(at);
+                }
+                assert!(b.push(at, e));
+            }
+            (
+                format!("wifisess/v1/{dev}/events"),
+                wifisess_wire::encode_batch(&b),
+                t0 + up as i64 + 50,
+            )
+        };
+        for s in 0..sessions {
+            use wifisess_wire::{Event, MacAddr, SessionId, Start, Stop, StopReason, Update};
+            let id = SessionId(d << 32 | s);
+            let mac = MacAddr([2, 0, 0, d as u8, 0, (s % 3) as u8]);
+            up += 1_000;
+            out.push(batch(
+                vec![Event::Start(Start {
+                    seq: 0,
+                    at: Default::default(),
+                    id,
+                    mac,
+                    ifname: "phy0-ap0".into(),
+                    ssid: b"campus".to_vec(),
+                    bssid: MacAddr([4, 0, 0, 0, 0, d as u8]),
+                    freq_mhz: 2412,
+                    age_ms: 100,
+                    signal_dbm: Some(-50),
+                })],
+                up,
+                1,
+            ));
+            up += 1_000;
+            out.push(batch(
+                vec![Event::Update(Update {
+                    seq: 0,
+                    at: Default::default(),
+                    id,
+                    rx_bytes: 100 * s,
+                    tx_bytes: 50 * s,
+                    rx_packets: s,
+                    tx_packets: s,
+                    signal_avg_dbm: Some(-55),
+                    inactive_ms: Some(10),
+                })],
+                up,
+                1,
+            ));
+            if s % 2 == 0 {
+                up += 1_000;
+                out.push(batch(
+                    vec![Event::Stop(Stop {
+                        seq: 0,
+                        at: Default::default(),
+                        id,
+                        reason: StopReason::Left,
+                        age_ms: 0,
+                        rx_bytes: 200 * s,
+                        tx_bytes: 60 * s,
+                        rx_packets: 2 * s,
+                        tx_packets: s,
+                        signal_avg_dbm: Some(-52),
+                        inactive_ms: Some(0),
+                    })],
+                    up,
+                    1,
+                ));
+            }
+        }
+        up += 1_000;
+        out.push(batch(
+            vec![wifisess_wire::Event::Sync(wifisess_wire::Sync {
+                seq: 0,
+                at: Default::default(),
+                ids: vec![],
+            })],
+            up,
+            1,
+        ));
+    }
+    out
 }

@@ -46,17 +46,35 @@ pub fn sha256_hex(token: &str) -> String {
 pub struct Env {
     pub broker: Broker,
     pub dir: tempfile::TempDir,
+    /// What `--db` takes: the SQLite file, or a PostgreSQL URL ([`Env::start_on`]).
     pub db: PathBuf,
     pub http_port: u16,
     pub collector: Collector,
+    /// The PostgreSQL database, when the test runs on one.
+    pub engine: Option<common::pg::EngineDb>,
 }
 
 impl Env {
     /// `config` is the TOML file's text (tokens, dangling_minutes...).
     pub fn start(config: &str) -> Env {
+        Env::start_with(config, None)
+    }
+
+    /// [`Env::start`] on the database `db` (either engine).
+    pub fn start_on(config: &str, db: common::pg::EngineDb) -> Env {
+        match db.locator {
+            wifisess_collector::store::DbLocator::Sqlite(_) => Env::start_with(config, None),
+            _ => Env::start_with(config, Some(db)),
+        }
+    }
+
+    fn start_with(config: &str, engine: Option<common::pg::EngineDb>) -> Env {
         let broker = Broker::start();
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("wifisess.db");
+        let db = match &engine {
+            Some(e) => PathBuf::from(&e.arg),
+            None => dir.path().join("wifisess.db"),
+        };
         let cfg = dir.path().join("collector.toml");
         std::fs::write(&cfg, config).unwrap();
         let http_port = free_port();
@@ -76,7 +94,10 @@ impl Env {
             .spawn()
             .expect("starting the collector");
         let collector = Collector { child, log };
-        common::wait_subscribed(&db, broker.port);
+        match &engine {
+            Some(e) => common::wait_subscribed(e, broker.port),
+            None => common::wait_subscribed(&db, broker.port),
+        }
         common::wait_for("the HTTP API", Duration::from_secs(20), || {
             TcpStream::connect(("127.0.0.1", http_port)).ok()
         });
@@ -86,6 +107,7 @@ impl Env {
             db,
             http_port,
             collector,
+            engine,
         }
     }
 

@@ -647,6 +647,10 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn claim_job(&mut self, _job: &str, _now: i64, _every: i64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     fn set_names(
         &mut self,
         id: &str,

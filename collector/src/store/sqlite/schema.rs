@@ -264,41 +264,7 @@ fn boots_into_device_rows(tx: &Transaction) -> rusqlite::Result<()> {
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// Why a database could not be opened or upgraded.
-#[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
-    /// SQLite refused.
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The file was written by a newer collector.
-    #[error(
-        "database schema version {found} is newer than this collector's {supported}: \
-         use the collector that wrote it, or a newer one"
-    )]
-    TooNew {
-        /// Version in the file.
-        found: u32,
-        /// Newest version this build knows.
-        supported: u32,
-    },
-    /// The file has an older schema and was opened read-only (queries never migrate).
-    #[error(
-        "database schema version {found} is older than this collector's {supported}: \
-         start `wifisess-collector run` on it once to upgrade it (queries never write)"
-    )]
-    TooOld {
-        /// Version in the file.
-        found: u32,
-        /// Version this build reads.
-        supported: u32,
-    },
-    /// The file has no wifisess schema at all.
-    #[error("not a wifisess database (no schema; `wifisess-collector run --db FILE` creates one)")]
-    Empty,
-    /// The file does not exist.
-    #[error("does not exist (run the collector first, or pass --db)")]
-    Missing,
-}
+pub use crate::store::SchemaError;
 
 /// Prepared statements kept per connection: more than the merge, the jobs and the queries
 /// use together, so none is parsed twice.

@@ -1,0 +1,1159 @@
+//! The PostgreSQL adapter of the store port, for several collectors on one database
+//! (SPEC §5.6). One connection (the synchronous `postgres` client: the writer is a thread of
+//! its own), `READ COMMITTED` transactions in which every device of a group is locked
+//! (`SELECT … FOR UPDATE`, in id order, missing rows created first), so collectors serialise
+//! per device and never deadlock on each other's devices. Writes are buffered and sent at
+//! commit as one statement per kind (`unnest` arrays): deletions, updates and insertions of
+//! open and closed sessions, syncs, device rows, counters. Open sessions live in
+//! `sessions_open`, closed ones in monthly partitions of `sessions_closed`; a session that
+//! opens or closes moves between them ([`schema`]).
+
+pub mod schema;
+
+use std::collections::{BTreeMap, HashMap};
+
+use postgres::types::ToSql;
+use postgres::{Client, Row, Statement};
+
+use super::{Closable, Names, PruneReport, SchemaError, Store, StoreError};
+use crate::core::device::{decode_ids, encode_ids, DeviceState, Health, StatusFacts, SyncRec};
+use crate::core::merge::{DeviceTx, Loaded, Needs};
+use crate::core::{Counts, Reason, Session};
+
+/// A PostgreSQL error in one line: the server's severity, code, message and detail, or the
+/// client's error and its causes.
+pub fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!(" ({d})"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
+/// A constraint violation (SQLSTATE class 23).
+pub fn is_constraint(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| c.code().starts_with("23"))
+}
+
+/// Worth running the transaction again: a serialization failure or deadlock (another
+/// collector won), the server shutting down or starting, or the connection lost.
+pub fn is_retryable(e: &postgres::Error) -> bool {
+    if let Some(c) = e.code() {
+        let c = c.code();
+        return matches!(c, "40001" | "40P01" | "57P01" | "57P02" | "57P03") || c.starts_with("08");
+    }
+    if e.is_closed() {
+        return true;
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        src = c.source();
+    }
+    false
+}
+
+/// A column's type in the bulk statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Int,
+    Bool,
+}
+
+impl Kind {
+    fn array(self) -> &'static str {
+        match self {
+            Kind::Text => "text[]",
+            Kind::Int => "bigint[]",
+            Kind::Bool => "boolean[]",
+        }
+    }
+}
+
+/// The session columns: name and kind, in [`schema::SESSION_COLUMNS`] order.
+fn columns() -> &'static [(&'static str, Kind)] {
+    static COLS: std::sync::OnceLock<Vec<(&'static str, Kind)>> = std::sync::OnceLock::new();
+    COLS.get_or_init(|| {
+        schema::SESSION_COLUMNS
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                let name = w.next()?;
+                let kind = match w.next()?.trim_end_matches(',') {
+                    "text" => Kind::Text,
+                    "bigint" => Kind::Int,
+                    "boolean" => Kind::Bool,
+                    t => unreachable!("column type {t}"),
+                };
+                Some((name, kind))
+            })
+            .collect()
+    })
+}
+
+/// One value of a session column.
+enum V<'a> {
+    T(Option<&'a str>),
+    I(Option<i64>),
+    B(bool),
+}
+
+/// Column `i` of `s` (in [`columns`] order).
+fn val(s: &Session, i: usize) -> V<'_> {
+    match i {
+        0 => V::T(Some(&s.device_id)),
+        1 => V::I(Some(s.id)),
+        2 => V::T(Some(&s.boot_id)),
+        3 => V::T(s.mac.as_deref()),
+        4 => V::T(s.ssid.as_deref()),
+        5 => V::T(s.ifname.as_deref()),
+        6 => V::T(s.bssid.as_deref()),
+        7 => V::I(s.freq_mhz),
+        8 => V::I(Some(s.start_ms)),
+        9 => V::B(s.has_start),
+        10 => V::I(Some(s.first.0)),
+        11 => V::I(Some(s.first.1)),
+        12 => V::I(s.stop_ms),
+        13 => V::T(s.stop_reason.map(Reason::as_str)),
+        14 => V::B(s.stop_inferred),
+        15 => V::I(s.agent_stop.map(|a| a.0)),
+        16 => V::T(s.agent_stop.map(|a| a.1.as_str())),
+        17 => V::I(Some(s.last_seen_ms)),
+        18 => V::I(s.open.map(|k| k.0)),
+        19 => V::I(s.open.map(|k| k.1)),
+        20 => V::I(s.signal.map(|x| x.0 .0)),
+        21 => V::I(s.signal.map(|x| x.0 .1)),
+        22 => V::I(s.signal.map(|x| x.1)),
+        23 => V::I(s.last_activity_ms),
+        24 => V::I(Some(s.rx_bytes)),
+        25 => V::I(Some(s.tx_bytes)),
+        26 => V::I(Some(s.rx_packets)),
+        27 => V::I(Some(s.tx_packets)),
+        28 => V::I(s.missing.map(|k| k.0)),
+        29 => V::I(s.missing.map(|k| k.1)),
+        30 => V::I(s.next_start_ms),
+        31 => V::I(s.expired_ms),
+        32 => V::B(s.times_corrected),
+        33 => V::I(s.forced_ms),
+        _ => unreachable!("{} session columns", columns().len()),
+    }
+}
+
+fn key_of(a: Option<i64>, b: Option<i64>) -> Option<(i64, i64)> {
+    Some((a?, b?))
+}
+
+fn session_from_row(r: &Row) -> Result<Session, postgres::Error> {
+    let agent_stop_ms: Option<i64> = r.try_get(15)?;
+    let agent_stop_reason: Option<&str> = r.try_get(16)?;
+    let signal_avg: Option<i64> = r.try_get(22)?;
+    let reason: Option<&str> = r.try_get(13)?;
+    Ok(Session {
+        device_id: r.try_get(0)?,
+        id: r.try_get(1)?,
+        boot_id: r.try_get(2)?,
+        mac: r.try_get(3)?,
+        ssid: r.try_get(4)?,
+        ifname: r.try_get(5)?,
+        bssid: r.try_get(6)?,
+        freq_mhz: r.try_get(7)?,
+        start_ms: r.try_get(8)?,
+        has_start: r.try_get(9)?,
+        first: (r.try_get(10)?, r.try_get(11)?),
+        stop_ms: r.try_get(12)?,
+        stop_reason: reason.map(Reason::parse),
+        stop_inferred: r.try_get(14)?,
+        agent_stop: agent_stop_ms.zip(agent_stop_reason.map(Reason::parse)),
+        last_seen_ms: r.try_get(17)?,
+        open: key_of(r.try_get(18)?, r.try_get(19)?),
+        signal: key_of(r.try_get(20)?, r.try_get(21)?).zip(signal_avg),
+        last_activity_ms: r.try_get(23)?,
+        rx_bytes: r.try_get(24)?,
+        tx_bytes: r.try_get(25)?,
+        rx_packets: r.try_get(26)?,
+        tx_packets: r.try_get(27)?,
+        missing: key_of(r.try_get(28)?, r.try_get(29)?),
+        next_start_ms: r.try_get(30)?,
+        expired_ms: r.try_get(31)?,
+        times_corrected: r.try_get(32)?,
+        forced_ms: r.try_get(33)?,
+    })
+}
+
+/// A column of values for a bulk statement (bound as one array).
+#[derive(Debug)]
+enum ColVec {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<bool>),
+}
+
+impl ColVec {
+    fn new(k: Kind) -> ColVec {
+        match k {
+            Kind::Text => ColVec::Text(Vec::new()),
+            Kind::Int => ColVec::Int(Vec::new()),
+            Kind::Bool => ColVec::Bool(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, v: V<'_>) {
+        match (self, v) {
+            (ColVec::Text(c), V::T(t)) => c.push(t.map(str::to_owned)),
+            (ColVec::Int(c), V::I(i)) => c.push(i),
+            (ColVec::Bool(c), V::B(b)) => c.push(b),
+            _ => unreachable!("value of another kind than its column"),
+        }
+    }
+
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            ColVec::Text(c) => c,
+            ColVec::Int(c) => c,
+            ColVec::Bool(c) => c,
+        }
+    }
+}
+
+/// Session rows to send in one statement, column by column.
+#[derive(Debug)]
+struct Rows {
+    cols: Vec<ColVec>,
+    /// The stored stop of each row (closed-session updates and deletions find the row's
+    /// partition by it).
+    old_stop: Vec<i64>,
+    len: usize,
+}
+
+impl Default for Rows {
+    fn default() -> Rows {
+        Rows {
+            cols: columns().iter().map(|c| ColVec::new(c.1)).collect(),
+            old_stop: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl Rows {
+    fn push(&mut self, s: &Session, old_stop: Option<i64>) {
+        for (i, c) in self.cols.iter_mut().enumerate() {
+            c.push(val(s, i));
+        }
+        self.old_stop.extend(old_stop);
+        self.len += 1;
+    }
+
+    fn params(&self, with_old_stop: bool) -> Vec<&(dyn ToSql + Sync)> {
+        let mut p: Vec<&(dyn ToSql + Sync)> = self.cols.iter().map(ColVec::as_sql).collect();
+        if with_old_stop {
+            p.push(&self.old_stop);
+        }
+        p
+    }
+}
+
+/// Keys of rows to delete: (device, id) and, for closed rows, the stored stop.
+#[derive(Debug, Default)]
+struct Keys {
+    devices: Vec<String>,
+    ids: Vec<i64>,
+    stops: Vec<i64>,
+}
+
+/// Device rows to update in one statement.
+#[derive(Debug, Default)]
+struct DeviceRows {
+    id: Vec<String>,
+    rev: Vec<i64>,
+    boots: Vec<Vec<u8>>,
+    last_seen_ms: Vec<Option<i64>>,
+    boot_id: Vec<Option<String>>,
+    agent_epoch: Vec<Option<i64>>,
+    last_seq: Vec<Option<i64>>,
+    seq_gaps: Vec<i64>,
+    ann_name: Vec<Option<String>>,
+    ann_organization: Vec<Option<String>>,
+    ann_group: Vec<Option<String>>,
+    online: Vec<bool>,
+    agent_version: Vec<Option<String>>,
+    status_boot: Vec<Option<String>>,
+    status_uptime_ms: Vec<Option<i64>>,
+    health: [Vec<i64>; 9],
+    name: Vec<Option<String>>,
+    organization: Vec<Option<String>>,
+    grp: Vec<Option<String>>,
+}
+
+/// New syncs to insert.
+#[derive(Debug, Default)]
+struct SyncRows {
+    device: Vec<String>,
+    boot: Vec<String>,
+    up: Vec<i64>,
+    seq: Vec<i64>,
+    wall_ms: Vec<i64>,
+    ids: Vec<Vec<u8>>,
+}
+
+/// What a transaction wrote so far, sent at commit (or before the next read).
+#[derive(Debug, Default)]
+struct Pending {
+    open_delete: Keys,
+    closed_delete: Keys,
+    open_update: Rows,
+    closed_update: Rows,
+    open_insert: Rows,
+    closed_insert: Rows,
+    syncs: SyncRows,
+    devices: DeviceRows,
+    counts: BTreeMap<String, i64>,
+    dirty: bool,
+}
+
+/// The writer's PostgreSQL database.
+pub struct PgStore {
+    url: String,
+    client: Client,
+    /// This collector's name among those sharing the database: its counters are kept apart
+    /// (no row every collector updates in every transaction) and it holds fleet-wide jobs.
+    instance: String,
+    stmts: HashMap<&'static str, Statement>,
+    pending: Pending,
+    /// The last month with a partition known to exist (ahead of now).
+    partitions_until: schema::Month,
+}
+
+impl PgStore {
+    /// Connects to `url`, migrates the schema if needed and makes the partitions of the coming
+    /// months. `instance` names this collector among those sharing the database.
+    ///
+    /// # Errors
+    /// The database cannot be reached or migrated.
+    pub fn open(url: &str, instance: &str) -> Result<PgStore, SchemaError> {
+        let mut client = schema::connect(url, false)?;
+        schema::migrate(&mut client)?;
+        let mut s = PgStore {
+            url: url.to_owned(),
+            client,
+            instance: instance.to_owned(),
+            stmts: HashMap::new(),
+            pending: Pending::default(),
+            partitions_until: i64::MIN,
+        };
+        s.maintain(crate::timefmt::now_ms()).map_err(|e| match e {
+            StoreError::Postgres(e) => SchemaError::Postgres(e),
+            e => SchemaError::Config(e.to_string()),
+        })?;
+        Ok(s)
+    }
+
+    /// The store on a read-only connection, for the dry runs of `prune` and `expire` (their
+    /// plans; nothing is migrated, created or written).
+    ///
+    /// # Errors
+    /// The database cannot be reached, or has another schema version.
+    pub fn open_read_only(url: &str) -> Result<PgStore, SchemaError> {
+        let mut client = schema::connect(url, true)?;
+        schema::check_version(&mut client)?;
+        Ok(PgStore {
+            url: url.to_owned(),
+            client,
+            instance: String::new(),
+            stmts: HashMap::new(),
+            pending: Pending::default(),
+            partitions_until: i64::MAX,
+        })
+    }
+
+    /// The connection (tests and benchmarks inspect the rows).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Makes the monthly partitions from the month of `from_ms` to that of `to_ms` (bulk loads
+    /// of history; `run` keeps [`schema::MONTHS_AHEAD`] months ready by itself).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn ensure_partitions(&mut self, from_ms: i64, to_ms: i64) -> Result<usize, StoreError> {
+        Ok(schema::ensure_partitions(&mut self.client, from_ms, to_ms)?)
+    }
+
+    /// Keeps the partitions of this month and the next [`schema::MONTHS_AHEAD`] ready, in a
+    /// transaction of its own (checked before each write transaction; a query of the catalog
+    /// about once a month).
+    fn maintain(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let want = schema::month_of(now_ms) + schema::MONTHS_AHEAD;
+        if self.partitions_until >= want {
+            return Ok(());
+        }
+        let made =
+            schema::ensure_partitions(&mut self.client, now_ms, schema::month_start_ms(want))?;
+        if made > 0 {
+            log::info!(
+                "postgres: {made} monthly partitions of closed sessions made, up to {}",
+                schema::partition_name(want)
+            );
+        }
+        self.partitions_until = want;
+        Ok(())
+    }
+
+    fn st(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.stmts.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// A statement built once from `make` and kept under `key`.
+    fn st_built(
+        &mut self,
+        key: &'static str,
+        make: impl FnOnce() -> String,
+    ) -> Result<Statement, StoreError> {
+        if let Some(s) = self.stmts.get(key) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(&make())?;
+        self.stmts.insert(key, s.clone());
+        Ok(s)
+    }
+
+    fn sessions(
+        &mut self,
+        sql: &'static str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Session>, StoreError> {
+        let st = self.st(sql)?;
+        let rows = self.client.query(&st, args)?;
+        Ok(rows
+            .iter()
+            .map(session_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Sends the buffered writes, one statement per kind: deletions (rows leaving a table),
+    /// updates, insertions (so the one-open-session index only ever sees each device's final
+    /// open rows), syncs, device rows, counters.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.pending.dirty {
+            return Ok(());
+        }
+        let p = std::mem::take(&mut self.pending);
+        if !p.open_delete.ids.is_empty() {
+            let st = self.st("DELETE FROM sessions_open WHERE (device_id, id) IN
+                    (SELECT * FROM unnest($1::text[], $2::bigint[]))")?;
+            self.client
+                .execute(&st, &[&p.open_delete.devices, &p.open_delete.ids])?;
+        }
+        if !p.closed_delete.ids.is_empty() {
+            let st = self.st(
+                "DELETE FROM sessions_closed WHERE (device_id, id, stop_ms) IN
+                    (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]))",
+            )?;
+            self.client.execute(
+                &st,
+                &[
+                    &p.closed_delete.devices,
+                    &p.closed_delete.ids,
+                    &p.closed_delete.stops,
+                ],
+            )?;
+        }
+        if p.open_update.len > 0 {
+            let st = self.st_built("update open", || update_sql("sessions_open", false))?;
+            self.client.execute(&st, &p.open_update.params(false))?;
+        }
+        if p.closed_update.len > 0 {
+            let st = self.st_built("update closed", || update_sql("sessions_closed", true))?;
+            self.client.execute(&st, &p.closed_update.params(true))?;
+        }
+        if p.open_insert.len > 0 {
+            let st = self.st_built("insert open", || insert_sql("sessions_open"))?;
+            self.client.execute(&st, &p.open_insert.params(false))?;
+        }
+        if p.closed_insert.len > 0 {
+            let st = self.st_built("insert closed", || insert_sql("sessions_closed"))?;
+            self.client.execute(&st, &p.closed_insert.params(false))?;
+        }
+        let y = &p.syncs;
+        if !y.device.is_empty() {
+            let st = self.st(
+                "INSERT INTO syncs (device_id, boot_id, up, seq, wall_ms, ids)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
+                                      $5::bigint[], $6::bytea[])
+                 ON CONFLICT DO NOTHING",
+            )?;
+            self.client.execute(
+                &st,
+                &[&y.device, &y.boot, &y.up, &y.seq, &y.wall_ms, &y.ids],
+            )?;
+        }
+        let d = &p.devices;
+        if !d.id.is_empty() {
+            let st = self.st(
+                "UPDATE devices t SET rev = u.rev, boots = u.boots, last_seen_ms = u.last_seen_ms,
+                    boot_id = u.boot_id, agent_epoch = u.agent_epoch, last_seq = u.last_seq,
+                    seq_gaps = u.seq_gaps, ann_name = u.ann_name,
+                    ann_organization = u.ann_organization, ann_group = u.ann_group,
+                    online = u.online, agent_version = u.agent_version,
+                    status_boot = u.status_boot, status_uptime_ms = u.status_uptime_ms,
+                    published = u.published, dropped = u.dropped, reconnects = u.reconnects,
+                    outbox_depth = u.outbox_depth, failed_joins = u.failed_joins,
+                    tracker_overflow = u.tracker_overflow, dropped_updates = u.dropped_updates,
+                    dropped_starts_stops = u.dropped_starts_stops,
+                    spool_restored = u.spool_restored, name = u.name,
+                    organization = u.organization, grp = u.grp
+                 FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::text[],
+                             $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
+                             $11::text[], $12::boolean[], $13::text[], $14::text[],
+                             $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[],
+                             $19::bigint[], $20::bigint[], $21::bigint[], $22::text[],
+                             $23::text[], $24::text[], $25::bigint[], $26::bigint[],
+                             $27::bigint[])
+                   AS u(id, rev, boots, last_seen_ms, boot_id, agent_epoch, last_seq,
+                        seq_gaps, ann_name, ann_organization, ann_group, online,
+                        agent_version, status_boot, status_uptime_ms, published, dropped,
+                        reconnects, outbox_depth, failed_joins, tracker_overflow, name,
+                        organization, grp, dropped_updates, dropped_starts_stops,
+                        spool_restored)
+                 WHERE t.id = u.id",
+            )?;
+            let h = &d.health;
+            self.client.execute(
+                &st,
+                &[
+                    &d.id,
+                    &d.rev,
+                    &d.boots,
+                    &d.last_seen_ms,
+                    &d.boot_id,
+                    &d.agent_epoch,
+                    &d.last_seq,
+                    &d.seq_gaps,
+                    &d.ann_name,
+                    &d.ann_organization,
+                    &d.ann_group,
+                    &d.online,
+                    &d.agent_version,
+                    &d.status_boot,
+                    &d.status_uptime_ms,
+                    &h[0],
+                    &h[1],
+                    &h[2],
+                    &h[3],
+                    &h[4],
+                    &h[5],
+                    &d.name,
+                    &d.organization,
+                    &d.grp,
+                    &h[6],
+                    &h[7],
+                    &h[8],
+                ],
+            )?;
+        }
+        if !p.counts.is_empty() {
+            let (names, values): (Vec<&str>, Vec<i64>) =
+                p.counts.iter().map(|(k, v)| (k.as_str(), *v)).unzip();
+            let st = self.st("INSERT INTO counter_shards (name, instance, value)
+                 SELECT n, $1, v FROM unnest($2::text[], $3::bigint[]) AS u(n, v) ORDER BY n
+                 ON CONFLICT (name, instance)
+                 DO UPDATE SET value = counter_shards.value + excluded.value")?;
+            let inst = self.instance.clone();
+            self.client.execute(&st, &[&inst, &names, &values])?;
+        }
+        Ok(())
+    }
+
+    fn closable(&mut self, sql: &'static str, arg: i64) -> Result<Vec<Closable>, StoreError> {
+        self.flush()?;
+        let st = self.st(sql)?;
+        Ok(self
+            .client
+            .query(&st, &[&arg])?
+            .iter()
+            .map(|r| Closable {
+                device_id: r.get(0),
+                sessions: r.get::<_, i64>(1) as u64,
+                at_ms: r.get(2),
+            })
+            .collect())
+    }
+}
+
+fn insert_sql(table: &str) -> String {
+    let cols = columns();
+    let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
+    let arrays: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}", i + 1, c.1.array()))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) SELECT * FROM unnest({})",
+        names.join(", "),
+        arrays.join(", ")
+    )
+}
+
+/// `UPDATE table` of every column but the key from arrays; closed rows are found by their
+/// stored stop too (`$35`), which names their partition.
+fn update_sql(table: &str, by_old_stop: bool) -> String {
+    let cols = columns();
+    let mut arrays: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("${}::{}", i + 1, c.1.array()))
+        .collect();
+    let mut names: Vec<&str> = cols.iter().map(|c| c.0).collect();
+    let mut cond = String::from("t.device_id = u.device_id AND t.id = u.id");
+    if by_old_stop {
+        arrays.push(format!("${}::bigint[]", cols.len() + 1));
+        names.push("old_stop");
+        cond.push_str(" AND t.stop_ms = u.old_stop");
+    }
+    let sets: Vec<String> = cols[2..]
+        .iter()
+        .map(|c| format!("{0} = u.{0}", c.0))
+        .collect();
+    format!(
+        "UPDATE {table} t SET {} FROM unnest({}) AS u({}) WHERE {cond}",
+        sets.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    )
+}
+
+macro_rules! sessions_where {
+    ($from:literal, $clause:literal) => {
+        concat!(
+            "SELECT device_id, id, boot_id, mac, ssid, ifname, bssid, freq_mhz, start_ms, \
+             has_start, first_up, first_seq, stop_ms, stop_reason, stop_inferred, \
+             agent_stop_ms, agent_stop_reason, last_seen_ms, open_up, open_seq, signal_up, \
+             signal_seq, signal_avg, last_activity_ms, rx_bytes, tx_bytes, rx_packets, \
+             tx_packets, missing_up, missing_seq, next_start_ms, expired_ms, times_corrected, \
+             forced_ms FROM ",
+            $from,
+            " WHERE ",
+            $clause
+        )
+    };
+}
+
+const PRUNE_PLAN_SQL: &str = "SELECT count(*), min(stop_ms), max(stop_ms) FROM sessions_closed
+     WHERE stop_ms < $1";
+const PRUNE_BATCH_SQL: &str = "DELETE FROM sessions_closed WHERE (device_id, id, stop_ms) IN (
+         SELECT device_id, id, stop_ms FROM sessions_closed WHERE stop_ms < $1 LIMIT $2)
+     RETURNING stop_ms";
+const EXPIRE_PLAN_SQL: &str =
+    "SELECT d.id, count(*), greatest(coalesce(d.last_seen_ms, 0), max(s.last_seen_ms))
+     FROM devices d JOIN sessions_open s ON s.device_id = d.id
+     WHERE coalesce(d.last_seen_ms, 0) <= $1 GROUP BY d.id ORDER BY d.id";
+const FORCE_PLAN_SQL: &str =
+    "SELECT device_id, count(*), greatest($1, max(last_seen_ms)) FROM sessions_open
+     GROUP BY device_id ORDER BY device_id";
+
+/// The jobs' statements with a name, for the query-plan tests.
+pub const PLANNED_SQL: [(&str, &str); 4] = [
+    ("prune dry run", PRUNE_PLAN_SQL),
+    ("prune batch", PRUNE_BATCH_SQL),
+    ("expire plan", EXPIRE_PLAN_SQL),
+    ("force plan", FORCE_PLAN_SQL),
+];
+
+/// How long a retention transaction waits to drop a partition that readers or other
+/// collectors hold, before it gives up (retried at the next retention step).
+const DROP_LOCK_TIMEOUT: &str = "2s";
+
+impl Store for PgStore {
+    fn begin(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            log::warn!("postgres: connection lost; reconnecting");
+            self.client = schema::connect(&self.url, false).map_err(|e| match e {
+                SchemaError::Postgres(e) => StoreError::Postgres(e),
+                e => StoreError::Schema(e.to_string()),
+            })?;
+            self.stmts.clear();
+            log::info!("postgres: reconnected");
+        }
+        self.pending = Pending::default();
+        self.maintain(crate::timefmt::now_ms())?;
+        self.client.batch_execute("BEGIN")?;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        self.client.batch_execute("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        self.pending = Pending::default();
+        if self.client.is_closed() {
+            return;
+        }
+        if let Err(e) = self.client.batch_execute("ROLLBACK") {
+            log::warn!("postgres: rollback failed: {}", describe(&e));
+        }
+    }
+
+    fn lock_devices(&mut self, ids: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+        self.flush()?;
+        // Missing rows first, in id order (a concurrent insert of the same id waits for the
+        // other transaction), then every row locked in id order.
+        let ins = self.st(
+            "INSERT INTO devices (id) SELECT x FROM unnest($1::text[]) AS u(x) ORDER BY x
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+        )?;
+        let created: Vec<String> = self
+            .client
+            .query(&ins, &[&ids])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let lock =
+            self.st("SELECT id, rev FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE")?;
+        let revs: HashMap<String, i64> = self
+            .client
+            .query(&lock, &[&ids])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                if created.contains(id) {
+                    None
+                } else {
+                    revs.get(id).copied()
+                }
+            })
+            .collect())
+    }
+
+    fn load_device(&mut self, id: &str) -> Result<Option<DeviceState>, StoreError> {
+        self.flush()?;
+        let st = self.st(
+            "SELECT rev, boots, last_seen_ms, status_boot, status_uptime_ms, ann_name,
+                ann_organization, ann_group, online, agent_version, published, dropped,
+                reconnects, outbox_depth, failed_joins, tracker_overflow, name,
+                organization, grp, dropped_updates, dropped_starts_stops, spool_restored
+             FROM devices WHERE id = $1",
+        )?;
+        let Some(r) = self.client.query_opt(&st, &[&id])? else {
+            return Ok(None);
+        };
+        let int = |i: usize| -> Result<i64, postgres::Error> {
+            Ok(r.try_get::<_, Option<i64>>(i)?.unwrap_or(0))
+        };
+        let boots: Option<Vec<u8>> = r.try_get(1)?;
+        let state = DeviceState {
+            id: id.to_owned(),
+            rev: r.try_get(0)?,
+            boots: DeviceState::decode_boots(boots.as_deref().unwrap_or_default())
+                .map_err(|e| StoreError::Corrupt(format!("device {id}: boots: {e}")))?,
+            last_seen_ms: r.try_get(2)?,
+            status: StatusFacts {
+                boot: r.try_get(3)?,
+                uptime_ms: r.try_get(4)?,
+                name: r.try_get(5)?,
+                organization: r.try_get(6)?,
+                group: r.try_get(7)?,
+                online: r.try_get(8)?,
+                agent_version: r.try_get(9)?,
+                health: Health {
+                    published: int(10)?,
+                    dropped: int(11)?,
+                    reconnects: int(12)?,
+                    outbox_depth: int(13)?,
+                    failed_joins: int(14)?,
+                    tracker_overflow: int(15)?,
+                    dropped_updates: int(19)?,
+                    dropped_starts_stops: int(20)?,
+                    spool_restored: int(21)?,
+                },
+            },
+            names: Names {
+                name: r.try_get(16)?,
+                organization: r.try_get(17)?,
+                group: r.try_get(18)?,
+            },
+            syncs: Default::default(),
+        };
+        Ok(Some(state))
+    }
+
+    fn load(&mut self, device: &str, needs: &Needs) -> Result<Loaded, StoreError> {
+        self.flush()?;
+        let mut out = Loaded::default();
+        if !needs.sessions.is_empty() {
+            let ids: Vec<i64> = needs.sessions.iter().copied().collect();
+            out.sessions.extend(self.sessions(
+                sessions_where!("sessions", "device_id = $1 AND id = ANY($2)"),
+                &[&device, &ids],
+            )?);
+        }
+        if !needs.live_macs.is_empty() {
+            let macs: Vec<&str> = needs.live_macs.iter().map(String::as_str).collect();
+            out.sessions.extend(self.sessions(
+                sessions_where!(
+                    "sessions",
+                    "device_id = $1 AND mac = ANY($2) AND agent_stop_ms IS NULL"
+                ),
+                &[&device, &macs],
+            )?);
+        }
+        if !needs.live_boots.is_empty() {
+            let boots: Vec<&str> = needs.live_boots.iter().map(String::as_str).collect();
+            out.sessions.extend(self.sessions(
+                sessions_where!(
+                    "sessions",
+                    "device_id = $1 AND boot_id = ANY($2) AND agent_stop_ms IS NULL"
+                ),
+                &[&device, &boots],
+            )?);
+        }
+        if needs.open {
+            out.sessions.extend(self.sessions(
+                sessions_where!("sessions_open", "device_id = $1"),
+                &[&device],
+            )?);
+        }
+        if !needs.syncs.is_empty() {
+            let boots: Vec<&str> = needs.syncs.iter().map(String::as_str).collect();
+            let st = self.st("SELECT boot_id, up, seq, wall_ms, ids FROM syncs
+                 WHERE device_id = $1 AND boot_id = ANY($2) ORDER BY boot_id, up, seq")?;
+            let mut per: BTreeMap<String, Vec<SyncRec>> = needs
+                .syncs
+                .iter()
+                .map(|b| (b.clone(), Vec::new()))
+                .collect();
+            for r in self.client.query(&st, &[&device, &boots])? {
+                let boot: String = r.try_get(0)?;
+                per.entry(boot).or_default().push(SyncRec {
+                    key: (r.try_get(1)?, r.try_get(2)?),
+                    wall_ms: r.try_get(3)?,
+                    ids: decode_ids(r.try_get::<_, &[u8]>(4)?),
+                });
+            }
+            out.syncs.extend(per);
+        }
+        for (mac, from) in &needs.slices {
+            // Every row of the slice started at or after `from`, so it stopped then or later:
+            // the partitions of closed sessions that ended before are skipped.
+            let st = self.st(
+                "SELECT start_ms, id FROM sessions WHERE device_id = $1 AND mac = $2
+                 AND (start_ms, id) >= ($3, $4) AND (stop_ms IS NULL OR stop_ms >= $3)
+                 ORDER BY start_ms, id",
+            )?;
+            let rows = self.client.query(&st, &[&device, mac, &from.0, &from.1])?;
+            out.slices.push((
+                mac.clone(),
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn write(&mut self, tx: &DeviceTx, names: &Names) -> Result<(), StoreError> {
+        let p = &mut self.pending;
+        p.dirty = true;
+        for (now, was) in tx.changed_rows() {
+            match was {
+                None if now.is_open() => p.open_insert.push(now, None),
+                None => p.closed_insert.push(now, None),
+                Some(w) if w.is_open() && now.is_open() => {
+                    if w.mac == now.mac {
+                        p.open_update.push(now, None);
+                    } else {
+                        // Out and in again: its old slot of the one-open-session index is
+                        // free before any row takes it.
+                        p.open_delete.devices.push(now.device_id.clone());
+                        p.open_delete.ids.push(now.id);
+                        p.open_insert.push(now, None);
+                    }
+                }
+                Some(w) if w.is_open() => {
+                    p.open_delete.devices.push(now.device_id.clone());
+                    p.open_delete.ids.push(now.id);
+                    p.closed_insert.push(now, None);
+                }
+                Some(w) => {
+                    let old = w.stop_ms.expect("a closed row has a stop");
+                    if now.is_open() {
+                        p.closed_delete.devices.push(now.device_id.clone());
+                        p.closed_delete.ids.push(now.id);
+                        p.closed_delete.stops.push(old);
+                        p.open_insert.push(now, None);
+                    } else {
+                        p.closed_update.push(now, Some(old));
+                    }
+                }
+            }
+        }
+        for (boot, y) in &tx.new_syncs {
+            p.syncs.device.push(tx.state.id.clone());
+            p.syncs.boot.push(boot.clone());
+            p.syncs.up.push(y.key.0);
+            p.syncs.seq.push(y.key.1);
+            p.syncs.wall_ms.push(y.wall_ms);
+            p.syncs.ids.push(encode_ids(&y.ids));
+        }
+        let d = &tx.state;
+        let sum = d.summary();
+        let st = &d.status;
+        let h = &st.health;
+        let r = &mut p.devices;
+        r.id.push(d.id.clone());
+        r.rev.push(d.rev);
+        r.boots.push(d.encode_boots());
+        r.last_seen_ms.push(d.last_seen_ms);
+        r.boot_id.push(sum.boot_id);
+        r.agent_epoch.push(sum.agent_epoch);
+        r.last_seq.push(sum.last_seq);
+        r.seq_gaps.push(sum.seq_gaps);
+        r.ann_name.push(st.name.clone());
+        r.ann_organization.push(st.organization.clone());
+        r.ann_group.push(st.group.clone());
+        r.online.push(st.online);
+        r.agent_version.push(st.agent_version.clone());
+        r.status_boot.push(st.boot.clone());
+        r.status_uptime_ms.push(st.uptime_ms);
+        for (i, v) in [
+            h.published,
+            h.dropped,
+            h.reconnects,
+            h.outbox_depth,
+            h.failed_joins,
+            h.tracker_overflow,
+            h.dropped_updates,
+            h.dropped_starts_stops,
+            h.spool_restored,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            r.health[i].push(v);
+        }
+        r.name.push(names.name.clone());
+        r.organization.push(names.organization.clone());
+        r.grp.push(names.group.clone());
+        Ok(())
+    }
+
+    fn add_counts(&mut self, counts: &Counts) -> Result<(), StoreError> {
+        for (c, n) in &counts.0 {
+            *self
+                .pending
+                .counts
+                .entry(c.name().into_owned())
+                .or_insert(0) += n;
+            self.pending.dirty = true;
+        }
+        Ok(())
+    }
+
+    fn expire_plan(&mut self, silent_since_ms: i64) -> Result<Vec<Closable>, StoreError> {
+        self.closable(EXPIRE_PLAN_SQL, silent_since_ms)
+    }
+
+    fn force_plan(&mut self, now_ms: i64) -> Result<Vec<Closable>, StoreError> {
+        self.closable(FORCE_PLAN_SQL, now_ms)
+    }
+
+    fn prune_plan(&mut self, cutoff_ms: i64) -> Result<PruneReport, StoreError> {
+        self.flush()?;
+        let st = self.st(PRUNE_PLAN_SQL)?;
+        let r = self.client.query_one(&st, &[&cutoff_ms])?;
+        Ok(PruneReport {
+            sessions: r.get::<_, i64>(0) as u64,
+            oldest_stop_ms: r.get(1),
+            newest_stop_ms: r.get(2),
+        })
+    }
+
+    /// Drops every partition whose month ended before the cutoff (its rows are counted
+    /// first), then deletes at most `limit` rows of the partition the cutoff falls in.
+    fn prune_batch(&mut self, cutoff_ms: i64, limit: u32) -> Result<PruneReport, StoreError> {
+        self.flush()?;
+        let mut rep = PruneReport::default();
+        let expired: Vec<schema::Month> = schema::partitions(&mut self.client)?
+            .into_iter()
+            .filter(|m| schema::month_start_ms(m + 1) <= cutoff_ms)
+            .collect();
+        if !expired.is_empty() {
+            self.client
+                .batch_execute(&format!("SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))?;
+        }
+        for m in expired {
+            let name = schema::partition_name(m);
+            let r = self.client.query_one(
+                &format!("SELECT count(*), min(stop_ms), max(stop_ms) FROM {name}"),
+                &[],
+            )?;
+            self.client.batch_execute(&format!("DROP TABLE {name}"))?;
+            log::info!(
+                "retention: dropped partition {name} ({} sessions)",
+                r.get::<_, i64>(0)
+            );
+            rep.add(PruneReport {
+                sessions: r.get::<_, i64>(0) as u64,
+                oldest_stop_ms: r.get(1),
+                newest_stop_ms: r.get(2),
+            });
+        }
+        let st = self.st(PRUNE_BATCH_SQL)?;
+        for r in self.client.query(&st, &[&cutoff_ms, &i64::from(limit)])? {
+            let ms: i64 = r.get(0);
+            rep.add(PruneReport {
+                sessions: 1,
+                oldest_stop_ms: Some(ms),
+                newest_stop_ms: Some(ms),
+            });
+        }
+        Ok(rep)
+    }
+
+    fn announced(&mut self) -> Result<Vec<(String, Names, Names)>, StoreError> {
+        self.flush()?;
+        let st = self.st(
+            "SELECT id, ann_name, ann_organization, ann_group, inv_name, inv_organization,
+                inv_group FROM devices ORDER BY id",
+        )?;
+        Ok(self
+            .client
+            .query(&st, &[])?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    Names {
+                        name: r.get(1),
+                        organization: r.get(2),
+                        group: r.get(3),
+                    },
+                    Names {
+                        name: r.get(4),
+                        organization: r.get(5),
+                        group: r.get(6),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    fn dump(&mut self) -> Result<Vec<String>, StoreError> {
+        self.flush()?;
+        let mut out: Vec<String> = self
+            .sessions(
+                sessions_where!("sessions", "true ORDER BY device_id, id"),
+                &[],
+            )?
+            .iter()
+            .map(|s| format!("session {s:?}"))
+            .collect();
+        let ids: Vec<String> = self
+            .client
+            .query("SELECT id FROM devices ORDER BY id", &[])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for id in ids {
+            if let Some(d) = self.load_device(&id)? {
+                out.push(crate::store::dump_device(&d));
+            }
+        }
+        for r in self.client.query(
+            "SELECT device_id, boot_id, up, seq, wall_ms, ids FROM syncs
+             ORDER BY device_id, boot_id, up, seq",
+            &[],
+        )? {
+            out.push(format!(
+                "sync {} {} ({}, {}) {} {:?}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, i64>(2),
+                r.get::<_, i64>(3),
+                r.get::<_, i64>(4),
+                decode_ids(r.get::<_, &[u8]>(5))
+            ));
+        }
+        Ok(out)
+    }
+
+    fn claim_job(&mut self, job: &str, now_ms: i64, every_ms: i64) -> Result<bool, StoreError> {
+        self.flush()?;
+        let st = self.st("INSERT INTO fleet_jobs (job, next_ms, holder, claimed_ms)
+             VALUES ($1, $2::bigint + $3::bigint, $4, $2)
+             ON CONFLICT (job) DO UPDATE SET next_ms = excluded.next_ms,
+                holder = excluded.holder, claimed_ms = excluded.claimed_ms
+             WHERE fleet_jobs.next_ms <= $2
+             RETURNING job")?;
+        let inst = self.instance.clone();
+        Ok(self
+            .client
+            .query_opt(&st, &[&job, &now_ms, &every_ms, &inst])?
+            .is_some())
+    }
+
+    fn set_names(
+        &mut self,
+        id: &str,
+        inventory: &Names,
+        effective: &Names,
+    ) -> Result<(), StoreError> {
+        self.flush()?;
+        let st = self.st(
+            "INSERT INTO devices (id, inv_name, inv_organization, inv_group, name,
+                organization, grp) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET inv_name = $2, inv_organization = $3,
+                inv_group = $4, name = $5, organization = $6, grp = $7, rev = devices.rev + 1",
+        )?;
+        self.client.execute(
+            &st,
+            &[
+                &id,
+                &inventory.name,
+                &inventory.organization,
+                &inventory.group,
+                &effective.name,
+                &effective.organization,
+                &effective.group,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_statements_name_every_column_once() {
+        assert_eq!(columns().len(), 34);
+        assert_eq!(columns()[33], ("forced_ms", Kind::Int));
+        let up = update_sql("sessions_closed", true);
+        assert!(up.contains("$35::bigint[]") && up.contains("t.stop_ms = u.old_stop"));
+        assert!(!up.contains("SET device_id"));
+        assert!(insert_sql("sessions_open").contains("$34::bigint[]"));
+    }
+}
