@@ -267,7 +267,9 @@ run_musl() {
 run_session() {
     local agent=$1 work=$2 coll="$REPO_ROOT/target/debug/wifisess-collector" rc coll_pid agent_pid
     log "building the host collector (cargo build -p wifisess-collector)"
-    if ! nice -n 10 cargo build -q -p wifisess-collector; then
+    local locked=()
+    [ "${CI:-}" = true ] && locked=(--locked)
+    if ! nice -n 10 cargo build -q -p wifisess-collector "${locked[@]}"; then
         mcheck "the host collector builds" false
         return 0
     fi
