@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The wire + agent mini-workspace that Debian's Rust 1.85 builds (tests/cross, tests/mips).
 # Source it after common.sh. Defines: DEB_CARGO, DEB_RUSTC, mini_ws_make, mini_ws_check_lock,
 # mini_ws_test_args.

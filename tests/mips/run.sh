@@ -267,12 +267,14 @@ run_musl() {
 run_session() {
     local agent=$1 work=$2 coll="$REPO_ROOT/target/debug/wifisess-collector" rc coll_pid agent_pid
     log "building the host collector (cargo build -p wifisess-collector)"
-    local locked=()
+    local locked=() t0
     [ "${CI:-}" = true ] && locked=(--locked)
+    t0=$(now_s)
     if ! nice -n 10 cargo build -q -p wifisess-collector "${locked[@]}"; then
         mcheck "the host collector builds" false
         return 0
     fi
+    SUMMARY+=("$(printf '%-28s %5d s' "build host collector" "$(( $(now_s) - t0 ))")")
     start_broker "$work" || { mcheck "mosquitto starts" false; return 0; }
     WIFISESS_CLIENT_ID="mips-collector-$BROKER_PORT" "$coll" run --db "$work/sessions.db" \
         --broker "mqtt://127.0.0.1:$BROKER_PORT" --http off >"$work/collector.log" 2>&1 &

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The package against the openwrt-userland stand-ins: one test per fact of shared/OPENWRT.md
 # (what OpenWrt's real opkg, uci, procd and reload_config did with this project's .ipk), each
 # named after its fact, each in a fresh stand-in root. Sourced by tests/package/run.sh, which

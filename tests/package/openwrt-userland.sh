@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # openwrt-userland: a stand-in OpenWrt root for the package tests. Source it from
 # tests/package/run.sh (after common.sh; needs root for chroot and mknod, and busybox).
 #
