@@ -62,7 +62,11 @@ fi
 log "$("$DEB_RUSTC" --version), $("$DEB_CARGO" --version), target dir $TARGET_DIR"
 
 mini_ws_make "$WS" "${CRATES[@]}"
-mkdir -p "$LOGS" "$TARGET_DIR"
+mkdir -p "$LOGS" "$TARGET_DIR/bin"
+# Cargo's fingerprint includes the linker's path: the wrapper is used from the cache, not from
+# this checkout, so a fresh clone (CI) does not rebuild std and every dependency for musl.
+LINKER="$TARGET_DIR/bin/zig-cc.sh"
+cmp -s "$ZIG_CC" "$LINKER" || install -m 0755 "$ZIG_CC" "$LINKER"
 
 # Every cargo run here: Debian's 1.85 with build-std (RUSTC_BOOTSTRAP lets the stable compiler
 # take -Z flags), no debuginfo (most of a cold build's time and disk otherwise), no incremental
@@ -86,10 +90,18 @@ mips_cargo() {   # mips_cargo LOGFILE CARGO-ARGS...
         # Rust's mips*-linux-musl targets link dynamically by default (as OpenWrt's SDK does);
         # the stand-alone router binary is static.
         e=$(echo "$MUSL" | tr 'a-z-' 'A-Z_')
-        export "CARGO_TARGET_${e}_LINKER=$ZIG_CC" "CARGO_TARGET_${e}_RUSTFLAGS=-C target-feature=+crt-static"
+        export "CARGO_TARGET_${e}_LINKER=$LINKER" "CARGO_TARGET_${e}_RUSTFLAGS=-C target-feature=+crt-static"
         run_logged "$logf" nice -n 10 "$DEB_CARGO" "$@"
     )
 }
+
+# Timing tests that cannot hold under qemu-user on a busy machine; they run natively in the
+# cargo-test stage. Each is reported as filtered out, never as passed.
+SKIP_UNDER_QEMU=(
+    # wants 3 of 5 clock readings within 2 ms of CLOCK_BOOTTIME: emulated syscalls and a loaded
+    # host miss that (seen: "only 2 of 5 clocks", mips, load 5)
+    nl80211::clock::tests::uptime_base_is_within_2_ms_of_boottime
+)
 
 SUMMARY=()
 overall=0
@@ -124,12 +136,14 @@ run_tests() {
         overall=1
         return 0
     fi
-    local t passed failed ignored suites status
+    local t passed failed ignored suites status skips=() sk
+    for sk in "${SKIP_UNDER_QEMU[@]}"; do skips+=(--skip "$sk"); done
+    log "not run under qemu (timing; run natively in cargo-test): ${SKIP_UNDER_QEMU[*]}"
     for t in mipsel mips; do
         t1=$(now_s)
         rc=0
         mips_cargo "$LOGS/test-$t.log" test -Zbuild-std --target "${TRIPLE[$t]}" "${sel[@]}" \
-            --no-fail-fast || rc=$?
+            --no-fail-fast -- "${skips[@]}" || rc=$?
         grep -E '^test result:' "$LOGS/test-$t.log" >>"$RESULTS" || true
         read -r passed failed ignored suites < <(count_results "$LOGS/test-$t.log")
         status=ok
