@@ -63,6 +63,19 @@ log "$("$DEB_RUSTC" --version), $("$DEB_CARGO" --version), target dir $TARGET_DI
 
 mini_ws_make "$WS" "${CRATES[@]}"
 mkdir -p "$LOGS" "$TARGET_DIR/bin"
+# The cache is shared by every checkout on the machine (CI's clones, other worktrees), and
+# cargo judges wire and agent by mtime: a checkout whose files are older than another's last
+# build would take that build for its own. So the copies get a fresh mtime whenever their
+# content differs from what a part was last built from ($TARGET_DIR/built-from.PART).
+ws_sum=$(cd "$WS" && find "${CRATES[@]}" docs -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d ' ' -f 1)
+for p in "${parts[@]}"; do
+    if [ "$(cat "$TARGET_DIR/built-from.$p" 2>/dev/null)" != "$ws_sum" ]; then
+        log "sources differ from the cached $p build: rebuilding wire and agent"
+        find "${CRATES[@]/#/$WS/}" -type f -exec touch {} +
+        break
+    fi
+done
+built_from() { echo "$ws_sum" >"$TARGET_DIR/built-from.$1"; }   # built_from PART, after a good build
 # Cargo's fingerprint includes the linker's path: the wrapper is used from the cache, not from
 # this checkout, so a fresh clone (CI) does not rebuild std and every dependency for musl.
 LINKER="$TARGET_DIR/bin/zig-cc.sh"
@@ -134,6 +147,7 @@ run_tests() {
         overall=1
         return 0
     fi
+    built_from tests
     local t passed failed ignored suites status skips=() sk
     for sk in "${SKIP_UNDER_QEMU[@]}"; do skips+=(--skip "$sk"); done
     log "not run under qemu (timing; run natively in cargo-test): ${SKIP_UNDER_QEMU[*]}"
@@ -233,6 +247,7 @@ run_musl() {
         overall=1
         return 0
     fi
+    built_from musl
 
     t0=$(now_s)
     mipsel-linux-gnu-strip -o "$router.stripped" "$router"
