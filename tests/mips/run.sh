@@ -67,7 +67,7 @@ mkdir -p "$LOGS" "$TARGET_DIR/bin"
 # cargo judges wire and agent by mtime: a checkout whose files are older than another's last
 # build would take that build for its own. So the copies get a fresh mtime whenever their
 # content differs from what a part was last built from ($TARGET_DIR/built-from.PART).
-ws_sum=$(cd "$WS" && find "${CRATES[@]}" docs -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d ' ' -f 1)
+ws_sum=$(cd "$WS" && find "${CRATES[@]}" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d ' ' -f 1)
 for p in "${parts[@]}"; do
     if [ "$(cat "$TARGET_DIR/built-from.$p" 2>/dev/null)" != "$ws_sum" ]; then
         log "sources differ from the cached $p build: rebuilding wire and agent"
