@@ -12,7 +12,6 @@
 SERVICE_STANDIN="$REPO_ROOT/tests/package/service-standin.sh"
 R=                  # the root of the running fact test
 FACT_OK=0
-KNOWN=0             # facts that fail for a reason outside the package, named (never passes)
 
 expect() {   # expect DESCRIPTION CMD...: one expectation of the current fact
     local what=$1; shift
@@ -56,11 +55,7 @@ run_fact() {   # run_fact FUNCTION
     local rc=0
     "$fn" || rc=$?     # (set -e does not apply inside: a failing step shows in its expectations)
     userland_stop "$R"
-    case "$rc:$FACT_OK" in
-        0:0) pass "$fn" ;;
-        3:*) KNOWN=$((KNOWN + 1)); log "KNOWN FAILURE (not counted as passed): $fn" ;;
-        *) fail "$fn" ;;
-    esac
+    if [ "$rc:$FACT_OK" = 0:0 ]; then pass "$fn"; else fail "$fn"; fi
 }
 
 # --- 1-4: opkg ------------------------------------------------------------------------------
@@ -307,23 +302,44 @@ fact_11_stop_removes_the_service_from_procd() {
     expect "the rc.d links stay (stop is not disable)" [ -L "$R/etc/rc.d/S95wifisess" ]
 }
 
-# Fact 12 is the agent's: in a root without /sys/class/net/eth* (as the observed one, and
-# DSA-era routers with lan1.../wan), the agent needs a device id fallback. Returns 3 (a known
-# failure, never a pass) while the packaged agent still exits 2 for want of an Ethernet
-# interface.
-fact_12_an_agent_without_device_id_starts_in_a_root_without_ethernet_interfaces() {
+# Fact 12: the observed root had no sysfs, and the agent without device_id exited 2 "no Ethernet
+# interface". A router has /sys; some (DSA) name their ports lan1.../wan and have no eth*: the
+# agent must still find its id there. Where nothing can give one (no /sys at all), it must say
+# so in one line and exit 2 (configuration that says no), and a set device_id must do.
+fact_12_without_eth_interfaces_the_agent_still_finds_a_device_id() {
     opkg_install
     install_real_agent "$R" "$AGENT"
     r "uci set wifisess.agent.enabled=1; uci set wifisess.agent.broker=mqtt://127.0.0.1:1883; uci commit wifisess"
-    expect "the root has no /sys/class/net/eth*" [ -z "$(ls -d "$R"/sys/class/net/eth* 2>/dev/null)" ]
+    # the observed root: no /sys
     local rc=0
     r '/usr/bin/wifisess-agent check-config --config /etc/config/wifisess' >"$WORK/cc12.out" 2>&1 || rc=$?
-    if [ "$rc" = 2 ] && grep -q 'no Ethernet interface' "$WORK/cc12.out"; then
-        log "    the packaged agent still exits 2: $(head -n 1 "$WORK/cc12.out") (the device-id fallback is the agent's part)"
-        return 3
-    fi
-    expect "check-config exits 0 without device_id (exit $rc: $(head -n 1 "$WORK/cc12.out"))" [ "$rc" = 0 ]
-    expect "... with a device id" grep -qE '^device_id +"[^"]+"' "$WORK/cc12.out"
+    expect "without /sys and device_id: exit 2 (exit $rc)" [ "$rc" = 2 ]
+    expect "... with one line naming option device_id ($(head -n 1 "$WORK/cc12.out"))" \
+        bash -c '[ "$(wc -l <"$1")" = 1 ] && grep -q "^wifisess-agent: option device_id: not set" "$1"' _ "$WORK/cc12.out"
+    rc=0
+    r 'uci set wifisess.agent.device_id=lab-ap-1; uci commit wifisess;
+       /usr/bin/wifisess-agent check-config --config /etc/config/wifisess' >"$WORK/cc12b.out" 2>&1 || rc=$?
+    expect "... and a set device_id is enough (exit $rc)" [ "$rc" = 0 ]
+    # a DSA router: switch ports lan1, lan2, wan (physical), br-lan (virtual), a wireless AP
+    # interface, no eth*
+    r 'uci delete wifisess.agent.device_id; uci commit wifisess'
+    local n mac i=1
+    for n in wan lan2 lan1 br-lan phy0-ap0; do
+        mkdir -p "$R/sys/class/net/$n"
+        printf '1\n' >"$R/sys/class/net/$n/type"
+        mac=$(printf '02:fc:00:00:00:%02x' "$i"); i=$((i + 1))
+        printf '%s\n' "$mac" >"$R/sys/class/net/$n/address"
+        case "$n" in
+            br-lan) ;;
+            phy0-ap0) mkdir -p "$R/sys/class/net/$n/phy80211" "$R/sys/class/net/$n/device" ;;
+            *) mkdir -p "$R/sys/class/net/$n/device" ;;
+        esac
+    done
+    rc=0
+    r '/usr/bin/wifisess-agent check-config --config /etc/config/wifisess' >"$WORK/cc12c.out" 2>&1 || rc=$?
+    expect "with lan1, lan2, wan and no eth*: check-config exits 0 without device_id (exit $rc: $(head -n 1 "$WORK/cc12c.out"))" [ "$rc" = 0 ]
+    expect "... and the device id is the first physical port's MAC (lan1: 02fc00000003)" \
+        grep -qE '^device_id +"02fc00000003"' "$WORK/cc12c.out"
 }
 
 # --- validation (procd_add_validation, uci_load_validate) ------------------------------------
@@ -380,7 +396,6 @@ PY
 
 run_facts() {
     local f
-    KNOWN=0
     for f in $(declare -F | awk '{ print $3 }' | grep -E '^(fact_[0-9]+|validate)_' | sort); do
         run_fact "$f"
     done
