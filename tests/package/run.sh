@@ -97,7 +97,13 @@ check "Build/Prepare's workspace has wire and agent only ($members)" \
 check_config() { "$AGENT" check-config --config "$1" >"$2" 2>&1 || { cat "$2" >&2; return 1; }; }
 check "agent accepts files/wifisess.config" check_config "$PKG/files/wifisess.config" "$WORK/cc.out"
 check "the default config keeps the service disabled" grep -qE '^enabled +"0"' "$WORK/cc.out"
-sed -E 's/^(\s*)#(option|list) /\1\2 /' "$PKG/files/wifisess.config" >"$WORK/all.config"
+# Uncommented, the placeholders' files must exist (the agent checks that they can be read).
+for f in ca.crt client.crt client.key; do printf 'placeholder\n' >"$WORK/$f"; done
+sed -E -e 's/^(\s*)#(option|list) /\1\2 /' \
+    -e "s#^(\s*option ca_file )'[^']*'#\1'$WORK/ca.crt'#" \
+    -e "s#^(\s*option cert_file )'[^']*'#\1'$WORK/client.crt'#" \
+    -e "s#^(\s*option key_file )'[^']*'#\1'$WORK/client.key'#" \
+    "$PKG/files/wifisess.config" >"$WORK/all.config"
 check "agent accepts files/wifisess.config with every placeholder uncommented" \
     check_config "$WORK/all.config" "$WORK/cc-all.out"
 for opt in enabled device_id organization group name broker username password ca_file \
