@@ -9,7 +9,8 @@
 DEB_CARGO=/usr/bin/cargo
 DEB_RUSTC=/usr/bin/rustc
 
-# mini_ws_make WS CRATE... : copies the crate folders (and docs/, which tests read) into WS with
+# mini_ws_make WS CRATE... : copies the crate folders (and docs/ and openwrt-package/, which
+# tests read: the agent's configuration tests parse the shipped UCI defaults) into WS with
 # their mtimes (rebuilds stay incremental), writes WS/Cargo.toml from the root one with
 # `members = [CRATE...]`, and copies Cargo.lock (cargo 1.85 prunes it to those crates).
 mini_ws_make() {
@@ -20,7 +21,7 @@ mini_ws_make() {
         rm -rf "${ws:?}/$c"
         cp -a "$REPO_ROOT/$c" "$ws/$c"
     done
-    for extra in docs; do
+    for extra in docs openwrt-package; do
         rm -rf "${ws:?}/$extra"
         [ -e "$REPO_ROOT/$extra" ] && cp -a "$REPO_ROOT/$extra" "$ws/$extra"
     done
