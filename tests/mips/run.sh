@@ -67,7 +67,7 @@ mkdir -p "$LOGS" "$TARGET_DIR/bin"
 # cargo judges wire and agent by mtime: a checkout whose files are older than another's last
 # build would take that build for its own. So the copies get a fresh mtime whenever their
 # content differs from what a part was last built from ($TARGET_DIR/built-from.PART).
-ws_sum=$(cd "$WS" && find "${CRATES[@]}" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d ' ' -f 1)
+ws_sum=$(cd "$WS" && find "${CRATES[@]}" openwrt-package/files -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d ' ' -f 1)
 for p in "${parts[@]}"; do
     if [ "$(cat "$TARGET_DIR/built-from.$p" 2>/dev/null)" != "$ws_sum" ]; then
         log "sources differ from the cached $p build: rebuilding wire and agent"
@@ -249,6 +249,15 @@ run_musl() {
     fi
     built_from musl
 
+    # the host collector the run below publishes to (the cargo-test stage has mostly built it)
+    log "building the host collector (cargo build -p wifisess-collector)"
+    local locked=()
+    [ "${CI:-}" = true ] && locked=(--locked)
+    t0=$(now_s)
+    COLLECTOR_BUILT=0
+    nice -n 10 cargo build -q -p wifisess-collector "${locked[@]}" && COLLECTOR_BUILT=1
+    SUMMARY+=("$(printf '%-28s %5d s' "build host collector" "$(( $(now_s) - t0 ))")")
+
     t0=$(now_s)
     mipsel-linux-gnu-strip -o "$router.stripped" "$router"
     MUSL_SIZE=$(stat -c %s "$router.stripped")
@@ -292,15 +301,7 @@ run_musl() {
 # test; the host collector stores what arrives; the agent's sessions must reach its database.
 run_session() {
     local agent=$1 work=$2 coll="$REPO_ROOT/target/debug/wifisess-collector" rc coll_pid agent_pid
-    log "building the host collector (cargo build -p wifisess-collector)"
-    local locked=() t0
-    [ "${CI:-}" = true ] && locked=(--locked)
-    t0=$(now_s)
-    if ! nice -n 10 cargo build -q -p wifisess-collector "${locked[@]}"; then
-        mcheck "the host collector builds" false
-        return 0
-    fi
-    SUMMARY+=("$(printf '%-28s %5d s' "build host collector" "$(( $(now_s) - t0 ))")")
+    [ "$COLLECTOR_BUILT" = 1 ] || { mcheck "the host collector builds" false; return 0; }
     start_broker "$work" || { mcheck "mosquitto starts" false; return 0; }
     WIFISESS_CLIENT_ID="mips-collector-$BROKER_PORT" "$coll" run --db "$work/sessions.db" \
         --broker "mqtt://127.0.0.1:$BROKER_PORT" --http off >"$work/collector.log" 2>&1 &
