@@ -40,6 +40,10 @@ declare -A TRIPLE=([s390x]=s390x-unknown-linux-gnu [armv7]=armv7-unknown-linux-g
 declare -A GCC=([s390x]=s390x-linux-gnu-gcc [armv7]=arm-linux-gnueabihf-gcc)
 declare -A QEMU=([s390x]="qemu-s390x-static -L /usr/s390x-linux-gnu" [armv7]="qemu-arm-static -L /usr/arm-linux-gnueabihf")
 
+skips=()
+for sk in "${QEMU_SKIP_TESTS[@]}"; do skips+=(--skip "$sk"); done
+log "not run under qemu (timing; run natively in cargo-test): ${QEMU_SKIP_TESTS[*]}"
+
 SUMMARY=()
 overall=0
 for t in "${targets[@]}"; do
@@ -69,7 +73,8 @@ for t in "${targets[@]}"; do
             export "CARGO_TARGET_${env_triple}_LINKER=${GCC[$t]}"
             export "CARGO_TARGET_${env_triple}_RUNNER=${QEMU[$t]}"
             # shellcheck disable=SC2086
-            run_logged "$logf" "$DEB_CARGO" test --target "$triple" -p "$pkg" $args --no-fail-fast
+            run_logged "$logf" "$DEB_CARGO" test --target "$triple" -p "$pkg" $args --no-fail-fast \
+                -- "${skips[@]}"
         ) || rc=$?
         read -r passed failed ignored suites < <(count_results "$logf")
         status=ok

@@ -108,14 +108,6 @@ mips_cargo() {   # mips_cargo LOGFILE CARGO-ARGS...
     )
 }
 
-# Timing tests that cannot hold under qemu-user on a busy machine; they run natively in the
-# cargo-test stage. Each is reported as filtered out, never as passed.
-SKIP_UNDER_QEMU=(
-    # wants 3 of 5 clock readings within 2 ms of CLOCK_BOOTTIME: emulated syscalls and a loaded
-    # host miss that (seen: "only 2 of 5 clocks", mips, load 5)
-    nl80211::clock::tests::uptime_base_is_within_2_ms_of_boottime
-)
-
 SUMMARY=()
 overall=0
 
@@ -149,8 +141,8 @@ run_tests() {
     fi
     built_from tests
     local t passed failed ignored suites status skips=() sk
-    for sk in "${SKIP_UNDER_QEMU[@]}"; do skips+=(--skip "$sk"); done
-    log "not run under qemu (timing; run natively in cargo-test): ${SKIP_UNDER_QEMU[*]}"
+    for sk in "${QEMU_SKIP_TESTS[@]}"; do skips+=(--skip "$sk"); done
+    log "not run under qemu (timing; run natively in cargo-test): ${QEMU_SKIP_TESTS[*]}"
     for t in mipsel mips; do
         t1=$(now_s)
         rc=0
