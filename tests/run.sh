@@ -14,7 +14,10 @@
 #   golden      python3 wire/golden/crosscheck.py (golden CBOR vectors vs Python cbor2)
 #   bench-smoke tests/bench/collector.sh --smoke (collector benchmarks at a tiny size, dev
 #                                                 build: every command works; no timing checked)
-#   cross       tests/cross/run.sh               (wire + agent on s390x and armv7, Rust 1.85)
+#   cross       tests/cross/run.sh               (wire + agent on armv7, Rust 1.85)
+#   mips        tests/mips/run.sh                (wire + agent on mipsel and mips, Rust 1.85 with
+#                                                 -Zbuild-std; the static musl router binary run
+#                                                 under qemu against mosquitto and a collector)
 #   package     tests/package/run.sh             (OpenWrt package: Makefile, UCI, .ipk, procd init)
 #   hwsim       tests/hwsim/run-scenarios.sh     (real nl80211 in a mac80211_hwsim VM)
 #   e2e         tests/e2e/run.sh                 (agents in the VM -> mosquitto -> collector:
@@ -71,6 +74,15 @@ cross() {
     return "$rc"
 }
 
+# MIPS: its build cache lives outside the repository ($WIFISESS_CACHE/mips-target), so a warm
+# run on the same machine takes minutes; its `test result:` lines join the final count.
+mips() {
+    local rc=0
+    run_logged "$LOGDIR/mips.log" bash tests/mips/run.sh || rc=$?
+    grep -E '^test result:' "$LOGDIR/mips.log" >>"$LOGDIR/cargo-results.txt" || true
+    return "$rc"
+}
+
 failed=0
 stage() {   # stage NAME CMD...   (honours WIFISESS_SKIP_STAGES)
     local name="$1"; shift
@@ -103,6 +115,7 @@ else
     skip_stage bench-smoke "tests/bench/collector.sh not present yet"
 fi
 stage cross cross
+stage mips mips
 # Suites of their own, each a script that installs what it needs and exits non-zero on failure.
 optional_stage() {   # optional_stage NAME SCRIPT
     if [ -f "$2" ]; then
@@ -128,7 +141,7 @@ read -r passed failed_tests ignored suites < <(awk '
         if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i;
         if ($(i+1) ~ /^ignored/) g += $i }; s++ }
     END { print p+0, f+0, g+0, s+0 }' "$LOGDIR/cargo-results.txt")
-printf '   cargo test: %d suites, %d ignored (native + cross)\n' "$suites" "$ignored"
+printf '   cargo test: %d suites, %d ignored (native + cross + mips)\n' "$suites" "$ignored"
 if [ "$failed" -ne 0 ]; then
     echo "tests: FAILED (see the stages above)"
 fi

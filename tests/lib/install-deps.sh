@@ -13,6 +13,9 @@
 #   browser   chromium                                                   (dashboard tests)
 #   cross     Debian's Rust 1.85 (/usr/bin/rustc, /usr/bin/cargo), its standard library for
 #             s390x and armv7, the cross linkers and qemu-user           (tests/cross)
+#   mips      Debian's rust-web-src (the std sources for -Zbuild-std, same version as rustc-web),
+#             the MIPS gcc cross linkers and libcs, qemu-user, and Python's ziglang 0.13 (links
+#             the static musl soft-float agent)                           (tests/mips)
 #   python    Python module cbor2                                        (wire golden cross-check)
 #   rust      rustfmt and clippy components of the rustup toolchain      (.ci/run)
 #
@@ -232,22 +235,51 @@ group_cross() {
     done
 }
 
+# The MIPS stage (tests/mips/run.sh, LAB.md §6). Needs the cross group's Debian Rust: the std
+# sources must be the very version of /usr/bin/rustc, whose sysroot they land in
+# (/usr/lib/rustlib/src/rust).
+ZIGLANG_VERSION=0.13.0
+group_mips() {
+    ensure_pkgs mips-tools qemu-user-static gcc-mipsel-linux-gnu gcc-mips-linux-gnu \
+        libc6-dev-mipsel-cross libc6-dev-mips-cross
+    local ver
+    ver=$(dpkg-query -W -f='${Version}' rustc-web 2>/dev/null || true)
+    is_installed rustc-web "$ver" || die "mips: Debian's rustc-web is missing (install-deps.sh cross first)"
+    ensure_pkgs mips-std-src "rust-web-src=$ver"
+    [ -f /usr/lib/rustlib/src/rust/library/std/Cargo.toml ] \
+        || die "mips: rust-web-src installed no /usr/lib/rustlib/src/rust/library/std"
+
+    if [ "$(python3 -c 'import importlib.metadata as m; print(m.version("ziglang"))' 2>/dev/null)" \
+            = "$ZIGLANG_VERSION" ]; then
+        log "mips: ziglang $ZIGLANG_VERSION present"
+    else
+        log "mips: pip install ziglang==$ZIGLANG_VERSION"
+        pip_install "ziglang==$ZIGLANG_VERSION"
+    fi
+    python3 -m ziglang version >/dev/null 2>&1 || die "mips: python3 -m ziglang does not run"
+}
+
+# pip_install SPEC : pip install into python3, allowing Debian's externally-managed Python.
+pip_install() {
+    local logf="$LOG_DIR/pip-${1%%[=<>]*}.log"
+    if ! python3 -m pip install -q --disable-pip-version-check "$1" </dev/null >"$logf" 2>&1; then
+        if grep -q externally-managed "$logf"; then
+            python3 -m pip install -q --disable-pip-version-check --break-system-packages "$1" \
+                </dev/null >"$logf" 2>&1 || { tail -n 20 "$logf" >&2; die "pip install $1 failed"; }
+        else
+            tail -n 20 "$logf" >&2
+            die "pip install $1 failed"
+        fi
+    fi
+}
+
 group_python() {
     if python3 -c 'import cbor2' 2>/dev/null; then
         log "python: cbor2 present"
         return 0
     fi
     log "python: pip install cbor2"
-    local logf="$LOG_DIR/pip-cbor2.log"
-    if ! python3 -m pip install -q --disable-pip-version-check cbor2 </dev/null >"$logf" 2>&1; then
-        if grep -q externally-managed "$logf"; then
-            python3 -m pip install -q --disable-pip-version-check --break-system-packages cbor2 \
-                </dev/null >"$logf" 2>&1 || { tail -n 20 "$logf" >&2; die "pip install cbor2 failed"; }
-        else
-            tail -n 20 "$logf" >&2
-            die "pip install cbor2 failed"
-        fi
-    fi
+    pip_install cbor2
     python3 -c 'import cbor2' || die "cbor2 still not importable by $(command -v python3)"
 }
 
@@ -267,14 +299,14 @@ group_rust() {
 
 # ---------------------------------------------------------------------------------------------
 
-ALL_GROUPS=(rust services vmlab python cross browser)
+ALL_GROUPS=(rust services vmlab python cross mips browser)
 GROUPS_TO_RUN=("$@")
 [ "${#GROUPS_TO_RUN[@]}" -gt 0 ] || GROUPS_TO_RUN=("${ALL_GROUPS[@]}")
 
 t0=$(now_s)
 for g in "${GROUPS_TO_RUN[@]}"; do
     case "$g" in
-        rust|services|vmlab|browser|cross|python) "group_$g" ;;
+        rust|services|vmlab|browser|cross|mips|python) "group_$g" ;;
         *) die "unknown group '$g' (known: ${ALL_GROUPS[*]})" ;;
     esac
 done

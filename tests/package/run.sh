@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Tests of the OpenWrt packaging (openwrt-package/): the feed Makefile's invariants, the UCI
 # defaults against the agent's own parser, the .ipk that build-ipk.sh assembles (layout,
-# control fields, conffiles, modes, reproducibility) and the procd init script run under
-# busybox ash with recording stand-ins for /etc/rc.common and procd's helpers.
+# control fields, conffiles, modes, reproducibility), then the package installed, configured,
+# run and removed in a chroot of the openwrt-userland stand-ins (opkg, uci, reload_config,
+# ubus/procd, rc.common, procd.sh, validate_data: tests/package/README.md), one test per fact of
+# shared/OPENWRT.md (tests/package/facts.sh).
 #
-# usage: tests/package/run.sh        (needs cargo, python3, busybox; installs busybox-static)
+# usage: tests/package/run.sh        (as root; needs cargo, python3, busybox: installs busybox-static)
 set -euo pipefail
 
 LOG_TAG=package
@@ -13,10 +15,17 @@ cd "$REPO_ROOT"
 
 PKG=openwrt-package
 STANDINS="$REPO_ROOT/tests/package/standins"
+[ "$(id -u)" = 0 ] || die "must run as root (the openwrt-userland root is a chroot)"
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+cleanup() {
+    local r
+    for r in "$WORK"/root-*; do [ -d "$r" ] && userland_stop "$r"; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 fails=0
-pass() { log "ok: $*"; }
+passes=0
+pass() { log "ok: $*"; passes=$((passes + 1)); }
 fail() { log "FAIL: $*"; fails=$((fails + 1)); }
 check() {   # check DESCRIPTION CMD...
     local what=$1; shift
@@ -45,9 +54,21 @@ mk() { sed -n "s/^$1:=//p" "$PKG/Makefile" | head -n 1; }
 for line in 'PKG_BUILD_DEPENDS:=rust/host' 'DEPENDS:=$(RUST_ARCH_DEPENDS)' \
             'include $(TOPDIR)/feeds/packages/lang/rust/rust-package.mk' \
             '$(eval $(call RustBinPackage,wifisess))' '$(eval $(call BuildPackage,wifisess))' \
+            '$(WIFISESS_SRC)/LICENSE-MIT $(WIFISESS_SRC)/LICENSE-APACHE' \
             'define Package/wifisess/conffiles' '/etc/config/wifisess' 'MAKE_PATH:=agent'; do
     check "Makefile has: $line" grep -qF -- "$line" "$PKG/Makefile"
 done
+check "PKG_MAINTAINER is 'Name <email>' ($(mk PKG_MAINTAINER))" \
+    grep -qE '^[^<>]+ <[^@<> ]+@[^@<> ]+>$' <<<"$(mk PKG_MAINTAINER)"
+check "PKG_LICENSE_FILES names LICENSE-MIT and LICENSE-APACHE" [ "$(mk PKG_LICENSE_FILES)" = "LICENSE-MIT LICENSE-APACHE" ]
+check "LICENSE-MIT is the MIT text (wifisess developers)" \
+    bash -c 'grep -q "^Permission is hereby granted, free of charge" LICENSE-MIT && grep -q "wifisess developers" LICENSE-MIT'
+check "LICENSE-APACHE is the Apache License 2.0 text" \
+    bash -c 'grep -q "Apache License" LICENSE-APACHE && grep -q "Version 2.0, January 2004" LICENSE-APACHE && grep -q "END OF TERMS AND CONDITIONS" LICENSE-APACHE'
+# The packages feed sets the cargo profile of every Rust package (rust-values.mk:
+# CARGO_PKG_CONFIG_VARS, panic=unwind among them); the package must not override it.
+check "the Makefile leaves the feed's cargo settings alone (no CARGO_PROFILE_*, CARGO_PKG_VARS, RUSTFLAGS)" \
+    bash -c '! grep -nE "CARGO_PROFILE_|CARGO_PKG_VARS|CARGO_PKG_CONFIG_VARS|RUSTFLAGS" "$1"' _ "$PKG/Makefile"
 check "PKG_VERSION $(mk PKG_VERSION) is apk-valid (digits and dots)" \
     grep -qE '^[0-9]+(\.[0-9]+)*$' <<<"$(mk PKG_VERSION)"
 check "PKG_RELEASE $(mk PKG_RELEASE) is a number" grep -qE '^[0-9]+$' <<<"$(mk PKG_RELEASE)"
@@ -76,7 +97,13 @@ check "Build/Prepare's workspace has wire and agent only ($members)" \
 check_config() { "$AGENT" check-config --config "$1" >"$2" 2>&1 || { cat "$2" >&2; return 1; }; }
 check "agent accepts files/wifisess.config" check_config "$PKG/files/wifisess.config" "$WORK/cc.out"
 check "the default config keeps the service disabled" grep -qE '^enabled +"0"' "$WORK/cc.out"
-sed -E 's/^(\s*)#(option|list) /\1\2 /' "$PKG/files/wifisess.config" >"$WORK/all.config"
+# Uncommented, the placeholders' files must exist (the agent checks that they can be read).
+for f in ca.crt client.crt client.key; do printf 'placeholder\n' >"$WORK/$f"; done
+sed -E -e 's/^(\s*)#(option|list) /\1\2 /' \
+    -e "s#^(\s*option ca_file )'[^']*'#\1'$WORK/ca.crt'#" \
+    -e "s#^(\s*option cert_file )'[^']*'#\1'$WORK/client.crt'#" \
+    -e "s#^(\s*option key_file )'[^']*'#\1'$WORK/client.key'#" \
+    "$PKG/files/wifisess.config" >"$WORK/all.config"
 check "agent accepts files/wifisess.config with every placeholder uncommented" \
     check_config "$WORK/all.config" "$WORK/cc-all.out"
 for opt in enabled device_id organization group name broker username password ca_file \
@@ -203,7 +230,7 @@ for s in postinst prerm; do
     check "$s parses under busybox ash" "$BUSYBOX" ash -n "$WORK/$s"
 done
 
-# --- the init script under busybox ash ------------------------------------------------------
+# --- the init script ------------------------------------------------------------------------
 root="$WORK/root"
 mkdir -p "$root"
 tar -xzf "$out1" -O ./data.tar.gz | tar -xzf - -C "$root"
@@ -211,60 +238,16 @@ INIT="$root/etc/init.d/wifisess"
 check "init script parses under busybox ash" "$BUSYBOX" ash -n "$INIT"
 check "init script uses /etc/rc.common" grep -qx '#!/bin/sh /etc/rc.common' "$INIT"
 
-# run_init UCI_FILE|- ACTION: runs the init script with the stand-ins; the log is $WORK/calls.
-run_init() {
-    local uci=$1 action=$2
-    rm -rf "$WORK/uci"; mkdir -p "$WORK/uci"
-    [ "$uci" = - ] || cp "$uci" "$WORK/uci/wifisess"
-    : >"$WORK/calls"
-    STANDIN_LOG="$WORK/calls" UCI_CONFIG_DIR="$WORK/uci" \
-        "$BUSYBOX" ash "$STANDINS/rc.common" "$INIT" "$action" >"$WORK/init.out" 2>&1
-}
-T=$'\t'
-has() { grep -qxF -- "$1" "$WORK/calls"; }
+check "init script validates its section the OpenWrt way (uci_load_validate, procd_add_validation)" \
+    bash -c 'grep -q "uci_load_validate wifisess agent" "$1" && grep -q "procd_add_validation validate_wifisess_section" "$1"' _ "$INIT"
 
-cat >"$WORK/sample.uci" <<'EOF'
-package wifisess
+# --- the package in the openwrt-userland stand-in root: one test per fact of OPENWRT.md ------
+IPK="$out1"
+. "$REPO_ROOT/tests/package/facts.sh"
+log "the package against the openwrt-userland stand-ins (shared/OPENWRT.md facts 1-12):"
+run_facts
 
-config agent 'agent'
-	option enabled '1'
-	option broker 'mqtt://192.0.2.10:1883'
-	option device_id 'lobby-ap-1'
-	list interface 'phy0-ap0'
-EOF
-check "start with enabled 1 succeeds" run_init "$WORK/sample.uci" start
-check "it opens one instance" [ "$(grep -c '^procd_open_instance' "$WORK/calls")" -eq 1 ]
-check "command: /usr/bin/wifisess-agent run --config /etc/config/wifisess" \
-    has "procd_set_param${T}command${T}/usr/bin/wifisess-agent${T}run${T}--config${T}/etc/config/wifisess"
-check "respawn is set" grep -q "^procd_set_param${T}respawn" "$WORK/calls"
-check "stdout to logd" has "procd_set_param${T}stdout${T}1"
-check "stderr to logd" has "procd_set_param${T}stderr${T}1"
-check "reload trigger on the wifisess config" has "procd_add_reload_trigger${T}wifisess"
-check "the instance is closed" has "procd_close_instance"
-check "the agent binary exists in the package at the command's path" \
-    [ -x "$root/usr/bin/wifisess-agent" ]
-check "agent accepts the sample UCI config" check_config "$WORK/sample.uci" "$WORK/cc-sample.out"
-
-check "start with the shipped config (enabled 0) succeeds" run_init "$root/etc/config/wifisess" start
-check "enabled 0 starts nothing" [ "$(grep -c '^procd_open_instance' "$WORK/calls")" -eq 0 ]
-check "enabled 0 still registers the reload trigger (enabling it later starts it)" \
-    has "procd_add_reload_trigger${T}wifisess"
-
-sed 's/enabled .1./enabled '\''yes'\''/' "$WORK/sample.uci" >"$WORK/yes.uci"
-run_init "$WORK/yes.uci" start
-check "enabled yes starts the agent" [ "$(grep -c '^procd_open_instance' "$WORK/calls")" -eq 1 ]
-
-run_init - start
-check "no /etc/config/wifisess starts nothing" \
-    [ "$(grep -c '^procd_open_instance' "$WORK/calls")" -eq 0 ]
-
-run_init "$WORK/sample.uci" reload
-check "reload re-runs start_service (procd restarts on a changed config)" \
-    [ "$(grep -c '^procd_open_instance' "$WORK/calls")" -eq 1 ]
-
-run_init "$WORK/sample.uci" enable
-check "enable uses START/STOP priorities" grep -qE "^enable${T}S[0-9]+${T}K[0-9]+$" "$WORK/calls"
-
+printf 'package: %d passed, %d failed\n' "$passes" "$fails"
 if [ "$fails" -ne 0 ]; then
     die "$fails package check(s) failed"
 fi
