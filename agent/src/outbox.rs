@@ -524,6 +524,7 @@ mod tests {
                 tx_packets: 4,
                 signal_avg_dbm: Some(-50),
                 inactive_ms: None,
+                hostname: None,
             }),
         }
     }
@@ -542,6 +543,7 @@ mod tests {
                 freq_mhz: 5180,
                 age_ms: 10,
                 signal_dbm: Some(-40),
+                hostname: None,
             }),
         }
     }

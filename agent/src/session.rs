@@ -566,6 +566,7 @@ impl Tracker {
             freq_mhz: iface.freq_mhz,
             age_ms: now.uptime_ms.saturating_sub(assoc.uptime_ms),
             signal_dbm: st.signal_dbm,
+            hostname: None,
         };
         let mut s = Session {
             id,
@@ -708,6 +709,7 @@ impl Tracker {
                     tx_packets: c.tx_packets,
                     signal_avg_dbm: s.signal_avg_dbm,
                     inactive_ms: s.inactive_ms,
+                    hostname: None,
                 }),
             }));
         }

@@ -32,6 +32,7 @@ fn update(i: u32) -> wifisess_agent::session::Timed {
             tx_packets: 1,
             signal_avg_dbm: None,
             inactive_ms: None,
+            hostname: None,
         }),
     }
 }

@@ -92,6 +92,8 @@ impl<W: Write> Printer<'_, W> {
                     .raw("ids", format!("[{}]", ids.join(",")))
                     .finish()
             }
+            // Failed joins are printed once the tracker makes them (next commit).
+            WireEvent::FailedJoin(_) => Obj::new().str("kind", "failed_join").finish(),
             WireEvent::Unknown { kind, .. } => {
                 Obj::new().str("kind", "unknown").raw("code", kind).finish()
             }

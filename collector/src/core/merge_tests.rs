@@ -166,6 +166,7 @@ fn start(seq: u64, id: u64, mac: u8, age_ms: u64) -> Event {
         freq_mhz: 2412,
         age_ms,
         signal_dbm: Some(-50),
+        hostname: None,
     })
 }
 
@@ -180,6 +181,7 @@ fn update(seq: u64, id: u64, rx: u64) -> Event {
         tx_packets: rx / 200,
         signal_avg_dbm: Some(-55),
         inactive_ms: Some(100),
+        hostname: None,
     })
 }
 
