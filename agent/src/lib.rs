@@ -4,7 +4,8 @@
 //! Bottom up (no module imports one above it):
 //! - [`clock`] (wall time, CLOCK_BOOTTIME, sync state), [`host`] (boot id, device id),
 //!   [`error`], [`logger`]: the ground floor.
-//! - [`station`], [`session`] (the tracker), [`outbox`]: pure state, time passed in.
+//! - [`station`], [`leases`] (hostnames from DHCP leases), [`session`] (the tracker),
+//!   [`outbox`]: pure state, time passed in.
 //! - [`config`]: the settings table, the UCI reader, loading and checking.
 //! - [`nl80211`]: the kernel's interfaces, stations and events.
 //! - [`run`]: the agent's loop, its sources, the publisher, the spool and signals.
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod host;
+pub mod leases;
 pub mod logger;
 pub mod nl80211;
 pub mod outbox;

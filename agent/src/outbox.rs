@@ -117,6 +117,9 @@ pub struct Restored {
     pub error: Option<SpoolError>,
 }
 
+/// The wire kind of an update ([`wifisess_wire::Event::Update`]).
+const UPDATE_KIND: u8 = 1;
+
 /// The first bytes of a spool file (format version 2).
 pub const SPOOL_MAGIC: &[u8; 8] = b"WSSPOOL2";
 
@@ -146,7 +149,7 @@ pub struct Outbox {
     published: u64,
     /// Updates dropped by overflow.
     dropped_updates: u64,
-    /// Starts, stops and syncs dropped by overflow.
+    /// Starts, stops, syncs and failed joins dropped by overflow.
     dropped_starts_stops: u64,
     /// Events restored from spools.
     restored: u64,
@@ -204,7 +207,8 @@ impl Outbox {
         self.dropped_updates
     }
 
-    /// Of [`Outbox::dropped`]: starts, stops and syncs (everything but updates).
+    /// Of [`Outbox::dropped`]: starts, stops, syncs and failed joins (everything but
+    /// updates).
     pub fn dropped_starts_stops(&self) -> u64 {
         self.dropped_starts_stops
     }
@@ -250,19 +254,24 @@ impl Outbox {
         self.entries.push_back(e);
     }
 
-    /// Drops one event: the oldest pending update, else the oldest update in flight, else the
-    /// oldest pending event, else the oldest. Starts, stops and syncs go only when no update
-    /// is left. Every drop is counted.
+    /// Drops one event of the lowest [`RawEvent::drop_rank`] held: plain updates first, then
+    /// failed joins and updates carrying a hostname, then starts, stops and syncs; within a
+    /// rank the oldest pending one, else the oldest in flight. So session records go only
+    /// when nothing else is left, and failed joins (one per association a client retries)
+    /// can never crowd them out. Every drop is counted, by kind.
     fn drop_one(&mut self) {
         let e = &self.entries;
+        let Some(rank) = e.iter().map(|x| x.event.drop_rank()).min() else {
+            return;
+        };
+        let of_rank = |x: &Entry| x.event.drop_rank() == rank;
         let victim = e
             .iter()
-            .position(|x| x.event.is_droppable() && x.batch.is_none())
-            .or_else(|| e.iter().position(|x| x.event.is_droppable()))
-            .or_else(|| e.iter().position(|x| x.batch.is_none()))
+            .position(|x| of_rank(x) && x.batch.is_none())
+            .or_else(|| e.iter().position(of_rank))
             .unwrap_or(0);
         match self.entries.remove(victim) {
-            Some(e) if e.event.is_droppable() => self.dropped_updates += 1,
+            Some(e) if e.event.parts().0 == UPDATE_KIND => self.dropped_updates += 1,
             Some(_) => self.dropped_starts_stops += 1,
             None => {}
         }
@@ -501,7 +510,7 @@ impl Outbox {
 mod tests {
     use super::*;
     use wifisess_wire::{
-        decode_batch, Event, MacAddr, SessionId, Start, Stop, StopReason, Sync, Update,
+        decode_batch, Event, FailedJoin, MacAddr, SessionId, Start, Stop, StopReason, Sync, Update,
     };
 
     fn stamp(ms: u64) -> Stamp {
@@ -524,6 +533,7 @@ mod tests {
                 tx_packets: 4,
                 signal_avg_dbm: Some(-50),
                 inactive_ms: None,
+                hostname: None,
             }),
         }
     }
@@ -542,6 +552,7 @@ mod tests {
                 freq_mhz: 5180,
                 age_ms: 10,
                 signal_dbm: Some(-40),
+                hostname: None,
             }),
         }
     }
@@ -574,6 +585,30 @@ mod tests {
                 ids: vec![SessionId(1)],
             }),
         }
+    }
+
+    fn failed_join(mac: u8, ms: u64) -> Timed {
+        Timed {
+            at: stamp(ms),
+            event: Event::FailedJoin(FailedJoin {
+                seq: 0,
+                at: Default::default(),
+                mac: MacAddr([2, 0, 0, 0, 0, mac]),
+                ifname: "phy0-ap0".into(),
+                ssid: b"campus".to_vec(),
+                bssid: MacAddr([4, 0, 0, 0, 0, 1]),
+                age_ms: 5000,
+            }),
+        }
+    }
+
+    /// The update sent when a client's hostname becomes known.
+    fn named(id: u64, ms: u64) -> Timed {
+        let mut t = update(id, ms);
+        if let Event::Update(u) = &mut t.event {
+            u.hostname = Some("laptop".into());
+        }
+        t
     }
 
     fn cfg(capacity: usize) -> OutboxConfig {
@@ -661,6 +696,38 @@ mod tests {
         assert_eq!(o.dropped(), 3);
         // Counted by kind for the status: two updates, then the start (seq 1).
         assert_eq!((o.dropped_updates(), o.dropped_starts_stops()), (2, 1));
+    }
+
+    /// Issue 20: failed joins are kept while plain updates can go, and go before any session
+    /// record, so a client retrying a wrong passphrase cannot crowd sessions out. An update
+    /// that carries a hostname is kept like a failed join, also when restored from a spool.
+    #[test]
+    fn overflow_drops_failed_joins_after_updates_and_before_session_records() {
+        let mut o = Outbox::new(cfg(5), 1, BootId::default());
+        o.push(start(1, 0), true, 0); // 1
+        o.push(failed_join(7, 1), true, 0); // 2
+        o.push(named(1, 2), true, 0); // 3
+        o.push(update(1, 3), true, 0); // 4
+        o.push(failed_join(7, 4), true, 0); // 5
+        o.push(failed_join(7, 5), true, 0); // 6 drops the update 4
+        assert_eq!(seqs(&o), [1, 2, 3, 5, 6]);
+        o.push(stop(1, 6), true, 0); // 7 drops the oldest of rank 1: failed join 2
+        o.push(failed_join(7, 7), true, 0); // 8 drops the named update 3
+        assert_eq!(seqs(&o), [1, 5, 6, 7, 8]);
+        for i in 0..3 {
+            o.push(failed_join(7, 8 + i), true, 0); // 9, 10, 11: failed joins only
+        }
+        assert_eq!(seqs(&o), [1, 7, 9, 10, 11], "the start and the stop stay");
+        // By kind: the update and the named update; four failed joins.
+        assert_eq!((o.dropped_updates(), o.dropped_starts_stops()), (2, 4));
+        // A spooled hostname update is restored with its rank.
+        let mut p = Outbox::new(cfg(2), 2, BootId::default());
+        p.push(named(1, 0), true, 0);
+        p.push(update(1, 1), true, 0);
+        let mut q = Outbox::new(cfg(2), 3, BootId::default());
+        q.restore(&p.to_spool());
+        q.push(start(2, 2), true, 0);
+        assert_eq!(q.keys().collect::<Vec<_>>(), [(2, 1), (3, 1)]);
     }
 
     #[test]
@@ -811,9 +878,9 @@ mod tests {
 
         proptest! {
             /// Every accepted event is either still held, acknowledged (exactly once), or
-            /// counted as dropped; seqs are strictly increasing; the bound holds; an update is
-            /// never held while a start/stop/sync was dropped before it... (checked as: at any
-            /// drop of a non-update, no update was held).
+            /// counted as dropped; seqs are strictly increasing; the bound holds; an overflow
+            /// drops an event of the lowest drop rank held (plain updates, then failed joins
+            /// and hostname updates, then session records).
             #[test]
             fn accounting_holds(ops in proptest::collection::vec(op(), 1..200), cap in 1usize..20) {
                 let mut o = Outbox::new(OutboxConfig { capacity: cap, max_batch_events: 3, ..cfg(cap) }, 5, BootId::default());
@@ -823,17 +890,26 @@ mod tests {
                 for op in ops {
                     match op {
                         Op::Push(k) => {
-                            let had_update = o.entries.iter().any(|e| e.event.is_droppable());
                             let dropped = o.dropped();
                             let full = o.depth() >= cap;
-                            let t = match k % 4 { 0 => start(k.into(), 0), 1 => stop(k.into(), 0), 2 => sync(0), _ => update(k.into(), 0) };
-                            let before: Vec<_> = o.entries.iter().filter(|e| !e.event.is_droppable()).map(|e| e.seq).collect();
+                            let t = match k % 6 {
+                                0 => start(k.into(), 0),
+                                1 => stop(k.into(), 0),
+                                2 => sync(0),
+                                3 => failed_join(k, 0),
+                                4 => named(k.into(), 0),
+                                _ => update(k.into(), 0),
+                            };
+                            let lowest = o.entries.iter().map(|e| e.event.drop_rank()).min();
+                            let before: Vec<(u64, u8)> = o.entries.iter().map(|e| (e.seq, e.event.drop_rank())).collect();
                             let seq = o.push(t, true, 0);
                             accepted += 1;
                             prop_assert_eq!(seq, accepted);
-                            if full && had_update {
-                                let after: Vec<_> = o.entries.iter().filter(|e| !e.event.is_droppable() && e.seq != seq).map(|e| e.seq).collect();
-                                prop_assert_eq!(before, after, "a non-update was dropped while updates remained");
+                            if full {
+                                // The one dropped is of the lowest rank held.
+                                let gone: Vec<_> = before.iter().filter(|(s, _)| !o.keys().any(|k| k.1 == *s)).collect();
+                                prop_assert_eq!(gone.len(), 1);
+                                prop_assert_eq!(Some(gone[0].1), lowest, "dropped {:?} of {:?}", gone, before);
                             }
                             prop_assert_eq!(o.dropped(), dropped + u64::from(full));
                         }

@@ -1,11 +1,12 @@
 //! The session tracker: a pure state machine from station observations to session events.
 //!
 //! No I/O and no clock: every input comes with the current time ([`Stamp`]), and outputs are
-//! pushed into a caller-provided `Vec`. The nl80211 reader feeds it; the publisher and the
-//! `watch` command consume its events.
+//! pushed into a caller-provided `Vec`. The nl80211 reader feeds it (and the DHCP leases, see
+//! [`Tracker::set_hostnames`]); the publisher and the `watch` command consume its events.
 
 use wifisess_wire::{Event, MacAddr, Stamp};
 
+use crate::leases::Hostnames;
 use crate::station::{Iface, StationInfo};
 
 /// What the tracker is told. Each input comes with the time it was observed.
@@ -58,7 +59,8 @@ pub enum Input<'a> {
     Tick,
 }
 
-/// An event with the absolute time it happened (its `seq` is still 0: the outbox numbers it).
+/// An event with the absolute time it happened (its `seq` is still 0: the outbox numbers it):
+/// a session's start, update or stop, a sync, or a failed join.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timed {
     /// When the agent observed it.
@@ -85,7 +87,7 @@ pub enum Output {
 
 use heapless::{FnvIndexMap, Vec as HVec};
 use sha2::{Digest, Sha256};
-use wifisess_wire::{BootId, SessionId, Start, Stop, StopReason, Sync, Update};
+use wifisess_wire::{BootId, FailedJoin, SessionId, Start, Stop, StopReason, Sync, Update};
 
 /// Most sessions one device tracks at once (a power of two; far above what an AP serves).
 pub const MAX_SESSIONS: usize = 512;
@@ -98,7 +100,9 @@ pub const MAX_IFACES: usize = 32;
 /// [`PROBE_MAX_MS`].
 const PROBE_FIRST_MS: u64 = 50;
 const PROBE_MAX_MS: u64 = 500;
-/// A station not authorized this long after associating is given up as a failed join.
+/// A station not authorized this long after associating is given up as a failed join (a
+/// wrong passphrase usually ends sooner: hostapd removes the station after its 4-way
+/// handshake retries, a few seconds).
 const PENDING_GIVE_UP_MS: u64 = 30_000;
 /// A station missing from a dump is stopped no sooner than this after the dump: its
 /// `DEL_STATION` may still be queued behind the dump, and it is the better witness.
@@ -129,7 +133,7 @@ pub struct TrackerConfig {
 pub struct TrackerStats {
     /// Sessions open now (including ones held back by the rejoin grace).
     pub open: u32,
-    /// Stations that associated but never authorized.
+    /// Stations that associated but never authorized (each also a failed-join event).
     pub failed_joins: u64,
     /// Authorized stations that found the session table full (no session recorded).
     pub overflow: u64,
@@ -266,6 +270,8 @@ struct Session {
     /// Uptime ms at which the next interim update is due.
     next_update_ms: u64,
     leaving: Option<Leaving>,
+    /// The client's hostname as last published (on the start or an update).
+    hostname: Option<Box<str>>,
 }
 
 impl Session {
@@ -300,7 +306,13 @@ pub struct Tracker {
     ifaces: HVec<Iface, MAX_IFACES>,
     sessions: FnvIndexMap<MacAddr, Session, MAX_SESSIONS>,
     pending: HVec<Pending, MAX_PENDING>,
+    /// Stations given up while the kernel still had them (not authorized in
+    /// [`PENDING_GIVE_UP_MS`]): the same association is not waited for, nor counted, again
+    /// when a dump lists it, until it is gone (oldest forgotten first when full).
+    given_up: HVec<Pending, MAX_PENDING>,
     stats: TrackerStats,
+    /// The latest hostnames table ([`Tracker::set_hostnames`]).
+    names: Hostnames,
 }
 
 /// The stable session id of SPEC §3.2, defined in `docs/wire.md`: the first 8 bytes,
@@ -341,7 +353,9 @@ impl Tracker {
             ifaces: HVec::new(),
             sessions: FnvIndexMap::new(),
             pending: HVec::new(),
+            given_up: HVec::new(),
             stats: TrackerStats::default(),
+            names: Hostnames::default(),
         }
     }
 
@@ -360,10 +374,10 @@ impl Tracker {
                     let st = StationInfo { mac, ..st.clone() };
                     self.observe(ifindex, &st, now, out)
                 }
-                None => self.station_gone(ifindex, &mac, None, now),
+                None => self.station_gone(ifindex, &mac, None, now, out),
             },
             Input::DelStation { ifindex, station } => {
-                self.station_gone(ifindex, &station.mac, Some(station), now)
+                self.station_gone(ifindex, &station.mac, Some(station), now, out)
             }
             Input::InterfaceDown { ifindex } => self.interface_down(ifindex, now, out),
             Input::Tick => {}
@@ -399,6 +413,30 @@ impl Tracker {
                 at: Default::default(),
                 ids: self.sessions.values().map(|s| s.id).collect(),
             }),
+        }
+    }
+
+    /// Takes a new table of hostnames (the DHCP leases, read again after they changed): an
+    /// open session whose client has a name in it that was not published yet, or a new one,
+    /// gets an update carrying it now. A name that is gone from the table is not unsaid.
+    /// Starts look their client's name up in the latest table.
+    pub fn set_hostnames(&mut self, names: Hostnames, now: Stamp, out: &mut Vec<Output>) {
+        self.names = names;
+        // The last lease of a MAC wins, as in `Hostnames::get`; one update per session.
+        let mut named: Vec<(MacAddr, &str)> = Vec::new();
+        for (mac, name) in self.names.iter() {
+            if !self.sessions.contains_key(mac) {
+                continue;
+            }
+            match named.iter_mut().find(|(m, _)| m == mac) {
+                Some(n) => n.1 = name,
+                None => named.push((*mac, name)),
+            }
+        }
+        for (mac, name) in named {
+            if let Some(s) = self.sessions.get_mut(&mac) {
+                name_session(s, name, now, out);
+            }
         }
     }
 
@@ -443,6 +481,8 @@ impl Tracker {
         let ifaces = &self.ifaces;
         self.pending
             .retain(|p| ifaces.iter().any(|i| i.ifindex == p.ifindex));
+        self.given_up
+            .retain(|p| ifaces.iter().any(|i| i.ifindex == p.ifindex));
     }
 
     /// Stops every session of `ifindex` at once: `interface_down` at `now`, or at the leave
@@ -466,6 +506,7 @@ impl Tracker {
             self.stop(&mac, reason, at, now, out);
         }
         self.pending.retain(|p| p.ifindex != ifindex);
+        self.given_up.retain(|p| p.ifindex != ifindex);
     }
 
     fn dump(&mut self, ifindex: u32, stations: &[StationInfo], now: Stamp, out: &mut Vec<Output>) {
@@ -485,10 +526,11 @@ impl Tracker {
                 });
             }
         }
-        let before = self.pending.len();
-        self.pending
-            .retain(|p| p.ifindex != ifindex || listed(&p.mac));
-        self.stats.failed_joins += (before - self.pending.len()) as u64;
+        self.give_up(now, out, false, &|p| {
+            p.ifindex == ifindex && !listed(&p.mac)
+        });
+        self.given_up
+            .retain(|g| g.ifindex != ifindex || listed(&g.mac));
     }
 
     /// A station was seen (event, probe answer or dump row) on `ifindex`.
@@ -525,6 +567,10 @@ impl Tracker {
                     s.assoc = assoc;
                     s.leaving = None;
                     s.refresh(st, now);
+                    // A name learnt while the session was held back by the grace.
+                    if let Some(name) = self.names.get(&st.mac) {
+                        name_session(s, name, now, out);
+                    }
                     self.remove_pending(ifindex, &st.mac);
                     return;
                 }
@@ -555,6 +601,7 @@ impl Tracker {
         }
         self.remove_pending(ifindex, &st.mac);
         let id = session_id(&self.cfg.boot_id, &iface.ifname, &st.mac, assoc.key_ns);
+        let hostname: Option<Box<str>> = self.names.get(&st.mac).map(Into::into);
         let start = Start {
             seq: 0,
             at: Default::default(),
@@ -566,6 +613,7 @@ impl Tracker {
             freq_mhz: iface.freq_mhz,
             age_ms: now.uptime_ms.saturating_sub(assoc.uptime_ms),
             signal_dbm: st.signal_dbm,
+            hostname: hostname.as_deref().map(Into::into),
         };
         let mut s = Session {
             id,
@@ -579,6 +627,7 @@ impl Tracker {
             last_seen: now,
             next_update_ms: now.uptime_ms.saturating_add(self.cfg.interim_ms),
             leaving: None,
+            hostname,
         };
         s.refresh(st, now);
         if self.sessions.insert(st.mac, s).is_err() {
@@ -592,11 +641,18 @@ impl Tracker {
     }
 
     /// The kernel no longer has the station: `DEL_STATION` (with its final counters) or a
-    /// probe that found nothing.
-    fn station_gone(&mut self, ifindex: u32, mac: &MacAddr, st: Option<&StationInfo>, now: Stamp) {
-        if self.remove_pending(ifindex, mac) {
-            self.stats.failed_joins += 1;
-        }
+    /// probe that found nothing. One still waiting for authorization is a failed join.
+    fn station_gone(
+        &mut self,
+        ifindex: u32,
+        mac: &MacAddr,
+        st: Option<&StationInfo>,
+        now: Stamp,
+        out: &mut Vec<Output>,
+    ) {
+        self.give_up(now, out, false, &|p| p.ifindex == ifindex && p.mac == *mac);
+        self.given_up
+            .retain(|g| !(g.ifindex == ifindex && g.mac == *mac));
         if let Some(s) = self.sessions.get_mut(mac) {
             // A DEL_STATION that comes after a dump already missed the station (it was queued
             // behind the dump) still says when and how it left.
@@ -616,6 +672,14 @@ impl Tracker {
     }
 
     fn add_pending(&mut self, ifindex: u32, mac: MacAddr, assoc: Assoc, now: Stamp) {
+        let same = |g: &Pending| {
+            g.ifindex == ifindex
+                && g.mac == mac
+                && g.assoc_uptime_ms.abs_diff(assoc.uptime_ms) <= 1_500
+        };
+        if self.given_up.iter().any(same) {
+            return;
+        }
         if let Some(p) = self
             .pending
             .iter_mut()
@@ -636,11 +700,50 @@ impl Tracker {
         }
     }
 
-    fn remove_pending(&mut self, ifindex: u32, mac: &MacAddr) -> bool {
-        let before = self.pending.len();
+    fn remove_pending(&mut self, ifindex: u32, mac: &MacAddr) {
         self.pending
             .retain(|p| !(p.ifindex == ifindex && p.mac == *mac));
-        self.pending.len() != before
+    }
+
+    /// Gives up the pending stations `gone` selects: each is a failed join (counted, and an
+    /// event when its interface is known, which it is unless the tracker's interface list
+    /// changed under it). `remember`: the kernel still has them (see `given_up`).
+    fn give_up(
+        &mut self,
+        now: Stamp,
+        out: &mut Vec<Output>,
+        remember: bool,
+        // `dyn`: one copy of this function rather than one per caller (router build size).
+        gone: &dyn Fn(&Pending) -> bool,
+    ) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            if !gone(&self.pending[i]) {
+                i += 1;
+                continue;
+            }
+            let p = self.pending.remove(i);
+            self.stats.failed_joins += 1;
+            if remember {
+                if self.given_up.is_full() {
+                    self.given_up.remove(0);
+                }
+                let _ = self.given_up.push(p);
+            }
+            let Some(iface) = self.iface(p.ifindex) else {
+                continue;
+            };
+            let event = Event::FailedJoin(FailedJoin {
+                seq: 0,
+                at: Default::default(),
+                mac: self.published_mac(&p.mac),
+                ifname: iface.ifname.as_str().into(),
+                ssid: iface.ssid.to_vec(),
+                bssid: iface.bssid,
+                age_ms: now.uptime_ms.saturating_sub(p.assoc_uptime_ms),
+            });
+            out.push(Output::Event(Timed { at: now, event }));
+        }
     }
 
     /// Ends the session of `mac`, which stopped at `left_at`; the event is emitted `now`.
@@ -695,27 +798,12 @@ impl Tracker {
                 continue;
             }
             s.next_update_ms = now.uptime_ms.saturating_add(interim);
-            let c = s.counters();
-            out.push(Output::Event(Timed {
-                at: now,
-                event: Event::Update(Update {
-                    seq: 0,
-                    at: Default::default(),
-                    id: s.id,
-                    rx_bytes: c.rx_bytes,
-                    tx_bytes: c.tx_bytes,
-                    rx_packets: c.rx_packets,
-                    tx_packets: c.tx_packets,
-                    signal_avg_dbm: s.signal_avg_dbm,
-                    inactive_ms: s.inactive_ms,
-                }),
-            }));
+            out.push(update(s, None, now));
         }
 
-        let before = self.pending.len();
-        self.pending
-            .retain(|p| now.uptime_ms < p.assoc_uptime_ms.saturating_add(PENDING_GIVE_UP_MS));
-        self.stats.failed_joins += (before - self.pending.len()) as u64;
+        self.give_up(now, out, true, &|p| {
+            now.uptime_ms >= p.assoc_uptime_ms.saturating_add(PENDING_GIVE_UP_MS)
+        });
         for p in self.pending.iter_mut() {
             if now.uptime_ms >= p.next_probe_ms {
                 p.probe_gap_ms = (p.probe_gap_ms * 2).min(PROBE_MAX_MS);
@@ -727,6 +815,36 @@ impl Tracker {
             }
         }
     }
+}
+
+/// An interim update of `s` at `now`, carrying `hostname` if given.
+fn update(s: &mut Session, hostname: Option<&str>, now: Stamp) -> Output {
+    let c = s.counters();
+    Output::Event(Timed {
+        at: now,
+        event: Event::Update(Update {
+            seq: 0,
+            at: Default::default(),
+            id: s.id,
+            rx_bytes: c.rx_bytes,
+            tx_bytes: c.tx_bytes,
+            rx_packets: c.rx_packets,
+            tx_packets: c.tx_packets,
+            signal_avg_dbm: s.signal_avg_dbm,
+            inactive_ms: s.inactive_ms,
+            hostname: hostname.map(Into::into),
+        }),
+    })
+}
+
+/// Publishes `name` for the open session `s` (an update now) unless it already has it. Not
+/// while its stop is held back by the grace: the name follows if it rejoins.
+fn name_session(s: &mut Session, name: &str, now: Stamp, out: &mut Vec<Output>) {
+    if s.leaving.is_some() || s.hostname.as_deref() == Some(name) {
+        return;
+    }
+    s.hostname = Some(name.into());
+    out.push(update(s, Some(name), now));
 }
 
 /// The stamp of an earlier uptime, assuming the wall clock ran with uptime since.

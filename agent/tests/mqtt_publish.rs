@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mqtt_support::*;
 use wifisess_agent::run::synthetic_start;
-use wifisess_wire::{Event, Stamp, Update};
+use wifisess_wire::{Event, FailedJoin, MacAddr, Stamp, Update};
 
 fn now() -> Stamp {
     let wall = std::time::SystemTime::now()
@@ -32,6 +32,7 @@ fn update(i: u32) -> wifisess_agent::session::Timed {
             tx_packets: 1,
             signal_avg_dbm: None,
             inactive_ms: None,
+            hostname: None,
         }),
     }
 }
@@ -223,4 +224,64 @@ fn overflow_drops_updates_first_and_status_counts_the_drops() {
     assert_eq!(updates, 9);
     drop(s);
     agent.stop().unwrap();
+}
+
+/// Issue 20: a failed join and an update carrying a hostname go out like every event: in seq
+/// order with the rest, decoded by the collector's decoder as what the agent made.
+#[test]
+fn failed_joins_and_hostnames_reach_the_broker() {
+    let dir = tempdir("failedjoin");
+    let broker = Mosquitto::start(&dir, "");
+    let seen = subscribe(broker.port);
+    let agent = Agent::start(config(broker.port, &dir));
+    let failed = FailedJoin {
+        seq: 0,
+        at: Default::default(),
+        mac: MacAddr([0x02, 0, 0, 0, 0x03, 0]),
+        ifname: "wlan0".into(),
+        ssid: b"lab-failed".to_vec(),
+        bssid: MacAddr([0x02, 0, 0, 0, 0, 0]),
+        age_ms: 4_321,
+    };
+    let mut named = update(7);
+    if let Event::Update(u) = &mut named.event {
+        u.hostname = Some("lab-client-1".into());
+    }
+    let t = now();
+    agent.tx.send(synthetic_start(7, t)).unwrap();
+    agent
+        .tx
+        .send(wifisess_agent::session::Timed {
+            at: t,
+            event: Event::FailedJoin(failed.clone()),
+        })
+        .unwrap();
+    agent.tx.send(named).unwrap();
+    // The sync of the connect may come anywhere among them (the events were queued first).
+    let events = wait_for(20, "the three events", || {
+        let s = seen.lock().unwrap();
+        let ev: Vec<Event> = s
+            .batches
+            .iter()
+            .flat_map(|b| b.events.clone())
+            .filter(|e| !matches!(e, Event::Sync(_)))
+            .collect();
+        (ev.len() >= 3).then_some(ev)
+    });
+    agent.stop().unwrap();
+    let (Event::Start(s), Event::FailedJoin(got), Event::Update(u)) =
+        (&events[0], &events[1], &events[2])
+    else {
+        panic!("not start, failed join, update: {events:?}")
+    };
+    assert_eq!(
+        *got,
+        FailedJoin {
+            seq: got.seq,
+            at: got.at,
+            ..failed
+        }
+    );
+    assert!(s.seq < got.seq && got.seq < u.seq, "in order");
+    assert_eq!(u.hostname.as_deref(), Some("lab-client-1"));
 }

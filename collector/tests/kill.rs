@@ -34,6 +34,7 @@ fn messages() -> Vec<(String, Vec<u8>)> {
             freq_mhz: 2437,
             age_ms: 0,
             signal_dbm: Some(-60),
+            hostname: None,
         }));
         for k in 1..=2u64 {
             ev.push(Event::Update(Update {
@@ -46,6 +47,7 @@ fn messages() -> Vec<(String, Vec<u8>)> {
                 tx_packets: k * 5,
                 signal_avg_dbm: Some(-61),
                 inactive_ms: Some(10),
+                hostname: None,
             }));
         }
         ev.push(Event::Stop(Stop {

@@ -153,6 +153,7 @@ impl Agent {
                     freq_mhz: 2412,
                     age_ms: 300,
                     signal_dbm: Some(-40 - mac as i8),
+                    hostname: None,
                 }));
             }
             Act::Update(k) if !self.open.is_empty() => {
@@ -168,6 +169,7 @@ impl Agent {
                     tx_packets: tx / 100,
                     signal_avg_dbm: Some(-50 - (k % 20) as i8),
                     inactive_ms: Some(u32::from(k) * 10),
+                    hostname: None,
                 }));
             }
             Act::Stop(k) if !self.open.is_empty() => {
@@ -461,6 +463,7 @@ fn start_event(seq: u64, id: u64, mac_last: u8, ifname: &str, age_ms: u64) -> Ev
         freq_mhz: 5180,
         age_ms,
         signal_dbm: Some(-50),
+        hostname: None,
     })
 }
 
@@ -501,6 +504,7 @@ fn a_boot_that_becomes_the_newest_reopens_its_sessions() {
                     tx_packets: 0,
                     signal_avg_dbm: None,
                     inactive_ms: None,
+                    hostname: None,
                 }),
             ),
             T0 as i64 + 180_000,

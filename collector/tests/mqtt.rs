@@ -50,6 +50,7 @@ fn start(seq: u64, id: u64, mac: u8) -> Event {
         freq_mhz: 5180,
         age_ms: 0,
         signal_dbm: Some(-45),
+        hostname: None,
     })
 }
 
@@ -64,6 +65,7 @@ fn update(seq: u64, id: u64, rx: u64) -> Event {
         tx_packets: rx / 200,
         signal_avg_dbm: Some(-50),
         inactive_ms: Some(1000),
+        hostname: None,
     })
 }
 

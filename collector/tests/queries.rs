@@ -92,6 +92,7 @@ impl Dev {
             freq_mhz: 5180,
             age_ms: 0,
             signal_dbm: Some(-50),
+            hostname: None,
         });
         self.events.push((self.stamp(at), e));
     }
@@ -109,6 +110,7 @@ impl Dev {
             tx_packets: 20,
             signal_avg_dbm: Some(-55),
             inactive_ms: Some(inactive),
+            hostname: None,
         });
         self.events.push((self.stamp(at), e));
     }

@@ -217,6 +217,7 @@ fn start_batch(dev: &str, id: u64) -> Vec<u8> {
             freq_mhz: 5180,
             age_ms: 0,
             signal_dbm: None,
+            hostname: None,
         })
     ));
     encode_batch(&b)

@@ -163,6 +163,7 @@ fn start(id: u64) -> Event {
         freq_mhz: 5180,
         age_ms: 0,
         signal_dbm: Some(-50),
+        hostname: None,
     })
 }
 

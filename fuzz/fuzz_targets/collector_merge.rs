@@ -63,6 +63,7 @@ fn event(r: &mut Bytes, seq: u64) -> Option<(Stamp, Event)> {
             freq_mhz: 5180,
             age_ms: u64::from(v >> 3) * 500,
             signal_dbm: Some(-50),
+            hostname: None,
         }),
         1 => Event::Update(Update {
             seq,
@@ -74,6 +75,7 @@ fn event(r: &mut Bytes, seq: u64) -> Option<(Stamp, Event)> {
             tx_packets: u64::from(v),
             signal_avg_dbm: Some(-(v as i8 & 0x3f)),
             inactive_ms: (v & 1 == 1).then_some(u32::from(v) * 100),
+            hostname: None,
         }),
         2 => Event::Stop(Stop {
             seq,

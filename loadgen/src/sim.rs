@@ -211,6 +211,7 @@ impl Sim {
                     freq_mhz: if c.radio == 0 { 2437 } else { 5180 },
                     age_ms: 50 + (r >> 16) % 1500,
                     signal_dbm: Some(c.signal),
+                    hostname: None,
                 });
                 dev.slots[k] = Some(c);
                 self.mix.starts += 1;
@@ -253,6 +254,7 @@ impl Sim {
                         tx_packets: Client::packets(c.tx_bytes),
                         signal_avg_dbm: signal,
                         inactive_ms: inactive,
+                        hostname: None,
                     });
                     dev.slots[k] = Some(c);
                     e

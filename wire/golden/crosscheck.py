@@ -43,6 +43,7 @@ MAX_TEXT = 128
 MAX_EVENTS = 1024
 MAX_SYNC_IDS = 4096
 MAX_INTERFACES = 64
+MAX_HOSTNAME = 63
 
 U64 = (0, 2**64 - 1)
 U32 = (0, 2**32 - 1)
@@ -154,6 +155,8 @@ START = record({
     7: ("freq_mhz", integer(U32), REQ),
     8: ("age_ms", integer(), REQ),
     9: ("signal_dbm", integer(I8), OPT),
+    # Added with issue 20: absent in older agents' starts.
+    10: ("hostname", text(MAX_HOSTNAME), OPT),
 })
 
 UPDATE = record({
@@ -166,6 +169,8 @@ UPDATE = record({
     6: ("tx_packets", integer(), REQ),
     7: ("signal_avg_dbm", integer(I8), OPT),
     8: ("inactive_ms", integer(U32), OPT),
+    # Added with issue 20: on the update that follows a hostname learnt from DHCP leases.
+    9: ("hostname", text(MAX_HOSTNAME), OPT),
 })
 
 STOP = record({
@@ -188,7 +193,24 @@ SYNC = record({
     2: ("ids", array(session_id, MAX_SYNC_IDS), REQ),
 })
 
-EVENT_KINDS = {0: ("start", START), 1: ("update", UPDATE), 2: ("stop", STOP), 3: ("sync", SYNC)}
+# Added with issue 20: older readers skip kind 4 as unknown, keeping its seq and at.
+FAILED_JOIN = record({
+    0: ("seq", integer(), REQ),
+    1: ("at", offset, REQ),
+    2: ("mac", mac, REQ),
+    3: ("ifname", text(MAX_IFNAME), REQ),
+    4: ("ssid", bstr_hex(0, MAX_SSID), REQ),
+    5: ("bssid", mac, REQ),
+    6: ("age_ms", integer(), REQ),
+})
+
+EVENT_KINDS = {
+    0: ("start", START),
+    1: ("update", UPDATE),
+    2: ("stop", STOP),
+    3: ("sync", SYNC),
+    4: ("failed_join", FAILED_JOIN),
+}
 
 
 def event(path, v):

@@ -258,15 +258,31 @@ pub(crate) mod bounded {
         text_limited(d, "text", limits::MAX_TEXT_BYTES)
     }
 
-    pub fn opt_text<Ctx>(
+    /// An optional text that may also be written as `null`.
+    fn opt_text_limited(
         d: &mut Decoder<'_>,
-        _: &mut Ctx,
+        field: &'static str,
+        max: usize,
     ) -> Result<Option<String>, decode::Error> {
         if d.datatype()? == Type::Null {
             d.skip()?;
             return Ok(None);
         }
-        text_limited(d, "text", limits::MAX_TEXT_BYTES).map(Some)
+        text_limited(d, field, max).map(Some)
+    }
+
+    pub fn opt_text<Ctx>(
+        d: &mut Decoder<'_>,
+        _: &mut Ctx,
+    ) -> Result<Option<String>, decode::Error> {
+        opt_text_limited(d, "text", limits::MAX_TEXT_BYTES)
+    }
+
+    pub fn opt_hostname<Ctx>(
+        d: &mut Decoder<'_>,
+        _: &mut Ctx,
+    ) -> Result<Option<String>, decode::Error> {
+        opt_text_limited(d, "hostname", limits::MAX_HOSTNAME_BYTES)
     }
 
     pub fn none() -> Option<Option<String>> {

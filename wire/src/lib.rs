@@ -17,7 +17,9 @@ mod raw;
 mod types;
 
 pub use codec::{decode_batch, decode_status, encode_batch, encode_status, DecodeError};
-pub use message::{Batch, Event, InterfaceInfo, Start, Status, Stop, StopReason, Sync, Update};
+pub use message::{
+    Batch, Event, FailedJoin, InterfaceInfo, Start, Status, Stop, StopReason, Sync, Update,
+};
 pub use raw::{BatchHead, BatchWriter, RawEvent};
 pub use types::{BootId, MacAddr, Offset, ParseError, SessionId, Stamp};
 

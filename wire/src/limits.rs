@@ -17,3 +17,5 @@ pub const MAX_IFNAME_BYTES: usize = 15;
 pub const MAX_SSID_BYTES: usize = 32;
 /// Free text (names, organization, group, versions) in bytes.
 pub const MAX_TEXT_BYTES: usize = 128;
+/// A client's hostname in bytes (UTF-8): one DNS label, as DHCP servers keep it.
+pub const MAX_HOSTNAME_BYTES: usize = 63;

@@ -86,6 +86,8 @@ pub enum Event {
     Stop(Stop),
     /// kind 3: the complete list of open sessions, sent after every (re)connect.
     Sync(Sync),
+    /// kind 4: a station associated but never authorized (a wrong passphrase): no session.
+    FailedJoin(FailedJoin),
     /// A kind this decoder does not know (from a newer agent). Its body was skipped but for
     /// `seq` (key 0) and `at` (key 1), which every kind carries, so the collector counts its
     /// seq as received (no false gap) and knows its time.
@@ -104,6 +106,7 @@ impl Event {
     pub(crate) const UPDATE: u32 = 1;
     pub(crate) const STOP: u32 = 2;
     pub(crate) const SYNC: u32 = 3;
+    pub(crate) const FAILED_JOIN: u32 = 4;
 
     /// The kind number on the wire.
     pub(crate) fn kind(&self) -> u32 {
@@ -112,6 +115,7 @@ impl Event {
             Event::Update(_) => Self::UPDATE,
             Event::Stop(_) => Self::STOP,
             Event::Sync(_) => Self::SYNC,
+            Event::FailedJoin(_) => Self::FAILED_JOIN,
             Event::Unknown { kind, .. } => *kind,
         }
     }
@@ -123,6 +127,7 @@ impl Event {
             Event::Update(e) => e.seq,
             Event::Stop(e) => e.seq,
             Event::Sync(e) => e.seq,
+            Event::FailedJoin(e) => e.seq,
             Event::Unknown { seq, .. } => seq.unwrap_or(0),
         }
     }
@@ -134,6 +139,7 @@ impl Event {
             Event::Update(e) => e.seq = seq,
             Event::Stop(e) => e.seq = seq,
             Event::Sync(e) => e.seq = seq,
+            Event::FailedJoin(e) => e.seq = seq,
             Event::Unknown { seq: s, .. } => *s = Some(seq),
         }
     }
@@ -145,6 +151,7 @@ impl Event {
             Event::Update(e) => e.at,
             Event::Stop(e) => e.at,
             Event::Sync(e) => e.at,
+            Event::FailedJoin(e) => e.at,
             Event::Unknown { at, .. } => *at,
         }
     }
@@ -155,23 +162,36 @@ impl Event {
             Event::Update(e) => e.at = at,
             Event::Stop(e) => e.at = at,
             Event::Sync(e) => e.at = at,
+            Event::FailedJoin(e) => e.at = at,
             Event::Unknown { at: a, .. } => *a = at,
         }
     }
 
-    /// The session this event is about (`None` for sync and unknown events).
+    /// The session this event is about (`None` for sync, failed join and unknown events).
     pub fn session_id(&self) -> Option<SessionId> {
         match self {
             Event::Start(e) => Some(e.id),
             Event::Update(e) => Some(e.id),
             Event::Stop(e) => Some(e.id),
-            Event::Sync(_) | Event::Unknown { .. } => None,
+            Event::Sync(_) | Event::FailedJoin(_) | Event::Unknown { .. } => None,
         }
     }
 
-    /// Interim updates may be dropped when the outbox overflows; starts, stops and syncs not.
+    /// The order in which an agent's overflowing outbox drops events: first rank 0, interim
+    /// updates (a later update or the stop carries their counters); then rank 1, failed joins
+    /// and an update that carries a hostname (records an operator wants, but not session
+    /// records); last rank 2, starts, stops and syncs.
+    pub fn drop_rank(&self) -> u8 {
+        match self {
+            Event::Update(u) if u.hostname.is_none() => 0,
+            Event::Update(_) | Event::FailedJoin(_) => 1,
+            _ => 2,
+        }
+    }
+
+    /// Plain interim updates (rank 0 of [`Event::drop_rank`]) are dropped first.
     pub fn is_droppable(&self) -> bool {
-        matches!(self, Event::Update(_))
+        self.drop_rank() == 0
     }
 }
 
@@ -187,6 +207,7 @@ impl<C> Encode<C> for Event {
             Event::Update(x) => e.u32(Self::UPDATE)?.encode_with(x, ctx)?,
             Event::Stop(x) => e.u32(Self::STOP)?.encode_with(x, ctx)?,
             Event::Sync(x) => e.u32(Self::SYNC)?.encode_with(x, ctx)?,
+            Event::FailedJoin(x) => e.u32(Self::FAILED_JOIN)?.encode_with(x, ctx)?,
             Event::Unknown { kind, seq, at } => {
                 let has_at = *at != Offset::default();
                 e.u32(*kind)?
@@ -215,6 +236,7 @@ impl<'b, C> Decode<'b, C> for Event {
             Self::UPDATE => Event::Update(d.decode_with(ctx)?),
             Self::STOP => Event::Stop(d.decode_with(ctx)?),
             Self::SYNC => Event::Sync(d.decode_with(ctx)?),
+            Self::FAILED_JOIN => Event::FailedJoin(d.decode_with(ctx)?),
             kind => {
                 let (seq, at) = unknown_body(d, ctx)?;
                 Event::Unknown { kind, seq, at }
@@ -310,6 +332,12 @@ pub struct Start {
     /// Signal strength of the last received frame, dBm.
     #[n(9)]
     pub signal_dbm: Option<i8>,
+    /// The client's hostname from the access point's DHCP leases, when the lease was there
+    /// before the start (usually it comes later, with an [`Update`]). Absent in starts of
+    /// older agents.
+    #[n(10)]
+    #[cbor(decode_with = "bounded::opt_hostname", nil = "bounded::none")]
+    pub hostname: Option<String>,
 }
 
 /// Interim counters of an open session (cumulative, never decreasing).
@@ -343,6 +371,11 @@ pub struct Update {
     /// Time since the client's last activity at `at`, ms.
     #[n(8)]
     pub inactive_ms: Option<u32>,
+    /// The client's hostname, on the update that follows when the agent learns it (or a
+    /// new one) from the DHCP leases; absent otherwise, and in updates of older agents.
+    #[n(9)]
+    #[cbor(decode_with = "bounded::opt_hostname", nil = "bounded::none")]
+    pub hostname: Option<String>,
 }
 
 /// Why the agent ended a session. Encoded as a small integer; unknown codes survive decoding.
@@ -465,6 +498,37 @@ pub struct Sync {
     #[n(2)]
     #[cbor(decode_with = "bounded::sync_ids")]
     pub ids: Vec<SessionId>,
+}
+
+/// A station associated but never authorized (a wrong WPA passphrase, a handshake that did
+/// not finish): it never became a session.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[cbor(map)]
+pub struct FailedJoin {
+    /// Sequence number.
+    #[n(0)]
+    pub seq: u64,
+    /// When the agent gave the station up (it left, or was not authorized in time),
+    /// relative to the batch.
+    #[n(1)]
+    pub at: Offset,
+    /// The client's MAC (or its HMAC pseudonym in MAC privacy mode, as in [`Start`]).
+    #[n(2)]
+    pub mac: MacAddr,
+    /// The access point interface it associated to.
+    #[n(3)]
+    #[cbor(decode_with = "bounded::ifname")]
+    pub ifname: String,
+    /// The interface's SSID as raw bytes.
+    #[n(4)]
+    #[cbor(encode_with = "minicbor::bytes::encode", decode_with = "bounded::ssid")]
+    pub ssid: Vec<u8>,
+    /// The interface's BSSID.
+    #[n(5)]
+    pub bssid: MacAddr,
+    /// How long before `at` the station associated, ms: association = `at` − `age_ms`.
+    #[n(6)]
+    pub age_ms: u64,
 }
 
 /// An access point interface the agent watches.

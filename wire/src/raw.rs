@@ -19,6 +19,8 @@ use crate::types::{BootId, Offset, Stamp};
 pub struct RawEvent {
     kind: u8,
     fields: u8,
+    /// [`Event::drop_rank`], kept because the outbox asks on every overflow.
+    rank: u8,
     rest: Vec<u8>,
 }
 
@@ -32,21 +34,24 @@ impl RawEvent {
         e.set_seq(0);
         e.set_offset(Offset::default());
         let kind = e.kind().min(255) as u8;
+        let rank = e.drop_rank();
         if matches!(e, Event::Unknown { .. }) {
             return RawEvent {
                 kind,
                 fields: 0,
+                rank,
                 rest: Vec::new(),
             };
         }
         let bytes = minicbor::to_vec(&e).expect("encoding into a Vec cannot fail");
-        // `82 kind A(n) 00 00 01 00`: a 2-array, the kind (0..=3: one byte), a map header
-        // (at most 11 entries: one byte), `0: 0` and `1: 0`.
+        // `82 kind A(n) 00 00 01 00`: a 2-array, the kind (0..=4: one byte), a map header
+        // (at most 12 entries: one byte), `0: 0` and `1: 0`.
         debug_assert_eq!(bytes[..2], [0x82, kind]);
         debug_assert_eq!(bytes[3..7], [0, 0, 1, 0]);
         RawEvent {
             kind,
             fields: (bytes[2] & 0x1f) - 2,
+            rank,
             rest: bytes[7..].to_vec(),
         }
     }
@@ -55,7 +60,18 @@ impl RawEvent {
     /// more than [`RawEvent::MAX_FIELDS`] fields; `rest` is trusted to hold that many encoded
     /// map entries (a spool checks it with a checksum).
     pub fn from_parts(kind: u8, fields: u8, rest: Vec<u8>) -> Option<RawEvent> {
-        (fields <= Self::MAX_FIELDS).then_some(RawEvent { kind, fields, rest })
+        let rank = match u32::from(kind) {
+            // An update carrying a hostname (key 9) is kept like a failed join.
+            Event::UPDATE if !has_key(&rest, fields, 9) => 0,
+            Event::UPDATE | Event::FAILED_JOIN => 1,
+            _ => 2,
+        };
+        (fields <= Self::MAX_FIELDS).then_some(RawEvent {
+            kind,
+            fields,
+            rank,
+            rest,
+        })
     }
 
     /// The kind, the number of map entries after `seq` and `at`, and their encoding.
@@ -63,11 +79,61 @@ impl RawEvent {
         (self.kind, self.fields, &self.rest)
     }
 
-    /// Interim updates may be dropped when the outbox overflows; starts, stops and syncs not
-    /// (as [`Event::is_droppable`]).
-    pub fn is_droppable(&self) -> bool {
-        u32::from(self.kind) == Event::UPDATE
+    /// The event's [`Event::drop_rank`]: which events an overflowing outbox drops first.
+    pub fn drop_rank(&self) -> u8 {
+        self.rank
     }
+
+    /// Plain interim updates may be dropped first (as [`Event::is_droppable`]).
+    pub fn is_droppable(&self) -> bool {
+        self.rank == 0
+    }
+}
+
+/// Whether the first `fields` encoded map entries of `rest` have the key `key` (< 24). Walks
+/// entries whose keys are small unsigned integers and whose values are integers, simple
+/// values or strings, as in every event body after `at`; anything else ends the walk (false).
+fn has_key(mut rest: &[u8], fields: u8, key: u8) -> bool {
+    for _ in 0..fields {
+        let Some((&k, tail)) = rest.split_first() else {
+            return false;
+        };
+        if k == key {
+            return true;
+        }
+        let Some(n) = item_len(tail) else {
+            return false;
+        };
+        rest = &tail[n..];
+    }
+    false
+}
+
+/// The length of the CBOR integer, simple value or definite string at the start of `b`.
+fn item_len(b: &[u8]) -> Option<usize> {
+    let &h = b.first()?;
+    let head = match h & 0x1f {
+        0..=23 => 1,
+        24 => 2,
+        25 => 3,
+        26 => 5,
+        27 => 9,
+        _ => return None,
+    };
+    let mut arg = [0u8; 8];
+    let bytes = b.get(1..head)?;
+    arg[8 - bytes.len()..].copy_from_slice(bytes);
+    let arg = if head == 1 {
+        u64::from(h & 0x1f)
+    } else {
+        u64::from_be_bytes(arg)
+    };
+    let len = match h >> 5 {
+        0 | 1 | 7 => head,
+        2 | 3 => head.checked_add(usize::try_from(arg).ok()?)?,
+        _ => return None,
+    };
+    (len <= b.len()).then_some(len)
 }
 
 /// The fields of a batch other than its events.

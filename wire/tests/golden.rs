@@ -131,6 +131,7 @@ fn event_json(e: &Event) -> J {
             f.push(("freq_mhz", J::int(s.freq_mhz)));
             f.push(("age_ms", J::int(s.age_ms)));
             opt(&mut f, "signal_dbm", s.signal_dbm, J::int);
+            opt(&mut f, "hostname", s.hostname.as_deref(), J::text);
         }
         Event::Update(u) => {
             f.push(("kind", J::text("update")));
@@ -143,6 +144,7 @@ fn event_json(e: &Event) -> J {
             f.push(("tx_packets", J::int(u.tx_packets)));
             opt(&mut f, "signal_avg_dbm", u.signal_avg_dbm, J::int);
             opt(&mut f, "inactive_ms", u.inactive_ms, J::int);
+            opt(&mut f, "hostname", u.hostname.as_deref(), J::text);
         }
         Event::Stop(s) => {
             f.push(("kind", J::text("stop")));
@@ -163,6 +165,16 @@ fn event_json(e: &Event) -> J {
             f.push(("seq", J::int(s.seq)));
             f.push(("at", offset_json(s.at)));
             f.push(("ids", J::Arr(s.ids.iter().map(J::text).collect())));
+        }
+        Event::FailedJoin(j) => {
+            f.push(("kind", J::text("failed_join")));
+            f.push(("seq", J::int(j.seq)));
+            f.push(("at", offset_json(j.at)));
+            f.push(("mac", J::text(j.mac)));
+            f.push(("ifname", J::text(&j.ifname)));
+            f.push(("ssid", J::hex(&j.ssid)));
+            f.push(("bssid", J::text(j.bssid)));
+            f.push(("age_ms", J::int(j.age_ms)));
         }
         Event::Unknown { kind, .. } => f.push(("kind", J::int(*kind))),
     }
@@ -275,6 +287,8 @@ fn goldens() -> Vec<Golden> {
         Golden::Batch("batch_update", common::golden_batch_update()),
         Golden::Batch("batch_stop", common::golden_batch_stop()),
         Golden::Batch("batch_sync", common::golden_batch_sync()),
+        Golden::Batch("batch_failed_join", common::golden_batch_failed_join()),
+        Golden::Batch("batch_hostname", common::golden_batch_hostname()),
         Golden::Status("status_online", common::golden_status_online()),
         Golden::Status("status_offline", common::golden_status_offline()),
     ]

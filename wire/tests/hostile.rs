@@ -12,8 +12,8 @@ use std::cell::Cell;
 
 use minicbor::Encoder;
 use wifisess_wire::limits::{
-    MAX_DEVICE_ID_BYTES, MAX_EVENTS_PER_BATCH, MAX_IFNAME_BYTES, MAX_INTERFACES, MAX_PAYLOAD_BYTES,
-    MAX_SSID_BYTES, MAX_SYNC_IDS,
+    MAX_DEVICE_ID_BYTES, MAX_EVENTS_PER_BATCH, MAX_HOSTNAME_BYTES, MAX_IFNAME_BYTES,
+    MAX_INTERFACES, MAX_PAYLOAD_BYTES, MAX_SSID_BYTES, MAX_SYNC_IDS,
 };
 use wifisess_wire::{
     decode_batch, decode_status, encode_batch, encode_status, Batch, DecodeError, Event, Offset,
@@ -426,6 +426,60 @@ fn ifname_of_16_bytes() {
 }
 
 #[test]
+fn hostname_of_64_bytes_and_failed_join_limits() {
+    let with_hostname = |b: &mut Batch, h: String| match &mut b.events[0] {
+        Event::Start(s) => s.hostname = Some(h),
+        Event::Update(u) => u.hostname = Some(h),
+        _ => unreachable!(),
+    };
+    let long = "h".repeat(MAX_HOSTNAME_BYTES + 1);
+    for mut b in [
+        common::golden_batch_hostname(),
+        common::golden_batch_start(),
+    ] {
+        with_hostname(&mut b, long.clone());
+        assert_eq!(
+            limit(decode_batch(&encode_batch(&b))),
+            ("hostname", 64, MAX_HOSTNAME_BYTES)
+        );
+        // 63 bytes is fine.
+        with_hostname(&mut b, "h".repeat(MAX_HOSTNAME_BYTES));
+        assert_eq!(decode_batch(&encode_batch(&b)), Ok(b));
+    }
+    // A failed join has the limits of a start: ifname and SSID.
+    let failed = |ifname: &str, ssid_len: usize| {
+        let mut b = common::golden_batch_failed_join();
+        if let Event::FailedJoin(j) = &mut b.events[0] {
+            j.ifname = ifname.into();
+            j.ssid = vec![b'x'; ssid_len];
+        }
+        decode_batch(&encode_batch(&b))
+    };
+    assert_eq!(
+        limit(failed("phy0-ap0", MAX_SSID_BYTES + 1)),
+        ("ssid", 33, MAX_SSID_BYTES)
+    );
+    assert_eq!(
+        limit(failed("phy0-ap0-guest-x", 0)),
+        ("ifname", 16, MAX_IFNAME_BYTES)
+    );
+    assert!(failed("phy0-ap0-guest", MAX_SSID_BYTES).is_ok());
+}
+
+#[test]
+fn a_failed_join_without_its_mac_is_missing_a_field() {
+    let input = batch_with_raw_event(4, 2, |e| {
+        e.u8(0).unwrap().u64(7).unwrap();
+        e.u8(1).unwrap().u8(0).unwrap();
+    });
+    assert!(
+        matches!(decode_batch(&input), Err(DecodeError::MissingField { .. })),
+        "{:?}",
+        decode_batch(&input)
+    );
+}
+
+#[test]
 fn device_id_of_65_bytes() {
     let mut b = common::golden_batch_update();
     b.device_id = "d".repeat(MAX_DEVICE_ID_BYTES + 1);
@@ -801,7 +855,7 @@ fn unknown_keys_with_values_are_ignored() {
         let input = with_unknown_top_level_key(&encode_status(&s), v);
         assert_eq!(decode_status(&input), Ok(s), "unknown value {v:02x?}");
     }
-    // Inside an event body: a start with an extra key 10 and a negative key -1.
+    // Inside an event body: a start with an extra key 11 and a negative key -1.
     let b = common::golden_batch_start();
     let input = batch_with_raw_event(0, 12, |e| {
         start_body(
@@ -813,7 +867,7 @@ fn unknown_keys_with_values_are_ignored() {
                 e.bytes(common::SSID_5G).unwrap();
             },
         );
-        e.u8(10)
+        e.u8(11)
             .unwrap()
             .array(2)
             .unwrap()
@@ -928,10 +982,10 @@ fn unknown_event_kind_decodes_as_unknown_and_the_others_survive() {
         e.u8(0).unwrap().u64(100_002).unwrap();
         e.u8(1).unwrap().u32(30_000).unwrap();
         e.u8(2).unwrap().str("roamed to ap-lobby-02").unwrap();
-        // Kind 4 with a body that is not even a map.
+        // Kind 5 with a body that is not even a map.
         e.array(2)
             .unwrap()
-            .u32(4)
+            .u32(5)
             .unwrap()
             .bytes(&[1, 2, 3])
             .unwrap();
@@ -948,7 +1002,7 @@ fn unknown_event_kind_decodes_as_unknown_and_the_others_survive() {
                 at: common::offset(30_000)
             },
             Event::Unknown {
-                kind: 4,
+                kind: 5,
                 seq: None,
                 at: Offset::default()
             },

@@ -47,6 +47,14 @@ impl Obj {
         }
     }
 
+    /// A string member that is left out when `None`.
+    pub fn opt_str(self, k: &str, v: Option<&str>) -> Obj {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self,
+        }
+    }
+
     /// The object, closed.
     pub fn finish(mut self) -> String {
         self.buf.push('}');

@@ -26,10 +26,11 @@ Usage:
 #[cfg(feature = "devtools")]
 const HELP_WATCH: &str = "\
   wifisess-agent watch [--interface IF]... [--rejoin-grace S] [--interim S] [--poll S]
-                       [--log-level L]
+                       [--dhcp-leases PATH] [--log-level L]
       Track sessions and print each session event as one JSON line on stdout (logs on
       stderr).
-      Defaults: the options rejoin_grace, interim_interval, poll_interval.
+      Defaults: the options rejoin_grace, interim_interval, poll_interval, dhcp_leases
+      (an empty PATH: no hostnames).
 ";
 #[cfg(not(feature = "devtools"))]
 const HELP_WATCH: &str = "";
@@ -150,6 +151,9 @@ fn parse_args(mut p: Args) -> Result<Command, String> {
                     "rejoin-grace" => o.rejoin_grace_ms = seconds_ms(p.value()?, "--rejoin-grace")?,
                     "interim" => o.interim_ms = seconds_ms(p.value()?, "--interim")?,
                     "poll" => o.poll_ms = seconds_ms(p.value()?, "--poll")?,
+                    "dhcp-leases" => {
+                        o.dhcp_leases = Some(p.value()?).filter(|v| !v.is_empty()).map(Into::into)
+                    }
                     "help" => return Ok(Command::Help),
                     _ => return Err(a.unexpected()),
                 }

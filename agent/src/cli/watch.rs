@@ -47,6 +47,7 @@ impl<W: Write> Printer<'_, W> {
                 .raw("at_wall_ms", at.wall_ms)
                 .raw("at_uptime_ms", at.uptime_ms)
                 .opt("signal_dbm", s.signal_dbm)
+                .opt_str("hostname", s.hostname.as_deref())
                 .finish()
             }
             WireEvent::Update(u) => {
@@ -62,6 +63,7 @@ impl<W: Write> Printer<'_, W> {
                     .raw("tx_packets", u.tx_packets)
                     .opt("signal_avg_dbm", u.signal_avg_dbm)
                     .opt("inactive_ms", u.inactive_ms)
+                    .opt_str("hostname", u.hostname.as_deref())
                     .finish()
             }
             WireEvent::Stop(s) => {
@@ -90,6 +92,20 @@ impl<W: Write> Printer<'_, W> {
                     .str("kind", "sync")
                     .raw("at_wall_ms", at.wall_ms)
                     .raw("ids", format!("[{}]", ids.join(",")))
+                    .finish()
+            }
+            WireEvent::FailedJoin(j) => {
+                let assoc = before(j.age_ms);
+                Obj::new()
+                    .str("kind", "failed_join")
+                    .str("mac", &j.mac.to_string())
+                    .str("ifname", &j.ifname)
+                    .str("ssid", &ssid_text(&j.ssid))
+                    .str("bssid", &j.bssid.to_string())
+                    .raw("assoc_wall_ms", assoc.wall_ms)
+                    .raw("assoc_uptime_ms", assoc.uptime_ms)
+                    .raw("at_wall_ms", at.wall_ms)
+                    .raw("at_uptime_ms", at.uptime_ms)
                     .finish()
             }
             WireEvent::Unknown { kind, .. } => {

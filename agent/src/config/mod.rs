@@ -180,6 +180,12 @@ pub struct Config {
     pub mac_privacy: MacPrivacy,
     /// `mac_key`: the HMAC key for `mac_privacy hmac`.
     pub mac_key: Option<String>,
+    /// `dhcp_leases`: dnsmasq's lease file, where client hostnames come from (read only when
+    /// `hostnames` is on; it may be missing).
+    pub dhcp_leases: Option<PathBuf>,
+    /// `hostnames`: send clients' hostnames from `dhcp_leases` with their sessions; by
+    /// default on, but off under `mac_privacy` (a hostname names a person as a MAC does).
+    pub hostnames: bool,
     /// `log_level`.
     pub log_level: log::LevelFilter,
     /// `list interface`: AP interfaces to watch; empty = all.
@@ -328,6 +334,17 @@ fn finish(
         if let Some((id, from)) = default_id() {
             raw.push(("device_id", id, Origin::Derived(from)));
         }
+    }
+    // Hostnames identify people: off by default when MACs are pseudonymised.
+    if !raw.iter().any(|(n, _, _)| *n == "hostnames") {
+        let private = raw
+            .iter()
+            .any(|(n, v, _)| *n == "mac_privacy" && v == "hmac");
+        let (v, why) = match private {
+            true => ("0", "off under mac_privacy hmac"),
+            false => ("1", "on without mac_privacy"),
+        };
+        raw.push(("hostnames", v.into(), Origin::Derived(why.into())));
     }
     // Into SETTINGS order, keeping the order within an option (a list). Not `sort_by_key`: a
     // stable sort is a few KB of generic code in the router build.
@@ -490,6 +507,8 @@ fn parse(raw: &[Raw]) -> Result<Config, ConfigError> {
         spool_file: path("spool_file").unwrap_or_default(),
         mac_privacy,
         mac_key,
+        dhcp_leases: path("dhcp_leases"),
+        hostnames: matches!(get("hostnames"), Some(Value::Bool(true))),
         log_level: match get("log_level") {
             Some(Value::LogLevel(l)) => *l,
             _ => log::LevelFilter::Info,
@@ -570,6 +589,41 @@ mod tests {
         // The same defaults without any file at all.
         let c = from_pairs(&[("device_id", "x")]).unwrap();
         assert_eq!((c.poll_interval_s, c.outbox_capacity), (10, 1024));
+        assert_eq!(c.dhcp_leases, Some(PathBuf::from("/tmp/dhcp.leases")));
+        assert!(c.hostnames);
+    }
+
+    /// Issue 20: hostnames identify people, so they follow `mac_privacy` unless set.
+    #[test]
+    fn hostnames_are_off_under_mac_privacy_unless_asked_for() {
+        let private = [
+            ("device_id", "x"),
+            ("mac_privacy", "hmac"),
+            ("mac_key", "k"),
+        ];
+        assert!(!from_pairs(&private).unwrap().hostnames);
+        let asked = [&private[..], &[("hostnames", "1")]].concat();
+        assert!(from_pairs(&asked).unwrap().hostnames);
+        assert!(
+            !from_pairs(&[("device_id", "x"), ("hostnames", "off")])
+                .unwrap()
+                .hostnames
+        );
+        let (_p, flags) = write(
+            "config agent 'agent'\n option mac_privacy 'hmac'\n option mac_key 'k'\n option dhcp_leases ''\n",
+        );
+        let e = load(&flags, &no_env, &eth).unwrap();
+        assert_eq!((e.config.hostnames, &e.config.dhcp_leases), (false, &None));
+        let shown = e.render();
+        assert!(
+            shown.contains("hostnames         \"0\"  # derived: off under mac_privacy hmac\n"),
+            "{shown}"
+        );
+        let e = err("config agent 'agent'\n\toption dhcp_leases '/tmp'\n");
+        assert!(
+            e.starts_with("option dhcp_leases: \"/tmp\" is a directory, not a file (from "),
+            "{e}"
+        );
     }
 
     #[test]

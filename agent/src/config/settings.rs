@@ -39,6 +39,9 @@ pub enum Kind {
     File,
     /// A file the agent writes: its directory must exist and be writable.
     WritableFile,
+    /// A file the agent reads when it exists (it may appear later): not a directory, readable
+    /// if there; empty = unset.
+    OptionalFile,
     /// An MQTT topic prefix: no wildcards, no leading or trailing `/`.
     TopicPrefix,
     /// `off` or `hmac`.
@@ -153,6 +156,14 @@ pub const SETTINGS: &[Setting] = &[
     ),
     opt("mac_privacy", Some("off"), Kind::MacPrivacy),
     opt("mac_key", None, Kind::Secret { max: 1024 }),
+    flag(
+        "dhcp_leases",
+        Some("/tmp/dhcp.leases"),
+        "dhcp-leases",
+        Kind::OptionalFile,
+    ),
+    // No default: on without mac_privacy, off under it (`config::finish` derives it).
+    opt("hostnames", None, Kind::Bool),
     flag("log_level", Some("info"), "log-level", Kind::LogLevel),
     flag("interface", None, "interface", Kind::Interface),
 ];
@@ -222,7 +233,13 @@ pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
             }
             Value::Number(n)
         }
-        Kind::Text { .. } | Kind::Secret { .. } | Kind::Broker | Kind::File if unset => {
+        Kind::Text { .. }
+        | Kind::Secret { .. }
+        | Kind::Broker
+        | Kind::File
+        | Kind::OptionalFile
+            if unset =>
+        {
             Value::Unset
         }
         Kind::Text { max } | Kind::Secret { max } => {
@@ -247,14 +264,17 @@ pub fn check(kind: Kind, v: &str) -> Result<Value, String> {
         Kind::Broker => Value::Broker(Broker::parse(v).ok_or(
             "is not a broker URL (mqtt://HOST[:PORT] or mqtts://HOST[:PORT], with the scheme)",
         )?),
-        Kind::File => {
+        Kind::File | Kind::OptionalFile => {
             let p = Path::new(v);
             match std::fs::metadata(p) {
                 Ok(m) if m.is_dir() => return Err("is a directory, not a file".into()),
-                Ok(_) => {}
+                Ok(_) => {
+                    std::fs::File::open(p).map_err(|e| format!("cannot be read: {e}"))?;
+                }
+                Err(e)
+                    if kind == Kind::OptionalFile && e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("cannot be read: {e}")),
             }
-            std::fs::File::open(p).map_err(|e| format!("cannot be read: {e}"))?;
             Value::Path(p.into())
         }
         Kind::WritableFile => {
@@ -446,6 +466,21 @@ mod tests {
             e.starts_with("is in a directory the agent cannot write (/proc/sys: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn lease_files_may_be_missing_but_not_directories() {
+        let p = "/nonexistent/dhcp.leases";
+        assert_eq!(
+            check(Kind::OptionalFile, p),
+            Ok(Value::Path(PathBuf::from(p)))
+        );
+        assert_eq!(
+            check(Kind::OptionalFile, "/tmp").unwrap_err(),
+            "is a directory, not a file"
+        );
+        assert_eq!(check(Kind::OptionalFile, ""), Ok(Value::Unset));
+        assert!(check(Kind::OptionalFile, "/proc/self/status").is_ok());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `wifisess-agent run`: one loop, on a current-thread tokio runtime, that reads the clock
 //! once per turn and passes that reading and plain values between its siblings: the station
-//! [`source`], the [`publish`]er (outbox and MQTT link), the [`spool`] (restored at start,
-//! written at SIGTERM/SIGINT) and the [`signal`] handler.
+//! [`source`] (with the DHCP [`leases`] it watches), the [`publish`]er (outbox and MQTT link),
+//! the [`spool`] (restored at start, written at SIGTERM/SIGINT) and the [`signal`] handler.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::Context as _;
 use crate::outbox::{Outbox, OutboxConfig};
 
+pub mod leases;
 mod nlsource;
 pub mod publish;
 mod signal;

@@ -6,6 +6,7 @@ use crate::error::Context as _;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use wifisess_wire::{InterfaceInfo, Stamp};
 
+use super::leases::LeaseFile;
 use super::source::{Input, Source, SourceInfo};
 use crate::clock::Now;
 use crate::config::{settings, Config, MacPrivacy};
@@ -26,6 +27,8 @@ pub struct SourceOptions {
     pub poll_ms: u64,
     /// MAC privacy key, when enabled.
     pub mac_key: Option<Vec<u8>>,
+    /// The DHCP lease file hostnames come from; `None`: no hostnames.
+    pub dhcp_leases: Option<std::path::PathBuf>,
 }
 
 impl SourceOptions {
@@ -38,6 +41,9 @@ impl SourceOptions {
             interim_ms: ms("interim_interval"),
             poll_ms: ms("poll_interval"),
             mac_key: None,
+            dhcp_leases: settings::find("dhcp_leases")
+                .and_then(|s| s.default)
+                .map(Into::into),
         }
     }
 
@@ -52,6 +58,7 @@ impl SourceOptions {
                 MacPrivacy::Hmac => cfg.mac_key.as_ref().map(|k| k.as_bytes().to_vec()),
                 _ => None,
             },
+            dhcp_leases: cfg.dhcp_leases.clone().filter(|_| cfg.hostnames),
         }
     }
 }
@@ -66,6 +73,8 @@ pub struct Nl80211Source {
     poll_ms: u64,
     next_poll: u64,
     started: bool,
+    /// Where hostnames come from, when they are on.
+    leases: Option<LeaseFile>,
 }
 
 impl Nl80211Source {
@@ -95,6 +104,7 @@ impl Nl80211Source {
             poll_ms: opts.poll_ms.max(100),
             next_poll: 0,
             started: false,
+            leases: opts.dhcp_leases.map(LeaseFile::new),
         })
     }
 
@@ -268,6 +278,7 @@ fn describe(e: &wifisess_wire::Event) -> (&'static str, u64) {
         W::Update(u) => ("update", u.id.0),
         W::Stop(s) => ("stop", s.id.0),
         W::Sync(_) => ("sync", 0),
+        W::FailedJoin(_) => ("failed join", 0),
         _ => ("unknown", 0),
     }
 }
@@ -284,10 +295,17 @@ impl Source for Nl80211Source {
         if !self.started {
             return Some(0);
         }
+        // The lease file only matters while clients are connected.
+        let leases = self
+            .leases
+            .as_ref()
+            .filter(|_| self.tracker.stats().open > 0)
+            .map(LeaseFile::next_check);
         Some(
-            self.tracker
-                .next_deadline()
-                .map_or(self.next_poll, |d| d.min(self.next_poll)),
+            [self.tracker.next_deadline(), leases]
+                .into_iter()
+                .flatten()
+                .fold(self.next_poll, u64::min),
         )
     }
 
@@ -297,6 +315,15 @@ impl Source for Nl80211Source {
         now: &Now,
         out: &mut Vec<Timed>,
     ) -> crate::error::Result<bool> {
+        // Hostnames first, so that the starts of this turn carry the names known now.
+        if let Some(names) = self.leases.as_mut().and_then(|l| l.poll(now.uptime_ms)) {
+            let mut outs = Vec::new();
+            self.tracker.set_hostnames(names, now.stamp(), &mut outs);
+            out.extend(outs.into_iter().filter_map(|o| match o {
+                Output::Event(t) => Some(t),
+                Output::Probe { .. } => None,
+            }));
+        }
         if !self.started {
             self.started = true;
             self.rediscover(now, out);

@@ -149,6 +149,7 @@ pub fn synthetic_start(i: u32, at: Stamp) -> Timed {
             freq_mhz: 2412,
             age_ms: 0,
             signal_dbm: Some(-50),
+            hostname: None,
         }),
     }
 }

@@ -125,6 +125,20 @@ fn stop(t: &Timed) -> &Stop {
     }
 }
 
+fn failed(t: &Timed) -> &FailedJoin {
+    match &t.event {
+        Event::FailedJoin(f) => f,
+        e => panic!("expected a failed join, got {e:?}"),
+    }
+}
+
+fn update(t: &Timed) -> &Update {
+    match &t.event {
+        Event::Update(u) => u,
+        e => panic!("expected an update, got {e:?}"),
+    }
+}
+
 /// The wall time an event says its session started or stopped.
 fn event_time(t: &Timed) -> u64 {
     match &t.event {
@@ -197,6 +211,8 @@ fn start_time_falls_back_to_connected_time() {
     assert_eq!(event_time(&ev[0]), EPOCH_MS + 58_000);
 }
 
+/// A wrong passphrase: hostapd removes the station after its handshake retries. That is a
+/// failed join, published (issue 20) with the interface, SSID, BSSID and association time.
 #[test]
 fn station_that_never_authorizes_is_a_failed_join() {
     let mut h = Harness::new();
@@ -212,9 +228,17 @@ fn station_that_never_authorizes_is_a_failed_join() {
             ifindex: WLAN0,
             station: &sta(MAC_A, 1000, false),
         },
-        3000,
+        5200,
     );
-    assert!(ev.is_empty());
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].at, at(5200));
+    let f = failed(&ev[0]);
+    let wlan0 = iface(WLAN0, "wlan0");
+    assert_eq!(
+        (f.mac, f.ifname.as_str(), &f.ssid[..], f.bssid),
+        (MAC_A, "wlan0", &wlan0.ssid[..], wlan0.bssid)
+    );
+    assert_eq!(f.age_ms, 4200, "associated at 1000");
     let ev = h.events(Input::Tick, 60_000);
     assert!(ev.is_empty());
     assert_eq!(h.t.stats().failed_joins, 1);
@@ -231,9 +255,207 @@ fn pending_station_is_given_up_after_a_while() {
         },
         1000,
     );
-    h.feed(Input::Tick, 1000 + PENDING_GIVE_UP_MS);
+    let ev = h.events(Input::Tick, 1000 + PENDING_GIVE_UP_MS - 1);
+    assert!(ev.is_empty(), "{ev:?}");
+    let ev = h.events(Input::Tick, 1000 + PENDING_GIVE_UP_MS);
+    assert_eq!(failed(&ev[0]).age_ms, PENDING_GIVE_UP_MS);
     assert_eq!(h.t.stats().failed_joins, 1);
     assert_eq!(h.t.next_deadline(), None);
+}
+
+/// A station the kernel keeps unauthorized past the give-up (an 802.1X client waiting on
+/// its RADIUS server) is one failed join. Before issue 20 the next dump that listed it made
+/// it pending again, and it was counted again every 30 s.
+#[test]
+fn a_station_left_unauthorized_is_given_up_once() {
+    let mut h = Harness::new();
+    let st = sta(MAC_A, 1000, false);
+    h.join(WLAN0, &st, 1000);
+    let ev = h.events(Input::Tick, 1000 + PENDING_GIVE_UP_MS);
+    assert_eq!(ev.len(), 1);
+    for t in [40_000, 80_000, 120_000] {
+        assert!(h.dump(WLAN0, std::slice::from_ref(&st), t).is_empty());
+        assert_eq!(h.t.next_deadline(), None, "not probed again");
+        assert!(h.events(Input::Tick, t + PENDING_GIVE_UP_MS).is_empty());
+    }
+    assert_eq!(h.t.stats().failed_joins, 1);
+    // It authorizes at last: a session, from its association.
+    let ev = h.dump(WLAN0, &[sta(MAC_A, 1000, true)], 130_000);
+    assert_eq!(event_time(&ev[0]), EPOCH_MS + 1000);
+    // Gone, then a new association that fails: a new failed join.
+    h.dump(WLAN0, &[], 131_000);
+    h.join(WLAN0, &sta(MAC_A, 200_000, false), 200_000);
+    let ev = h.events(Input::Tick, 200_000 + PENDING_GIVE_UP_MS);
+    assert_eq!(failed(&ev[0]).age_ms, PENDING_GIVE_UP_MS);
+    assert_eq!(h.t.stats().failed_joins, 2);
+}
+
+/// The other ways the kernel says a pending station is gone: a probe that finds nothing, a
+/// dump that does not list it. Each is one failed join; a station forgotten because its
+/// interface went away is not one.
+#[test]
+fn probes_and_dumps_that_miss_a_pending_station_make_a_failed_join() {
+    let mut h = Harness::new();
+    h.join(WLAN0, &sta(MAC_A, 1000, false), 1000);
+    h.join(WLAN1, &sta(MAC_B, 1000, false), 1000);
+    let ev = h.events(
+        Input::Probed {
+            ifindex: WLAN0,
+            mac: MAC_A,
+            station: None,
+        },
+        1100,
+    );
+    assert_eq!(failed(&ev[0]).mac, MAC_A);
+    assert_eq!(failed(&ev[0]).ifname, "wlan0");
+    let ev = h.dump(WLAN1, &[], 1200);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (failed(&ev[0]).mac, failed(&ev[0]).ifname.as_str()),
+        (MAC_B, "wlan1")
+    );
+    assert_eq!(h.t.stats().failed_joins, 2);
+    // Nothing pending any more: no second event for either.
+    assert!(h.events(Input::Tick, 1000 + PENDING_GIVE_UP_MS).is_empty());
+    h.join(WLAN0, &sta(MAC_A, 40_000, false), 40_000);
+    let ev = h.events(Input::Interfaces(&[iface(WLAN1, "wlan1")]), 40_100);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(h.t.stats().failed_joins, 2);
+}
+
+/// A client that fails to rejoin (wrong passphrase after a flap) is a failed join; its
+/// earlier session stops as usual.
+#[test]
+fn a_failed_rejoin_is_a_failed_join_and_the_session_stops() {
+    let mut h = Harness::new();
+    let id = start(&h.join(WLAN0, &sta(MAC_A, 1000, true), 1000)[0]).id;
+    h.events(
+        Input::DelStation {
+            ifindex: WLAN0,
+            station: &sta(MAC_A, 1000, true),
+        },
+        5000,
+    );
+    h.join(WLAN0, &sta(MAC_A, 6000, false), 6000);
+    let ev = h.events(
+        Input::DelStation {
+            ifindex: WLAN0,
+            station: &sta(MAC_A, 6000, false),
+        },
+        9000,
+    );
+    assert_eq!(failed(&ev[0]).age_ms, 3000);
+    let ev = h.events(Input::Tick, 15_000);
+    assert_eq!(stop(&ev[0]).id, id);
+    assert_eq!(event_time(&ev[0]), EPOCH_MS + 5000);
+}
+
+#[test]
+fn failed_joins_carry_the_pseudonym_sessions_get() {
+    let cfg = TrackerConfig {
+        mac_key: Some(b"secret".to_vec()),
+        ..cfg()
+    };
+    let mut h = Harness::with(cfg);
+    let p = start(&h.join(WLAN0, &sta(MAC_A, 1000, true), 1000)[0]).mac;
+    h.join(WLAN1, &sta(MAC_A, 2000, false), 2000);
+    let ev = h.events(
+        Input::DelStation {
+            ifindex: WLAN1,
+            station: &sta(MAC_A, 2000, false),
+        },
+        3000,
+    );
+    assert_eq!(failed(&ev[0]).mac, p);
+    assert_ne!(p, MAC_A);
+}
+
+// Hostnames (issue 20).
+
+const NAME_A: &str = "laptop-a";
+
+fn names(pairs: &[(MacAddr, &str)]) -> Hostnames {
+    Hostnames::from_pairs(pairs.iter().copied())
+}
+
+impl Harness {
+    fn set_names(&mut self, pairs: &[(MacAddr, &str)], now_ms: u64) -> Vec<Timed> {
+        self.out.clear();
+        self.t
+            .set_hostnames(names(pairs), at(now_ms), &mut self.out);
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(t) => Some(t.clone()),
+                Output::Probe { .. } => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_hostname_known_at_the_start_goes_with_the_start() {
+    let mut h = Harness::new();
+    assert!(
+        h.set_names(&[(MAC_A, NAME_A)], 500).is_empty(),
+        "no session yet"
+    );
+    let ev = h.join(WLAN0, &sta(MAC_A, 1000, true), 1000);
+    assert_eq!(start(&ev[0]).hostname.as_deref(), Some(NAME_A));
+    // Already published: the same table again says nothing.
+    assert!(h.set_names(&[(MAC_A, NAME_A)], 6000).is_empty());
+    let ev = h.events(Input::Tick, 1000 + 300_000);
+    assert_eq!(
+        update(&ev[0]).hostname,
+        None,
+        "interim updates do not repeat it"
+    );
+}
+
+#[test]
+fn a_hostname_learnt_later_goes_with_an_update_at_once_and_again_when_it_changes() {
+    let mut h = Harness::new();
+    let ev = h.join(WLAN0, &sta(MAC_A, 1000, true), 1000);
+    let s = start(&ev[0]).clone();
+    assert_eq!(s.hostname, None);
+    h.join(WLAN1, &sta(MAC_B, 1000, true), 1000);
+    let ev = h.set_names(&[(MAC_A, NAME_A), (MAC_A, "laptop-a-2")], 4000);
+    assert_eq!(
+        ev.len(),
+        1,
+        "one update per session, the last lease wins: {ev:?}"
+    );
+    assert_eq!(ev[0].at, at(4000));
+    let u = update(&ev[0]);
+    assert_eq!((u.id, u.hostname.as_deref()), (s.id, Some("laptop-a-2")));
+    assert_eq!((u.rx_bytes, u.tx_bytes), (1000, 2000), "with the counters");
+    // Gone from the leases: not unsaid. A new name: one more update.
+    assert!(h.set_names(&[], 8000).is_empty());
+    assert!(h.set_names(&[(MAC_A, "laptop-a-2")], 9000).is_empty());
+    let ev = h.set_names(&[(MAC_A, "renamed")], 12_000);
+    assert_eq!(update(&ev[0]).hostname.as_deref(), Some("renamed"));
+    // The interim schedule is unchanged.
+    let ev = h.events(Input::Tick, 1000 + 300_000);
+    assert_eq!(ev.len(), 2);
+    assert!(ev.iter().all(|t| update(t).hostname.is_none()));
+}
+
+#[test]
+fn a_session_held_by_the_grace_gets_its_name_when_it_rejoins() {
+    let mut h = Harness::new();
+    let id = start(&h.join(WLAN0, &sta(MAC_A, 1000, true), 1000)[0]).id;
+    h.events(
+        Input::DelStation {
+            ifindex: WLAN0,
+            station: &sta(MAC_A, 1000, true),
+        },
+        2000,
+    );
+    assert!(h.set_names(&[(MAC_A, NAME_A)], 3000).is_empty(), "leaving");
+    let ev = h.join(WLAN0, &sta(MAC_A, 4000, true), 4000);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let u = update(&ev[0]);
+    assert_eq!((u.id, u.hostname.as_deref()), (id, Some(NAME_A)));
 }
 
 /// hostapd adds a station at authentication; until it is associated mac80211 answers a probe
@@ -759,6 +981,8 @@ mod props {
         up: [bool; 2],
         stas: HashMap<u8, KSta>,
         now: u64,
+        /// Every association: (MAC, interface, time).
+        history: Vec<(u8, u32, u64)>,
     }
 
     impl World {
@@ -790,6 +1014,7 @@ mod props {
             up: [true; 2],
             stas: HashMap::new(),
             now: 1000,
+            history: Vec::new(),
         };
         let mut out = Vec::new();
         let mut events = Vec::new();
@@ -829,6 +1054,7 @@ mod props {
                             rx: 0,
                         },
                     );
+                    w.history.push((mac, iface, w.now));
                     let info = w.info(mac).unwrap();
                     t.handle(
                         Input::NewStation {
@@ -965,8 +1191,10 @@ mod props {
 
         #[test]
         fn session_invariants_hold(actions in prop::collection::vec(action(), 1..80), grace in prop_oneof![Just(0u64), Just(10_000u64)]) {
-            let (events, t, _) = simulate(&actions, grace);
+            let (events, t, w) = simulate(&actions, grace);
             let mut started: HashMap<SessionId, (u64, Option<u64>, u64)> = HashMap::new();
+            let mut failed: Vec<(MacAddr, u64)> = Vec::new();
+            let mut sessions: Vec<(MacAddr, u64)> = Vec::new();
             for e in &events {
                 match &e.event {
                     Event::Start(s) => {
@@ -986,11 +1214,29 @@ mod props {
                         prop_assert!(s.rx_bytes >= st.2, "counter went down at stop");
                         st.1 = Some(event_time(e));
                     }
+                    Event::FailedJoin(f) => {
+                        // A real association of that client to that interface, given up
+                        // once, and never one that had become a session.
+                        let assoc = e.at.uptime_ms - f.age_ms;
+                        let iface = if f.ifname == "wlan0" { 0 } else { 1 };
+                        prop_assert!(
+                            w.history.contains(&(f.mac.0[5], iface, assoc)),
+                            "failed join of an association that never was: {:?}", f
+                        );
+                        let key = (f.mac, assoc);
+                        prop_assert!(!failed.contains(&key), "second failed join {:?}", f);
+                        prop_assert!(!sessions.contains(&key), "failed join of a session {:?}", f);
+                        failed.push(key);
+                    }
                     other => prop_assert!(false, "unexpected {:?}", other),
+                }
+                if let Event::Start(s) = &e.event {
+                    sessions.push((s.mac, e.at.uptime_ms - s.age_ms));
                 }
             }
             let open = started.values().filter(|s| s.1.is_none()).count();
             prop_assert_eq!(open, t.stats().open as usize);
+            prop_assert_eq!(failed.len() as u64, t.stats().failed_joins, "one event per failed join");
         }
 
         #[test]

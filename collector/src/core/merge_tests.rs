@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use wifisess_wire::{
-    Batch, BootId, Event, MacAddr, Offset, SessionId, Stamp, Start, Stop, StopReason, Sync, Update,
+    Batch, BootId, Event, FailedJoin, MacAddr, Offset, SessionId, Stamp, Start, Stop, StopReason,
+    Sync, Update,
 };
 
 use super::device::{DeviceState, SyncRec};
@@ -166,6 +167,7 @@ fn start(seq: u64, id: u64, mac: u8, age_ms: u64) -> Event {
         freq_mhz: 2412,
         age_ms,
         signal_dbm: Some(-50),
+        hostname: None,
     })
 }
 
@@ -180,6 +182,7 @@ fn update(seq: u64, id: u64, rx: u64) -> Event {
         tx_packets: rx / 200,
         signal_avg_dbm: Some(-55),
         inactive_ms: Some(100),
+        hostname: None,
     })
 }
 
@@ -252,6 +255,28 @@ fn an_unknown_kind_is_skipped_without_a_false_gap() {
     assert_eq!((sum.seq_gaps, sum.last_seq), (0, Some(3)));
     assert_eq!(m.counts[&Counter::EventsUnknownKind], 1);
     assert_eq!(row(&m, 1).rx_bytes, 100);
+}
+
+/// Issue 20 (compile shim): a failed join is counted as received (no false gap) and not as an
+/// unknown kind; the collector stores nothing of it yet.
+#[test]
+fn a_failed_join_counts_its_seq_without_a_gap() {
+    let mut m = Mem::default();
+    let mut b = batch(1, 1, true, vec![(1_000, start(1, 1, 1, 0))]);
+    b.events.push(Event::FailedJoin(FailedJoin {
+        seq: 2,
+        at: Offset::default(),
+        mac: MacAddr([2, 0, 0, 0, 3, 0]),
+        ifname: "wlan0".into(),
+        ssid: b"lab".to_vec(),
+        bssid: MacAddr([2, 0, 0, 0, 0, 0]),
+        age_ms: 4_000,
+    }));
+    b.events.push(update(3, 1, 100));
+    m.apply(&b, T0 as i64 + 2_000);
+    let sum = m.states["ap1"].summary();
+    assert_eq!((sum.seq_gaps, sum.last_seq), (0, Some(3)));
+    assert_eq!(m.counts.get(&Counter::EventsUnknownKind), None);
 }
 
 /// The core asks before it changes anything: a refused apply leaves the transaction as it was.

@@ -359,6 +359,7 @@ pub fn sessions_batch(
                 freq_mhz: 5180,
                 age_ms: 0,
                 signal_dbm: Some(-48),
+                hostname: None,
             }),
         ));
         seq += 1;

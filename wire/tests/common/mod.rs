@@ -8,8 +8,8 @@
 pub mod sizes;
 
 use wifisess_wire::{
-    Batch, BootId, Event, InterfaceInfo, MacAddr, Offset, SessionId, Start, Status, Stop,
-    StopReason, Sync, Update,
+    Batch, BootId, Event, FailedJoin, InterfaceInfo, MacAddr, Offset, SessionId, Start, Status,
+    Stop, StopReason, Sync, Update,
 };
 
 /// A 32-byte SSID, the longest 802.11 allows.
@@ -56,6 +56,7 @@ pub fn start(seq: u64, at: Offset) -> Start {
         freq_mhz: 5180,
         age_ms: 800,
         signal_dbm: Some(-67),
+        hostname: None,
     }
 }
 
@@ -70,6 +71,24 @@ pub fn update(seq: u64, at: Offset) -> Update {
         tx_packets: 9_876_543,
         signal_avg_dbm: Some(-67),
         inactive_ms: Some(800),
+        hostname: None,
+    }
+}
+
+/// A hostname as phones announce it in DHCP (12 bytes).
+pub const HOSTNAME: &str = "Galaxy-S23-7";
+
+/// A client that tried the 5 GHz network with a wrong passphrase: hostapd gave it up 5 s after
+/// it associated (the 4-way handshake timed out).
+pub fn failed_join(seq: u64, at: Offset) -> FailedJoin {
+    FailedJoin {
+        seq,
+        at,
+        mac: mac("3c:22:fb:65:43:21"),
+        ifname: "phy0-ap0".into(),
+        ssid: SSID_5G.to_vec(),
+        bssid: mac("94:83:c4:01:02:03"),
+        age_ms: 5_120,
     }
 }
 
@@ -104,6 +123,24 @@ pub fn golden_batch_start() -> Batch {
 /// Golden vector: a batch with one interim update.
 pub fn golden_batch_update() -> Batch {
     batch(vec![Event::Update(update(100_002, offset(0)))])
+}
+
+/// Golden vector: a failed join (kind 4).
+pub fn golden_batch_failed_join() -> Batch {
+    batch(vec![Event::FailedJoin(failed_join(100_005, offset(0)))])
+}
+
+/// Golden vector: the update an agent sends when it learns the client's hostname from its
+/// DHCP leases, a few seconds after the start.
+pub fn golden_batch_hostname() -> Batch {
+    batch(vec![Event::Update(Update {
+        hostname: Some(HOSTNAME.into()),
+        rx_bytes: 81_920,
+        tx_bytes: 1_048_576,
+        rx_packets: 312,
+        tx_packets: 905,
+        ..update(100_006, offset(0))
+    })])
 }
 
 /// Golden vector: two stops. The first station vanished from a dump (no final station info,
