@@ -203,6 +203,49 @@ fn visible<'a>(c: &'a Change, only: &[String], org: Option<&str>) -> Vec<&'a str
         .collect()
 }
 
+/// What one stream does with what its receiver got.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    /// Nothing this stream shows.
+    Skip,
+    /// Send an event (name, data).
+    Send(&'static str, String),
+    /// Send a last event, then end the stream.
+    Last(&'static str, String),
+    /// End the stream.
+    End,
+}
+
+fn frame(
+    got: Result<Arc<Change>, broadcast::error::RecvError>,
+    only: &[String],
+    org: Option<&str>,
+) -> Frame {
+    match got {
+        Ok(c) => {
+            let devs = visible(&c, only, org);
+            if devs.is_empty() {
+                return Frame::Skip;
+            }
+            Frame::Send(
+                "change",
+                serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) }).to_string(),
+            )
+        }
+        // Fell behind by more than the feed keeps: a last word, and the stream ends (the
+        // client reconnects and reloads); it never holds more than the shared ring.
+        Err(broadcast::error::RecvError::Lagged(n)) => Frame::Last(
+            "overflow",
+            serde_json::json!({
+                "missed": n,
+                "error": "this stream fell too far behind and is closed; reconnect and reload"
+            })
+            .to_string(),
+        ),
+        Err(broadcast::error::RecvError::Closed) => Frame::End,
+    }
+}
+
 /// `GET /api/v1/stream`: server-sent events. `change` events carry the device ids whose
 /// sessions changed (`{"device_ids": [...], "at": "..."}`), limited to the token's
 /// organization and to the `device` / `organization` parameters, filtered in memory from the
@@ -254,28 +297,14 @@ pub async fn stream(
                 r = s.rx.recv() => r,
                 _ = s.stop.wait_for(|v| *v) => return None,
             };
-            let ev = match got {
-                Ok(c) => {
-                    let devs = visible(&c, &s.only, s.org.as_deref());
-                    if devs.is_empty() {
-                        continue;
-                    }
-                    Event::default().event("change").data(
-                        serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) })
-                            .to_string(),
-                    )
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
+            let ev = match frame(got, &s.only, s.org.as_deref()) {
+                Frame::Skip => continue,
+                Frame::End => return None,
+                Frame::Last(name, data) => {
                     s.done = true;
-                    Event::default().event("overflow").data(
-                        serde_json::json!({
-                            "missed": n,
-                            "error": "this stream fell too far behind and is closed; reconnect and reload"
-                        })
-                        .to_string(),
-                    )
+                    Event::default().event(name).data(data)
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Frame::Send(name, data) => Event::default().event(name).data(data),
             };
             return Some((Ok(ev), s));
         }
@@ -654,6 +683,36 @@ mod tests {
             visible(&c, &["ap2".into(), "ap3".into()], None),
             vec!["ap2", "ap3"]
         );
+    }
+
+    /// A reader more than the feed's buffer behind gets `overflow` and its stream ends.
+    #[test]
+    fn a_reader_that_falls_behind_gets_overflow_and_is_dropped() {
+        let live = Live::new(tokio::sync::watch::channel(false).1, &Limits::default());
+        let mut rx = live.subscribe();
+        for i in 0..CHANNEL + 10 {
+            live.notify(vec![dev("ap1", Some("acme"))], i as i64);
+        }
+        match frame(
+            rx.try_recv().map_err(|e| match e {
+                broadcast::error::TryRecvError::Lagged(n) => broadcast::error::RecvError::Lagged(n),
+                _ => broadcast::error::RecvError::Closed,
+            }),
+            &[],
+            Some("acme"),
+        ) {
+            Frame::Last(name, data) => {
+                assert_eq!(name, "overflow");
+                assert!(data.contains("\"missed\":10"), "{data}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Arc::new(Change {
+            devices: vec![dev("ap2", Some("beta"))],
+            at_ms: 5,
+        });
+        assert_eq!(frame(Ok(c.clone()), &[], Some("acme")), Frame::Skip);
+        assert!(matches!(frame(Ok(c), &[], None), Frame::Send("change", d) if d.contains("ap2")));
     }
 
     #[test]

@@ -122,16 +122,24 @@ pub fn router(state: AppState) -> Router {
     for (_, path, h) in routes() {
         r = r.route(path, h);
     }
-    r.fallback(api::no_route)
-        .method_not_allowed_fallback(api::no_method)
-        .layer(middleware::from_fn(guard_head))
+    bounded(
+        r.fallback(api::no_route)
+            .method_not_allowed_fallback(api::no_method),
+        timeout,
+    )
+    .with_state(state)
+}
+
+/// The request bounds around every route of `r`: head (414, 431), body (413), handler time
+/// (408), and JSON for every error answer.
+fn bounded<S: Clone + Send + Sync + 'static>(r: Router<S>, timeout: Duration) -> Router<S> {
+    r.layer(middleware::from_fn(guard_head))
         .layer(RequestBodyLimitLayer::new(serve::MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .layer(middleware::from_fn(json_errors))
-        .with_state(state)
 }
 
 /// 414 for a long request target, 431 for large headers, in JSON (hyper's own limits, far
@@ -314,6 +322,67 @@ mod tests {
             .collect();
         implemented.sort();
         assert_eq!(documented, implemented);
+    }
+
+    /// Every error answer is JSON, whoever produced it: the handler timeout's 408, the body
+    /// limit's 413, the head checks' 414 and 431, a handler's plain-text 400.
+    #[tokio::test]
+    async fn every_error_answer_is_json() {
+        use axum::body::Body;
+        use tower::ServiceExt as _;
+        let app: Router = bounded(
+            Router::new()
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        "late"
+                    }),
+                )
+                .route(
+                    "/plain",
+                    post(|| async { (StatusCode::BAD_REQUEST, "x: plain text") }),
+                ),
+            Duration::from_millis(50),
+        );
+        let call = |req: axum::http::Request<Body>| {
+            let app = app.clone();
+            async move {
+                let r = app.oneshot(req).await.unwrap();
+                let status = r.status();
+                let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&body)
+                    .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {body:?}"));
+                (status.as_u16(), v["error"].as_str().unwrap().to_owned())
+            }
+        };
+        let get = |uri: &str| axum::http::Request::get(uri).body(Body::empty()).unwrap();
+        let (s, e) = call(get("/slow")).await;
+        assert_eq!(s, 408, "{e}");
+        let big = axum::http::Request::post("/plain")
+            .header("content-length", "100000")
+            .body(Body::from(vec![0u8; 100_000]))
+            .unwrap();
+        let (s, e) = call(big).await;
+        assert!(s == 413 && e.contains("65536"), "{s} {e}");
+        let (s, e) = call(get(&format!("/plain?{}", "q".repeat(9000)))).await;
+        assert_eq!(s, 414, "{e}");
+        let mut req = axum::http::Request::post("/plain")
+            .body(Body::empty())
+            .unwrap();
+        req.headers_mut().insert(
+            "x-big",
+            axum::http::HeaderValue::from_str(&"b".repeat(17_000)).unwrap(),
+        );
+        let (s, e) = call(req).await;
+        assert_eq!(s, 431, "{e}");
+        let (s, e) = call(
+            axum::http::Request::post("/plain")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((s, e.as_str()), (400, "x: plain text"));
     }
 
     #[test]
