@@ -148,9 +148,11 @@ impl Snapshot {
             let since_commit = now_ms - self.last_commit_ms.unwrap_or(self.started_ms);
             if now_ms - o > stall_ms && since_commit > stall_ms {
                 out.push(format!(
-                    "ingest: {} messages wait, the oldest for {} s, and nothing was committed \
-                     for {} s",
+                    "ingest: {} message{} wait{}, the oldest for {} s, and nothing was \
+                     committed for {} s",
                     self.waiting,
+                    if self.waiting == 1 { "" } else { "s" },
+                    if self.waiting == 1 { "s" } else { "" },
                     s(now_ms - o),
                     s(since_commit)
                 ));

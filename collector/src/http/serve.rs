@@ -35,6 +35,9 @@ pub const MAX_HEADERS: usize = 100;
 /// Largest request body (no endpoint takes one; a refresh has none): 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Connections over the cap answered 503 at once at most (each for up to a second).
+const REFUSING: usize = 64;
+
 /// What a connection over the cap is told before it is closed.
 fn refusal() -> Vec<u8> {
     let body =
@@ -59,6 +62,9 @@ pub async fn serve(
 ) {
     let cap = limits.http_connections;
     let slots = Arc::new(Semaphore::new(cap));
+    // Connections being told "503" at once; past this many, one more is just closed (a
+    // flood must not hold a descriptor per refused connection either).
+    let refusing = Arc::new(Semaphore::new(REFUSING));
     let header_timeout = Duration::from_secs(limits.http_header_timeout_s);
     let write_timeout = Duration::from_secs(limits.http_write_timeout_s);
     let mut accept_errors = 0u64;
@@ -83,7 +89,12 @@ pub async fn serve(
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             live.refused[REFUSED_CONNECTION].fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(tcp));
+            if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(tcp).await;
+                    drop(permit);
+                });
+            }
             continue;
         };
         let _ = tcp.set_nodelay(true);
