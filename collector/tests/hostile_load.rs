@@ -154,7 +154,15 @@ fn sse_client(
 fn scoped_streams_get_changes_from_one_feed_within_seconds() {
     const STREAMS: usize = 300;
     const TOKENS: usize = 3;
-    const CHANGES: usize = 200;
+    // tests/bench/hostile.sh --sse-rate raises the change rate (a benchmark knob).
+    let knob = |name: &str, default: u64| -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let changes = knob("WIFISESS_BENCH_SSE_CHANGES", 200) as usize;
+    let pace = Duration::from_millis(knob("WIFISESS_BENCH_SSE_PACE_MS", 20));
     let readers: Vec<String> = (0..TOKENS)
         .map(|i| format!("acme-reader-{i}-0123456789abcdef"))
         .collect();
@@ -198,7 +206,7 @@ fn scoped_streams_get_changes_from_one_feed_within_seconds() {
             match ev {
                 Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
                     acked += 1;
-                    if acked == CHANGES + 1 {
+                    if acked == changes + 1 {
                         return;
                     }
                 }
@@ -208,7 +216,7 @@ fn scoped_streams_get_changes_from_one_feed_within_seconds() {
         }
     });
     let mut max_threads = 0;
-    for k in 0..CHANGES {
+    for k in 0..changes {
         let dev = if k % 2 == 0 { "ap1" } else { "ap2" };
         let id = 0x1000 + k as u64;
         let (topic, payload) =
@@ -219,7 +227,7 @@ fn scoped_streams_get_changes_from_one_feed_within_seconds() {
         if k % 10 == 0 {
             max_threads = max_threads.max(proc_status(pid(&env), "Threads").unwrap_or(0));
         }
-        std::thread::sleep(Duration::from_millis(20)); // pacing, not waiting for anything
+        std::thread::sleep(pace); // pacing, not waiting for anything
     }
     let (topic, payload) = sessions_batch("ap9", 1, &[(0x9999, 9, 60_000, None)]);
     client
@@ -239,9 +247,10 @@ fn scoped_streams_get_changes_from_one_feed_within_seconds() {
     let rss = proc_status(pid(&env), "VmHWM").unwrap_or(0);
     let (p50, p99, max) = p99(all.clone());
     println!(
-        "scoped SSE fan-out: {STREAMS} streams, {} deliveries: p50 {p50} ms, p99 {p99} ms, max \
-         {max} ms; collector threads {base_threads} with the streams open, {max_threads} at \
-         most while changes flowed; peak RSS {} MiB",
+        "scoped SSE fan-out: {STREAMS} streams, {changes} changes paced {pace:?}, {} \
+         deliveries: p50 {p50} ms, p99 {p99} ms, max {max} ms; collector threads \
+         {base_threads} with the streams open, {max_threads} at most while changes flowed; \
+         peak RSS {} MiB",
         all.len(),
         rss / 1024
     );

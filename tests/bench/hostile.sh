@@ -9,7 +9,8 @@
 # environment: BENCH_COLLECTOR=/path/to/wifisess-collector measures another build (e.g. the
 #   one before issue 19, with BENCH_NO_LIMITS=1) with the same tests: they then fail on what
 #   they pin, and print their figures first; BENCH_SKIP_BUILD=1, BENCH_DIR as for the other
-#   benchmarks.
+#   benchmarks; WIFISESS_BENCH_SSE_CHANGES / WIFISESS_BENCH_SSE_PACE_MS (default 200 changes
+#   20 ms apart) for a faster stream of changes in the SSE test.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib-collector.sh"
 
