@@ -243,7 +243,9 @@ function connectStream() {
   state.source = src;
   src.addEventListener("hello", () => setLive(true, "live"));
   src.addEventListener("change", () => { setLive(true, "live"); scheduleReload(); });
-  src.addEventListener("resync", scheduleReload);
+  // The server ended a stream that fell behind: EventSource reconnects by itself; reload
+  // everything, since changes were missed.
+  src.addEventListener("overflow", scheduleReload);
   src.onerror = () => setLive(false, "reconnecting…");
 }
 

@@ -3,12 +3,14 @@
 //! ingest (MQTT into the writer thread); at SIGINT/SIGTERM ingest stops reading, the writer
 //! commits and acks what it holds, then the API finishes its open requests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::health::IngestHealth;
 use crate::ingest::{self, WriterParts};
 use crate::timefmt::now_ms;
 use crate::writer::{Handle, Writer};
@@ -37,7 +39,14 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (handle, requests) = Handle::channel();
-    let server = crate::http::start(cfg, rt.handle(), handle, stop_rx.clone())?;
+    let health = Arc::new(IngestHealth::default());
+    let server = crate::http::start(
+        cfg,
+        rt.handle(),
+        handle,
+        stop_rx.clone(),
+        Arc::clone(&health),
+    )?;
     let (on_commit, http_task) = match server {
         Some(s) => (Some(s.on_commit), Some(s.task)),
         None => (None, None),
@@ -47,6 +56,7 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
         on_commit,
         jobs: crate::jobs::Schedule::new(cfg.retention_days, cfg.expire_hours, now_ms()),
         expire_hours: cfg.expire_hours,
+        health,
     };
     rt.block_on(async move {
         let ingest = ingest::serve(cfg, writer, parts, stop_rx);

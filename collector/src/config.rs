@@ -93,6 +93,53 @@ pub struct Config {
     pub max_open_sessions: BTreeMap<String, u32>,
     /// API bearer tokens; none: the API is open, and only a loopback address may be bound.
     pub tokens: Vec<TokenConfig>,
+    /// Bounds of the HTTP API and the readiness thresholds (`[limits]`).
+    pub limits: Limits,
+}
+
+/// The bounds under hostile load (`[limits]` in the TOML file; docs/API.md, "Limits").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Open HTTP connections at most; one more is answered 503 and closed.
+    pub http_connections: usize,
+    /// Seconds a client may take to send a request's headers (also the idle time allowed
+    /// between two requests of a kept-alive connection).
+    pub http_header_timeout_s: u64,
+    /// Seconds a response may wait for a client that stopped reading before the connection
+    /// is closed (CSV exports, event streams).
+    pub http_write_timeout_s: u64,
+    /// Seconds a handler may take to produce its response's head.
+    pub http_request_timeout_s: u64,
+    /// Event streams (`GET /api/v1/stream`) open at once, in all.
+    pub streams: usize,
+    /// Event streams open at once per token (per client address without tokens).
+    pub streams_per_token: usize,
+    /// CSV exports running at once.
+    pub csv_exports: usize,
+    /// `/readyz` fails when a transaction has run, or waiting messages have not advanced,
+    /// for this many seconds, or the broker has been unreachable for as long.
+    pub ready_stall_s: u64,
+    /// MQTT keep-alive, seconds: the broker drops the collector after 1.5 × this without a
+    /// packet from it; the collector reconnects when nothing at all came from the broker for
+    /// this long after a ping.
+    pub mqtt_keep_alive_s: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            http_connections: 512,
+            http_header_timeout_s: 10,
+            http_write_timeout_s: 30,
+            http_request_timeout_s: 30,
+            streams: 384,
+            streams_per_token: 128,
+            csv_exports: 8,
+            ready_stall_s: 60,
+            mqtt_keep_alive_s: 30,
+        }
+    }
 }
 
 impl Config {
@@ -159,6 +206,7 @@ impl Default for Config {
             devices: Vec::new(),
             max_open_sessions: BTreeMap::new(),
             tokens: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -194,6 +242,8 @@ struct FileConfig {
     max_open_sessions: BTreeMap<String, u32>,
     #[serde(default)]
     tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    limits: Limits,
 }
 
 /// Values given on the command line (highest precedence).
@@ -299,6 +349,7 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         c.devices = f.devices;
         c.max_open_sessions = f.max_open_sessions;
         c.tokens = f.tokens;
+        c.limits = f.limits;
     }
     if let Some(v) = env("WIFISESS_DB") {
         c.db = DbLocator::parse(Path::new(&v));
@@ -353,6 +404,71 @@ fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
+/// The shortest API token accepted (characters). A configured hash cannot tell its token's
+/// length, so it is enforced where it can be: a presented token shorter than this never
+/// authenticates ([`crate::http::auth`]), and hashes of the empty string, of every token of
+/// one or two printable ASCII characters and of [`WEAK_TOKENS`] are refused at load.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Tokens refused by their hash whatever their length: what a placeholder or an unset
+/// variable gives (`printf %s "$TOKEN" | sha256sum` with `TOKEN` unset hashes "").
+pub const WEAK_TOKENS: &[&str] = &[
+    "",
+    "\n",
+    "token",
+    "secret",
+    "password",
+    "changeme",
+    "change-me",
+    "admin",
+    "reader",
+    "read",
+    "test",
+    "example",
+    "TOKEN",
+    "CHANGEME",
+    "s3cret",
+    "s3cret-admin",
+    "1234567890123456",
+];
+
+/// Checks one configured token hash: 64 hex digits, not the hash of a known-weak token.
+///
+/// # Errors
+/// Why the hash is refused.
+pub fn check_token_hash(h: &str) -> Result<(), String> {
+    use sha2::{Digest, Sha256};
+    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("expected 64 hex digits (printf %s TOKEN | sha256sum)".into());
+    }
+    let want: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect();
+    let is = |t: &[u8]| Sha256::digest(t).as_slice() == want.as_slice();
+    if is(b"") {
+        return Err(
+            "this is the SHA-256 of the empty string (was the token variable unset?); \
+                    generate a token with `openssl rand -hex 32`"
+                .into(),
+        );
+    }
+    if let Some(w) = WEAK_TOKENS.iter().find(|w| is(w.as_bytes())) {
+        return Err(format!(
+            "this is the SHA-256 of the well-known token {w:?}; generate one with `openssl rand -hex 32`"
+        ));
+    }
+    let printable = 0x20u8..0x7f;
+    for a in printable.clone() {
+        if is(&[a]) || printable.clone().any(|b| is(&[a, b])) {
+            return Err(format!(
+                "this is the SHA-256 of a token of at most 2 characters; tokens need at least \
+                 {MIN_TOKEN_LEN} (`openssl rand -hex 32`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate(c: &Config) -> Result<(), ConfigError> {
     let p = &c.topic_prefix;
     if p.is_empty() || p.ends_with('/') || p.contains(['+', '#']) {
@@ -369,10 +485,23 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     for (i, t) in c.tokens.iter().enumerate() {
-        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ConfigError(format!(
-                "tokens[{i}].sha256: expected 64 hex digits (printf %s TOKEN | sha256sum)"
-            )));
+        check_token_hash(&t.sha256)
+            .map_err(|why| ConfigError(format!("tokens[{i}].sha256: {why}")))?;
+    }
+    let l = &c.limits;
+    for (name, v) in [
+        ("http_connections", l.http_connections as u64),
+        ("http_header_timeout_s", l.http_header_timeout_s),
+        ("http_write_timeout_s", l.http_write_timeout_s),
+        ("http_request_timeout_s", l.http_request_timeout_s),
+        ("streams", l.streams as u64),
+        ("streams_per_token", l.streams_per_token as u64),
+        ("csv_exports", l.csv_exports as u64),
+        ("ready_stall_s", l.ready_stall_s),
+        ("mqtt_keep_alive_s", l.mqtt_keep_alive_s),
+    ] {
+        if v == 0 {
+            return Err(ConfigError(format!("limits.{name}: must be at least 1")));
         }
     }
     if matches!(&c.db, DbLocator::Sqlite(p) if p.as_os_str().is_empty()) {
@@ -466,6 +595,62 @@ mod tests {
             .unwrap_err()
             .0
             .contains("listed twice"));
+    }
+
+    /// Issue 19: `printf %s "$TOKEN" | sha256sum` with TOKEN unset configured the hash of "",
+    /// and `?access_token=` with no value got in as admin.
+    #[test]
+    fn weak_token_hashes_are_refused_at_load() {
+        use sha2::{Digest, Sha256};
+        let hex = |t: &str| -> String {
+            Sha256::digest(t.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let flags = Flags {
+            config: Some(f.clone()),
+            ..Flags::default()
+        };
+        for (tok, why) in [
+            ("", "empty string"),
+            ("x", "at most 2 characters"),
+            ("ab", "at most 2 characters"),
+            ("changeme", "well-known"),
+        ] {
+            std::fs::write(
+                &f,
+                format!("[[tokens]]\nsha256 = \"{}\"\nrole = \"admin\"\n", hex(tok)),
+            )
+            .unwrap();
+            let e = load(&flags, &|_| None).unwrap_err();
+            assert!(
+                e.0.starts_with("tokens[0].sha256") && e.0.contains(why),
+                "{tok:?}: {e}"
+            );
+        }
+        std::fs::write(&f, "[[tokens]]\nsha256 = \"e3b0c442\"\nrole = \"admin\"\n").unwrap();
+        assert!(load(&flags, &|_| None)
+            .unwrap_err()
+            .0
+            .contains("64 hex digits"));
+        let good = hex("a-long-enough-token-0123456789");
+        std::fs::write(
+            &f,
+            format!(
+                "[[tokens]]\nsha256 = \"{}\"\nrole = \"read\"\n",
+                good.to_uppercase()
+            ),
+        )
+        .unwrap();
+        assert_eq!(load(&flags, &|_| None).unwrap().tokens.len(), 1);
+        std::fs::write(&f, "[limits]\ncsv_exports = 0\n").unwrap();
+        assert!(load(&flags, &|_| None)
+            .unwrap_err()
+            .0
+            .starts_with("limits.csv_exports"));
     }
 
     #[test]

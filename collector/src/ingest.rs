@@ -15,8 +15,9 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, S
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
+use crate::health::IngestHealth;
 use crate::timefmt::now_ms;
-use crate::writer::{Incoming, Notice, OnCommit, Outcome, Request, Writer};
+use crate::writer::{Committed, Incoming, Notice, OnCommit, Outcome, Request, Writer};
 
 /// Requests (acks) waiting for the event loop. The writer never waits for room here: an ack
 /// that does not fit waits in the writer's [`Acks`] until it does.
@@ -37,16 +38,19 @@ struct Backlog {
     peak: AtomicUsize,
     max_messages: usize,
     committed: tokio::sync::Notify,
+    /// What `/readyz` and `/metrics` see of it.
+    health: Arc<IngestHealth>,
 }
 
 impl Backlog {
-    fn new(max_messages: usize) -> Backlog {
+    fn new(max_messages: usize, health: Arc<IngestHealth>) -> Backlog {
         Backlog {
             messages: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             max_messages,
             committed: tokio::sync::Notify::new(),
+            health,
         }
     }
 
@@ -55,13 +59,15 @@ impl Backlog {
             || self.bytes.load(Ordering::Acquire) >= BACKLOG_MAX_BYTES
     }
 
-    fn add(&self, bytes: usize) {
+    fn add(&self, bytes: usize, receive_ms: i64) {
+        self.health.queued(receive_ms, bytes);
         let waiting = self.messages.fetch_add(1, Ordering::AcqRel) + 1;
         self.peak.fetch_max(waiting, Ordering::AcqRel);
         self.bytes.fetch_add(bytes, Ordering::AcqRel);
     }
 
     fn remove(&self, messages: usize, bytes: usize) {
+        self.health.committed(messages, bytes);
         self.messages.fetch_sub(messages, Ordering::AcqRel);
         self.bytes.fetch_sub(bytes, Ordering::AcqRel);
         // A permit is kept if the ingest task is not waiting yet: no wake-up is lost.
@@ -98,6 +104,9 @@ impl Acks {
 struct Received {
     publish: Publish,
     receive_ms: i64,
+    /// The payload's size as received; larger than `publish.payload` when it was over the
+    /// wire limit and cut (so the log tells the real size).
+    size: usize,
 }
 
 /// Lets at most `per_minute` messages through per minute and reports how many it held back.
@@ -144,13 +153,17 @@ pub struct WriterParts {
     pub jobs: crate::jobs::Schedule,
     /// `expire_hours`, for the refresh request.
     pub expire_hours: u32,
+    /// Progress for `/readyz` and `/metrics` (shared with the HTTP API).
+    pub health: Arc<IngestHealth>,
 }
 
-/// The largest MQTT packet the collector reads. Larger ones make rumqttc drop the connection
-/// and the broker redeliver them forever, so the broker's `max_packet_size` must not exceed it
-/// (docs/mosquitto-wifisess.conf.example sets 266240); payloads over the wire limit that fit
-/// here are read, rejected as too large, and acked.
-const MAX_READ_PACKET_BYTES: usize = 16 * 1024 * 1024;
+/// The largest MQTT packet the collector reads: the largest MQTT 3.1.1 allows (remaining
+/// length 268 435 455 plus a 5-byte fixed header), so no publish can make rumqttc drop the
+/// connection and the broker redeliver it forever (issue 19: a 17 MB publish wedged ingest
+/// when this was 16 MiB). Payloads over the wire limit are read, cut to it, rejected as too
+/// large (their real size logged) and acked; the broker's `max_packet_size` (266240 in
+/// docs/mosquitto-wifisess.conf.example) keeps them from being read at all.
+const MAX_READ_PACKET_BYTES: usize = 268_435_455 + 5;
 
 /// Ingests until `shutdown` turns true: connects, subscribes, hands publishes to the writer
 /// thread (started here with `writer` and `parts`), and at shutdown lets it commit and ack
@@ -165,18 +178,23 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let handle = tokio::runtime::Handle::current();
+    let health = Arc::clone(&parts.health);
+    health.started(now_ms());
     let client_id = cfg.mqtt_client_id();
     let mut opts = MqttOptions::new(&client_id, &cfg.broker_host, cfg.broker_port);
     opts.set_clean_session(false)
         .set_manual_acks(true)
-        .set_keep_alive(Duration::from_secs(30))
+        .set_keep_alive(Duration::from_secs(cfg.limits.mqtt_keep_alive_s))
         .set_max_packet_size(MAX_READ_PACKET_BYTES, 64 * 1024);
     if let Some(u) = &cfg.username {
         opts.set_credentials(u, cfg.password.clone().unwrap_or_default());
     }
     let (client, mut eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
     let (tx, rx) = mpsc::unbounded_channel::<Received>();
-    let backlog = Arc::new(Backlog::new(cfg.commit_max_messages.saturating_mul(2)));
+    let backlog = Arc::new(Backlog::new(
+        cfg.commit_max_messages.saturating_mul(2),
+        Arc::clone(&health),
+    ));
     let (done_tx, mut done_rx) = oneshot::channel::<anyhow::Result<()>>();
     let writer = {
         let client = client.clone();
@@ -214,6 +232,7 @@ pub async fn serve(
     let mut conn_errors = RateLimit::new(10);
     let mut paused_log = RateLimit::new(1);
     let mut paused = false;
+    let mut subscribe = false;
     let mut writer_result: Option<anyhow::Result<()>> = None;
     'ingest: loop {
         // A full backlog stops the reading (not the acks already queued: they wait in the
@@ -230,6 +249,23 @@ pub async fn serve(
                 );
             }
         }
+        // (Re)subscribe after each CONNACK. The request channel may be full of acks the
+        // writer handed over before a reconnect: then try again on the next turn (it drains
+        // as the event loop runs) instead of giving up (which ended the process).
+        if subscribe {
+            let subs = filters
+                .iter()
+                .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+            match client.try_subscribe_many(subs) {
+                Ok(()) => subscribe = false,
+                Err(rumqttc::ClientError::TryRequest(_)) => {}
+                Err(e) => return Err(e).context("queueing the subscription"),
+            }
+        }
+        if paused && !full {
+            // Reading resumes: the broker was not silent, we were not reading (see below).
+            eventloop.state.await_pingresp = false;
+        }
         paused = full;
         tokio::select! {
             _ = stopped(&mut shutdown) => {
@@ -242,33 +278,52 @@ pub async fn serve(
             }
             _ = backlog.committed.notified(), if full => {}
             ev = eventloop.poll(), if !full => match ev {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                    backoff = Duration::from_millis(500);
-                    log::info!("connected (session present: {})", ack.session_present);
-                    let subs = filters.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                    client.try_subscribe_many(subs).context("queueing the subscription")?;
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    log::info!("subscribed to {} and {}", filters[0], filters[1]);
-                }
-                Ok(Event::Incoming(Packet::Publish(mut p))) => {
-                    // An oversized payload is still read and acked (else the broker would
-                    // redeliver it forever to the persistent session); only its first bytes
-                    // are queued, enough for the decoder to reject it as too large.
-                    let keep = wifisess_wire::limits::MAX_PAYLOAD_BYTES + 1;
-                    if p.payload.len() > keep {
-                        p.payload = bytes::Bytes::copy_from_slice(&p.payload[..keep]);
-                    }
-                    let bytes = p.payload.len();
-                    let r = Received { publish: p, receive_ms: now_ms() };
-                    backlog.add(bytes);
-                    if tx.send(r).is_err() {
-                        log::error!("writer stopped; no longer ingesting");
-                        break 'ingest;
+                Ok(Event::Incoming(packet)) => {
+                    // Any packet from the broker shows the connection alive. rumqttc pings
+                    // every keep-alive whatever the traffic and drops the connection when the
+                    // last ping's answer has not been read by the next one; after a crash the
+                    // broker sends its whole backlog at once and the answer queues behind it,
+                    // read only as fast as the writer commits. The broker then resent every
+                    // unacked message after each such reconnect (issue 19: 2.16x the work for
+                    // a 1 M-event backlog). A broker that really went silent still fails the
+                    // next ping.
+                    eventloop.state.await_pingresp = false;
+                    match packet {
+                        Packet::ConnAck(ack) => {
+                            health.connection(true, now_ms());
+                            backoff = Duration::from_millis(500);
+                            log::info!("connected (session present: {})", ack.session_present);
+                            subscribe = true;
+                        }
+                        Packet::SubAck(_) => {
+                            log::info!("subscribed to {} and {}", filters[0], filters[1]);
+                        }
+                        Packet::Publish(mut p) => {
+                            // An oversized payload is still read and acked (else the broker
+                            // would redeliver it forever to the persistent session); only its
+                            // first bytes are queued, enough for the decoder to reject it as
+                            // too large.
+                            let size = p.payload.len();
+                            let keep = wifisess_wire::limits::MAX_PAYLOAD_BYTES + 1;
+                            if size > keep {
+                                health.oversized();
+                                p.payload = bytes::Bytes::copy_from_slice(&p.payload[..keep]);
+                            }
+                            let bytes = p.payload.len();
+                            let receive_ms = now_ms();
+                            let r = Received { publish: p, receive_ms, size };
+                            backlog.add(bytes, receive_ms);
+                            if tx.send(r).is_err() {
+                                log::error!("writer stopped; no longer ingesting");
+                                break 'ingest;
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    health.connection(false, now_ms());
                     if let Some(n) = conn_errors.pass(Instant::now()) {
                         log::warn!("mqtt: {e}; retrying in {backoff:?} ({n} similar messages suppressed)");
                     }
@@ -366,6 +421,7 @@ impl WriterThread {
                 }
             }
             let began = Instant::now();
+            self.parts.health.begin(now_ms());
             let incoming: Vec<Incoming<'_>> = group
                 .iter()
                 .map(|m| Incoming {
@@ -374,19 +430,29 @@ impl WriterThread {
                     receive_ms: m.receive_ms,
                 })
                 .collect();
-            let committed = self
-                .writer
-                .ingest(&incoming)
-                .context("writing to the database")?;
+            let committed = self.writer.ingest(&incoming);
+            self.parts.health.end(now_ms());
+            let committed = committed.context("writing to the database")?;
             drop(incoming);
-            self.notify(group.len(), committed.devices.clone(), began);
+            self.notify(group.len(), &committed, began);
             for (m, o) in group.iter().zip(&committed.outcomes) {
                 if let Outcome::Rejected(r) = o {
                     if let Some(n) = bad_input.pass(Instant::now()) {
                         if n > 0 {
                             log::warn!("{n} more bad messages were not logged");
                         }
-                        log::warn!("{}", r.describe(&m.publish.topic));
+                        if m.size > m.publish.payload.len() {
+                            log::warn!(
+                                "oversized payload on {}: {} bytes (limit {}): rejected and \
+                                 acknowledged; set max_packet_size in the broker \
+                                 (docs/OPERATIONS.md)",
+                                m.publish.topic,
+                                m.size,
+                                wifisess_wire::limits::MAX_PAYLOAD_BYTES
+                            );
+                        } else {
+                            log::warn!("{}", r.describe(&m.publish.topic));
+                        }
                     }
                 }
             }
@@ -418,11 +484,11 @@ impl WriterThread {
         Ok(())
     }
 
-    fn notify(&mut self, messages: usize, devices: Vec<String>, began: Instant) {
+    fn notify(&mut self, messages: usize, committed: &Committed, began: Instant) {
         if let Some(hook) = self.parts.on_commit.as_mut() {
             hook(&Notice {
                 messages,
-                devices,
+                devices: committed.changed(),
                 latency: began.elapsed(),
                 at_ms: now_ms(),
             });
@@ -432,8 +498,11 @@ impl WriterThread {
     /// One due lifecycle step; sessions an expiry closed are announced like merged events.
     fn jobs(&mut self) {
         let began = Instant::now();
-        if let Some(c) = self.parts.jobs.run_due(&mut self.writer, now_ms()) {
-            self.notify(0, c.devices, began);
+        self.parts.health.begin(now_ms());
+        let c = self.parts.jobs.run_due(&mut self.writer, now_ms());
+        self.parts.health.end(now_ms());
+        if let Some(c) = c {
+            self.notify(0, &c, began);
         }
     }
 
@@ -441,10 +510,12 @@ impl WriterThread {
         match r {
             Request::Refresh { now_ms, reply } => {
                 let began = Instant::now();
+                self.parts.health.begin(crate::timefmt::now_ms());
                 let r = crate::jobs::expire(&mut self.writer, now_ms, self.parts.expire_hours);
+                self.parts.health.end(crate::timefmt::now_ms());
                 let r = match r {
                     Ok((closed, committed)) => {
-                        self.notify(0, committed.devices, began);
+                        self.notify(0, &committed, began);
                         Ok(closed.into_iter().filter(|c| c.sessions > 0).collect())
                     }
                     Err(e) => Err(e.to_string()),

@@ -4,12 +4,14 @@
 //! Data flows one way (docs/collector.md, "Layout"):
 //! [`ingest`] (MQTT, acks) → [`writer`] → [`core`] (the merge rules, pure) → [`store`] (the
 //! port and its adapters) ← [`read`] (rows and queries) ← [`cli`], [`http`]. [`app`] wires
-//! them and owns shutdown; [`jobs`] are the lifecycle work the writer runs.
+//! them and owns shutdown; [`jobs`] are the lifecycle work the writer runs; [`health`] is
+//! the progress ingest reports and the API reads (created by `app`, imported by both).
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod jobs;

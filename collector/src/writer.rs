@@ -54,8 +54,33 @@ pub struct Committed {
     pub outcomes: Vec<Outcome>,
     /// Devices with changed rows (sorted, unique).
     pub devices: Vec<String>,
+    /// The organization in effect of each of `devices`, as just written: the live feed
+    /// filters per organization without a query.
+    pub organizations: BTreeMap<String, Option<String>>,
     /// Session rows written.
     pub sessions_written: usize,
+}
+
+impl Committed {
+    /// The changed devices with their organizations, for the commit notice.
+    pub fn changed(&self) -> Vec<Changed> {
+        self.devices
+            .iter()
+            .map(|id| Changed {
+                id: id.clone(),
+                organization: self.organizations.get(id).cloned().flatten(),
+            })
+            .collect()
+    }
+}
+
+/// A device whose sessions changed in a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// Device id.
+    pub id: String,
+    /// Its organization in effect (inventory, else announced) after the commit.
+    pub organization: Option<String>,
 }
 
 /// The writer. See the module documentation.
@@ -146,6 +171,7 @@ impl Writer {
                     };
                     all.outcomes.extend(c.outcomes);
                     all.devices.extend(c.devices);
+                    all.organizations.extend(c.organizations);
                     all.sessions_written += c.sessions_written;
                 }
                 all.devices.sort();
@@ -360,11 +386,13 @@ impl Writer {
             tx.state.rev += 1;
             let names = self.inventory.effective(id, &tx.state.status.names());
             self.store.write(tx, &names)?;
-            tx.state.names = names;
             c.sessions_written += rows;
             if rows > 0 {
                 c.devices.push(id.clone());
+                c.organizations
+                    .insert(id.clone(), names.organization.clone());
             }
+            tx.state.names = names;
         }
         self.store.add_counts(&all)?;
         if self.cache.len() + txs.len() > CACHE_DEVICES {
@@ -426,8 +454,9 @@ impl Handle {
 pub struct Notice {
     /// MQTT messages in the transaction (0: a lifecycle job's or a request's commit).
     pub messages: usize,
-    /// Devices with changed session rows (sorted, unique).
-    pub devices: Vec<String>,
+    /// Devices with changed session rows (sorted, unique by id), each with its organization
+    /// as just written, so scoped readers are filtered without a query.
+    pub devices: Vec<Changed>,
     /// Time from the start of the transaction to its commit.
     pub latency: std::time::Duration,
     /// Commit time, ms since the epoch.

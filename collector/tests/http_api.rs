@@ -347,13 +347,13 @@ fn tokens_roles_and_organization_scopes() {
         "[[tokens]]\nsha256 = \"{}\"\nrole = \"admin\"\n\n\
          [[tokens]]\nsha256 = \"{}\"\nrole = \"read\"\norganization = \"acme\"\n\n\
          [[tokens]]\nsha256 = \"{}\"\nrole = \"read\"\n",
-        sha256_hex("admin-secret"),
-        sha256_hex("acme-reader"),
-        sha256_hex("reader")
+        sha256_hex("admin-secret-0123456789"),
+        sha256_hex("acme-reader-0123456789"),
+        sha256_hex("plain-reader-0123456789")
     );
     let env = Env::start(&config);
-    let admin = Some("admin-secret");
-    let acme = Some("acme-reader");
+    let admin = Some("admin-secret-0123456789");
+    let acme = Some("acme-reader-0123456789");
     seed(&env, admin);
 
     // 401 without or with a wrong token, on every data endpoint; the page and health are open.
@@ -415,7 +415,7 @@ fn tokens_roles_and_organization_scopes() {
 
     // The token also works as access_token (EventSource, download links).
     assert_eq!(
-        env.get("/api/v1/sessions?access_token=acme-reader", None)
+        env.get("/api/v1/sessions?access_token=acme-reader-0123456789", None)
             .json()["sessions"]
             .as_array()
             .unwrap()
@@ -426,7 +426,8 @@ fn tokens_roles_and_organization_scopes() {
     // Roles: refresh needs an unscoped admin.
     assert_eq!(env.post("/api/v1/sessions/refresh", acme).status, 403);
     assert_eq!(
-        env.post("/api/v1/sessions/refresh", Some("reader")).status,
+        env.post("/api/v1/sessions/refresh", Some("plain-reader-0123456789"))
+            .status,
         403
     );
     assert_eq!(env.post("/api/v1/sessions/refresh", admin).status, 200);

@@ -270,27 +270,182 @@ fn token_cfg(tok: &str, role: Role) -> TokenConfig {
 #[test]
 fn token_comparison_accepts_only_the_exact_token() {
     let t = tokens(&[
-        token_cfg("s3cret-admin", Role::Admin),
-        token_cfg("s3cret-read", Role::Read),
+        token_cfg("s3cret-admin-0123456789", Role::Admin),
+        token_cfg("s3cret-read-0123456789", Role::Read),
     ]);
-    assert!(authenticate(&t, Some("s3cret-admin")).unwrap().admin);
-    assert!(!authenticate(&t, Some("s3cret-read")).unwrap().admin);
+    assert!(
+        authenticate(&t, Some("s3cret-admin-0123456789"))
+            .unwrap()
+            .admin
+    );
+    assert!(
+        !authenticate(&t, Some("s3cret-read-0123456789"))
+            .unwrap()
+            .admin
+    );
     for bad in [
         "",
-        "s3cret-admiN",
-        "S3cret-admin",
-        "s3cret-admin ",
-        " s3cret-admin",
-        "s3cret-admi",
-        "s3cret-admin\0",
-        "s3cret-readx",
+        "s3cret-admin-012345678A",
+        "S3cret-admin-0123456789",
+        "s3cret-admin-0123456789 ",
+        " s3cret-admin-0123456789",
+        "s3cret-admin-012345678",
+        "s3cret-admin-0123456789\0",
+        "s3cret-read-0123456789x",
     ] {
         let e = authenticate(&t, Some(bad)).unwrap_err();
         assert_eq!(e.status.as_u16(), 401, "{bad:?}");
     }
     // Two tokens configured with the same hash: the first one's role wins, deterministically.
-    let dup = tokens(&[token_cfg("x", Role::Read), token_cfg("x", Role::Admin)]);
-    assert!(!authenticate(&dup, Some("x")).unwrap().admin);
+    let dup = tokens(&[
+        token_cfg("same-token-0123456789", Role::Read),
+        token_cfg("same-token-0123456789", Role::Admin),
+    ]);
+    assert!(
+        !authenticate(&dup, Some("same-token-0123456789"))
+            .unwrap()
+            .admin
+    );
+}
+
+const ACME_READ: &str = "acme-reader-token-0123456789";
+const ACME_ADMIN: &str = "acme-admin-token-0123456789";
+const WRONG: &str = "wrong-token-0123456789abcdef";
+
+/// The status line of `method path` with `token`, reading no further (for the event stream).
+fn status_only(port: u16, method: &str, path: &str, token: Option<&str>) -> u16 {
+    use std::io::{BufRead as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).unwrap();
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// Every route of `http::routes()`, for every kind of caller: no token, a wrong one, an
+/// unscoped reader and admin, a reader and an admin scoped to `acme`. Open routes answer
+/// everyone; data routes need a token; refresh needs an unscoped admin; a scoped token sees
+/// nothing of `beta` (404 for its session and device, none of its rows) and is refused
+/// (403) when it asks for `beta`. A route added without a line here fails the test.
+#[test]
+fn every_route_by_role_and_scope() {
+    let env = Env::start(&format!(
+        "[[tokens]]\nsha256 = \"{}\"\nrole = \"admin\"\n\n\
+         [[tokens]]\nsha256 = \"{}\"\nrole = \"read\"\n\n\
+         [[tokens]]\nsha256 = \"{}\"\nrole = \"read\"\norganization = \"acme\"\n\n\
+         [[tokens]]\nsha256 = \"{}\"\nrole = \"admin\"\norganization = \"acme\"\n",
+        sha256_hex(ADMIN),
+        sha256_hex(READER),
+        sha256_hex(ACME_READ),
+        sha256_hex(ACME_ADMIN),
+    ));
+    seed(&env, Some(ADMIN));
+    // Callers: (name, token, unscoped, admin).
+    let callers: [(&str, Option<&str>, bool, bool); 6] = [
+        ("none", None, false, false),
+        ("wrong", Some(WRONG), false, false),
+        ("reader", Some(READER), true, false),
+        ("admin", Some(ADMIN), true, true),
+        ("acme reader", Some(ACME_READ), false, false),
+        ("acme admin", Some(ACME_ADMIN), false, true),
+    ];
+    // Per route: the requests made (path, what it touches: Some("beta") when it asks for
+    // another organization's data explicitly, Some("beta-row") for a beta row by id).
+    let cases = |path: &str| -> Vec<(String, Option<&'static str>)> {
+        let plain = |p: &str| vec![(p.to_owned(), None)];
+        match path {
+            "/"
+            | "/assets/app.js"
+            | "/assets/style.css"
+            | "/healthz"
+            | "/readyz"
+            | "/api/v1/openapi.json"
+            | "/metrics"
+            | "/api/v1/stream"
+            | "/api/v1/sessions/refresh" => plain(path),
+            "/api/v1/sessions" | "/api/v1/devices" | "/api/v1/status" => vec![
+                (path.to_owned(), None),
+                (format!("{path}?organization=beta"), Some("beta")),
+            ],
+            "/api/v1/sessions/{id}" => vec![
+                ("/api/v1/sessions/0000000000000011".into(), None),
+                ("/api/v1/sessions/0000000000000021".into(), Some("beta-row")),
+            ],
+            "/api/v1/devices/{id}" => vec![
+                ("/api/v1/devices/ap1".into(), None),
+                ("/api/v1/devices/ap2".into(), Some("beta-row")),
+            ],
+            "/api/v1/presence" => vec![
+                ("/api/v1/presence?group=lab&from=-2h&to=now".into(), None),
+                (
+                    "/api/v1/presence?group=hall&from=-2h&to=now&organization=beta".into(),
+                    Some("beta"),
+                ),
+            ],
+            other => panic!("route {other} has no case in every_route_by_role_and_scope"),
+        }
+    };
+    let open = [
+        "/",
+        "/assets/app.js",
+        "/assets/style.css",
+        "/healthz",
+        "/readyz",
+        "/api/v1/openapi.json",
+    ];
+    let mut checked = 0;
+    for (method, route, _) in wifisess_collector::http::routes() {
+        for (path, touches) in cases(route) {
+            for (who, token, unscoped, admin) in callers {
+                let want: u16 = if open.contains(&route) {
+                    200
+                } else if token.is_none() || who == "wrong" {
+                    401
+                } else if route == "/api/v1/sessions/refresh" {
+                    if admin && unscoped {
+                        200
+                    } else {
+                        403
+                    }
+                } else if unscoped {
+                    200
+                } else {
+                    match touches {
+                        Some("beta") => 403,
+                        Some(_) => 404,
+                        None => 200,
+                    }
+                };
+                let m = method.to_uppercase();
+                let what = format!("{who}: {m} {path}");
+                if route == "/api/v1/stream" {
+                    assert_eq!(status_only(env.http_port, &m, &path, token), want, "{what}");
+                    checked += 1;
+                    continue;
+                }
+                let r = request(env.http_port, &m, &path, token);
+                assert_eq!(r.status, want, "{what}: {}", r.body);
+                if want != 200 {
+                    assert_json_error(&what, &r, want);
+                } else if !unscoped && !open.contains(&route) {
+                    for leak in ["beta", "ap2", "Hall AP"] {
+                        assert!(!r.body.contains(leak), "{what} shows {leak}: {}", r.body);
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    println!("every_route_by_role_and_scope: {checked} requests checked");
 }
 
 /// Impossible dates and offsets (found by this suite when the API had its own time parser,

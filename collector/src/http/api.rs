@@ -1,6 +1,8 @@
 //! Handlers of the JSON API, the CSV export and the embedded dashboard.
 
-use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -11,6 +13,7 @@ use serde_json::json;
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::live::REFUSED_EXPORT;
 use super::params::{self, Cursor, Params};
 use super::AppState;
 use crate::read::devices::{self, DeviceFilter};
@@ -63,20 +66,49 @@ pub async fn openapi() -> Response {
     asset(OPENAPI_JSON, "application/json")
 }
 
-/// `GET /healthz`: the database answers a read.
-pub async fn healthz(State(st): State<AppState>) -> Response {
-    match st
+/// The database answers a read within 5 s (`None`), or why not.
+async fn database_problem(st: &AppState) -> Option<String> {
+    let read = st
         .reader
-        .run(|db| Ok(db.query_one("SELECT count(*) FROM devices", &[])?))
-        .await
-    {
-        Ok(_) => Json(json!({ "status": "ok" })).into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "error", "error": "database not readable" })),
-        )
-            .into_response(),
+        .run(|db| Ok(db.query_one("SELECT count(*) FROM devices", &[])?));
+    match tokio::time::timeout(Duration::from_secs(5), read).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(_)) => Some("database: not readable (see the collector's log)".into()),
+        Err(_) => Some("database: a read took longer than 5 s".into()),
     }
+}
+
+fn health_answer(problems: Vec<String>, ok: &str) -> Response {
+    if problems.is_empty() {
+        return Json(json!({ "status": ok })).into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "status": "error", "error": problems.join("; "), "problems": problems })),
+    )
+        .into_response()
+}
+
+/// `GET /healthz` (liveness): 503 when the database cannot be read, the writer's transaction
+/// has run longer than `ready_stall_s`, or messages have waited that long with nothing
+/// committed; a restart may help then.
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    let stall_ms = st.cfg.limits.ready_stall_s.saturating_mul(1000) as i64;
+    let mut problems = st.health.snapshot().stalls(now_ms(), stall_ms);
+    problems.extend(database_problem(&st).await);
+    health_answer(problems, "ok")
+}
+
+/// `GET /readyz` (readiness): everything `/healthz` checks, and the broker connection: 503
+/// when it has been down longer than `ready_stall_s` (the collector ingests nothing).
+pub async fn readyz(State(st): State<AppState>) -> Response {
+    let stall_ms = st.cfg.limits.ready_stall_s.saturating_mul(1000) as i64;
+    let snap = st.health.snapshot();
+    let now = now_ms();
+    let mut problems = snap.stalls(now, stall_ms);
+    problems.extend(snap.broker(now, stall_ms));
+    problems.extend(database_problem(&st).await);
+    health_answer(problems, "ready")
 }
 
 /// Any other path.
@@ -142,7 +174,15 @@ pub async fn sessions(
         Some("csv") => {
             let limit = p.number("limit", u32::MAX)?;
             p.finish()?;
-            Ok(csv_response(st, filter, cursor, limit, now))
+            let Ok(permit) = Arc::clone(&st.live.exports).try_acquire_owned() else {
+                st.live.refused[REFUSED_EXPORT].fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::busy(format!(
+                    "too many CSV exports running ({}); try again later",
+                    st.cfg.limits.csv_exports
+                )));
+            };
+            filter.after = cursor;
+            Ok(csv_response(st, filter, limit, now, permit))
         }
         Some(other) => Err(ApiError::bad_param(
             "format",
@@ -151,52 +191,81 @@ pub async fn sessions(
     }
 }
 
-/// The CSV body, produced page by page on a blocking thread while the client reads: memory
-/// stays bounded whatever the result size.
+/// Where a CSV export is.
+struct Export {
+    st: AppState,
+    filter: SessionFilter,
+    now: sessions::Now,
+    /// Rows still to send.
+    left: u64,
+    /// Header line sent.
+    started: bool,
+    /// Last page sent.
+    done: bool,
+    /// One of `csv_exports`, held until the body is dropped.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// The CSV body, streamed: the next page of rows is read (on a blocking task, with a pooled
+/// read connection given back at once) only when the client has taken the previous one, so
+/// a client that stops reading holds no thread and no connection, only its last page, until
+/// the connection's write timeout closes it. A failure mid-way aborts the body (the client
+/// sees an incomplete transfer, not a short file).
 fn csv_response(
     st: AppState,
     filter: SessionFilter,
-    cursor: Option<Cursor>,
     limit: Option<u32>,
     now: sessions::Now,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    tokio::task::spawn_blocking(move || {
-        let r = st.reader.with(|db| {
+    let export = Export {
+        st,
+        filter,
+        now,
+        left: limit.map_or(u64::MAX, u64::from),
+        started: false,
+        done: false,
+        _permit: permit,
+    };
+    let stream = futures_util::stream::unfold(export, |mut e| async move {
+        if !e.started {
+            e.started = true;
             let mut head = String::new();
             csv::line(&mut head, &SESSION_FIELDS);
-            if tx.blocking_send(Bytes::from(head)).is_err() {
-                return Ok(());
-            }
-            let mut filter = filter;
-            filter.after = cursor;
-            let mut left = limit.map_or(u64::MAX, u64::from);
-            while left > 0 {
-                let n = CSV_CHUNK.min(u32::try_from(left).unwrap_or(u32::MAX));
-                filter.limit = Some(n);
-                let rows = sessions::list_keyed(db, &filter, now)?;
-                let mut buf = String::with_capacity(rows.len() * 200);
-                for (r, _) in &rows {
-                    csv::line(&mut buf, &r.cells());
-                }
-                if tx.blocking_send(Bytes::from(buf)).is_err() {
-                    return Ok(()); // client went away
-                }
-                left -= rows.len() as u64;
-                if rows.len() < n as usize {
-                    break;
-                }
-                filter.after = rows.last().map(|r| r.1.clone());
-            }
-            Ok(())
-        });
-        if let Err(e) = r {
-            // Headers are out already: the body ends early; the log says why.
-            log::error!("http: CSV export failed: {}", e.message);
+            return Some((Ok(Bytes::from(head)), e));
         }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+        if e.done || e.left == 0 {
+            return None;
+        }
+        let n = CSV_CHUNK.min(u32::try_from(e.left).unwrap_or(u32::MAX));
+        let mut f = e.filter.clone();
+        f.limit = Some(n);
+        let now = e.now;
+        let page =
+            e.st.reader
+                .run(move |db| {
+                    let rows = sessions::list_keyed(db, &f, now)?;
+                    let mut buf = String::with_capacity(rows.len() * 200);
+                    for (r, _) in &rows {
+                        csv::line(&mut buf, &r.cells());
+                    }
+                    Ok((buf, rows.len(), rows.last().map(|r| r.1.clone())))
+                })
+                .await;
+        match page {
+            Ok((buf, got, last)) => {
+                e.left -= got as u64;
+                e.done = got < n as usize;
+                e.filter.after = last;
+                Some((Ok::<_, std::io::Error>(Bytes::from(buf)), e))
+            }
+            Err(err) => {
+                // Headers are out already: the body is cut off; the log says why.
+                log::error!("http: CSV export failed: {}", err.message);
+                e.done = true;
+                Some((Err(std::io::Error::other("CSV export failed")), e))
+            }
+        }
     });
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();

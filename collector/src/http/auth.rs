@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::config::{Role, TokenConfig};
+use crate::config::{Role, TokenConfig, MIN_TOKEN_LEN};
 
 /// A configured token, its hash decoded.
 #[derive(Debug, Clone)]
@@ -24,6 +24,9 @@ pub struct Principal {
     pub admin: bool,
     /// `Some(o)`: sees only organization `o`.
     pub organization: Option<String>,
+    /// Which configured token (its index), for the per-token stream cap; `None` without
+    /// tokens.
+    pub token: Option<usize>,
 }
 
 impl Principal {
@@ -87,24 +90,32 @@ pub fn authenticate(tokens: &[Token], presented: Option<&str>) -> Result<Princip
         return Ok(Principal {
             admin: true,
             organization: None,
+            token: None,
         });
     }
-    let Some(p) = presented else {
+    let Some(p) = presented.filter(|p| !p.is_empty()) else {
         return Err(ApiError::unauthorized(
             "missing bearer token (Authorization: Bearer TOKEN)",
         ));
     };
+    // Whatever hash is configured, a short token never gets in (issue 19: an empty
+    // `access_token=` matched a configured hash of the empty string).
+    if p.chars().count() < MIN_TOKEN_LEN {
+        return Err(ApiError::unauthorized("unknown bearer token"));
+    }
     let h: [u8; 32] = Sha256::digest(p.as_bytes()).into();
-    let mut found: Option<&Token> = None;
-    for t in tokens {
+    let mut found: Option<usize> = None;
+    for (i, t) in tokens.iter().enumerate() {
         if ct_eq(&t.hash, &h) && found.is_none() {
-            found = Some(t);
+            found = Some(i);
         }
     }
-    let t = found.ok_or_else(|| ApiError::unauthorized("unknown bearer token"))?;
+    let i = found.ok_or_else(|| ApiError::unauthorized("unknown bearer token"))?;
+    let t = &tokens[i];
     Ok(Principal {
         admin: t.role == Role::Admin,
         organization: t.organization.clone(),
+        token: Some(i),
     })
 }
 
@@ -148,14 +159,21 @@ mod tests {
 
     #[test]
     fn roles_scopes_and_unknown_tokens() {
+        let (rt, at) = ("reader-0123456789abcdef", "admin-0123456789abcdef");
         let t = tokens(&[
-            cfg("r", Role::Read, Some("acme")),
-            cfg("a", Role::Admin, None),
+            cfg(rt, Role::Read, Some("acme")),
+            cfg(at, Role::Admin, None),
+            cfg("", Role::Admin, None),
+            cfg("short", Role::Admin, None),
         ]);
-        let r = authenticate(&t, Some("r")).unwrap();
+        let r = authenticate(&t, Some(rt)).unwrap();
         assert!(!r.admin);
         assert_eq!(r.organization.as_deref(), Some("acme"));
-        assert!(authenticate(&t, Some("a")).unwrap().admin);
+        assert_eq!(r.token, Some(0));
+        assert!(authenticate(&t, Some(at)).unwrap().admin);
+        // Even with their hashes configured, empty and short tokens never get in.
+        assert!(authenticate(&t, Some("")).is_err());
+        assert!(authenticate(&t, Some("short")).is_err());
         assert_eq!(
             authenticate(&t, Some("x")).unwrap_err().status,
             axum::http::StatusCode::UNAUTHORIZED

@@ -67,6 +67,29 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 429: this client has used its share (streams per token).
+    pub fn too_many(why: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: why.into(),
+        }
+    }
+
+    /// 503: a cap of the whole collector is reached (connections, streams, exports).
+    pub fn busy(why: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: why.into(),
+        }
+    }
+}
+
+/// The JSON error body every error answer has: `{"error": message}`.
+pub fn body(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (
@@ -74,6 +97,14 @@ impl IntoResponse for ApiError {
             Json(serde_json::json!({ "error": self.message })),
         )
             .into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            || self.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -1,9 +1,11 @@
-//! What changes while the collector runs: the writer's commit notifications (a broadcast
-//! channel feeding `GET /api/v1/stream`) and in-memory ingest metrics (`GET /metrics`).
+//! What changes while the collector runs: the writer's commit notifications (one broadcast
+//! channel feeding every `GET /api/v1/stream`, filtered per stream in memory), in-memory
+//! ingest and load metrics (`GET /metrics`), and the caps on streams, exports, connections.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,12 +19,14 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
-use crate::read::devices::{self, DeviceFilter};
+use crate::config::Limits;
+use crate::read::devices::DeviceFilter;
 use crate::read::status::{self, OrgStatus};
 use crate::timefmt::{now_ms, rfc3339_ms};
-use crate::writer::{Notice, OnCommit};
+use crate::writer::{Changed, Notice, OnCommit};
 
-/// Notifications buffered per subscriber; a slower one gets a `resync` event instead.
+/// Notifications buffered for all subscribers (one ring, shared): a subscriber more than this
+/// many behind is dropped with a final `overflow` event.
 const CHANNEL: usize = 256;
 
 /// Upper bounds of the commit latency histogram, seconds.
@@ -33,8 +37,8 @@ const BUCKETS: [f64; 11] = [
 /// Sessions of these devices changed in one commit (or by a refresh).
 #[derive(Debug, Clone)]
 pub struct Change {
-    /// Device ids, sorted, unique.
-    pub devices: Vec<String>,
+    /// Device ids with their organizations (sorted by id, unique).
+    pub devices: Vec<Changed>,
     /// When it was committed, ms since the epoch.
     pub at_ms: i64,
 }
@@ -46,7 +50,8 @@ struct Histogram {
     sum: f64,
 }
 
-/// The hub: notifications and counters since start.
+/// The hub: one change feed for every event stream, counters since start, and the caps on
+/// streams, exports and connections.
 pub struct Live {
     tx: broadcast::Sender<Arc<Change>>,
     /// Turns true at shutdown: every event stream ends, so the server can stop gracefully.
@@ -54,16 +59,58 @@ pub struct Live {
     /// MQTT messages committed since start.
     messages: AtomicU64,
     commit_seconds: Mutex<Histogram>,
+    /// Open event streams per token (`None`: no tokens configured) and in all.
+    streams: Mutex<(HashMap<Option<usize>, usize>, usize)>,
+    /// `[limits] streams`, `streams_per_token`.
+    max_streams: (usize, usize),
+    /// CSV exports running (permits of `csv_exports`).
+    pub exports: Arc<tokio::sync::Semaphore>,
+    /// `[limits] csv_exports`.
+    max_exports: usize,
+    /// Open HTTP connections (kept by the server's accept loop).
+    pub connections: AtomicUsize,
+    /// Requests refused by a cap since start: connections, streams, exports.
+    pub refused: [AtomicU64; 3],
+}
+
+/// Index of [`Live::refused`].
+pub const REFUSED_CONNECTION: usize = 0;
+/// Index of [`Live::refused`].
+pub const REFUSED_STREAM: usize = 1;
+/// Index of [`Live::refused`].
+pub const REFUSED_EXPORT: usize = 2;
+
+/// An open event stream, counted until dropped.
+pub struct StreamSlot {
+    live: Arc<Live>,
+    token: Option<usize>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.live.streams.lock() {
+            if let Some(n) = s.0.get_mut(&self.token) {
+                *n = n.saturating_sub(1);
+            }
+            s.1 = s.1.saturating_sub(1);
+        }
+    }
 }
 
 impl Live {
-    /// A hub without subscribers.
-    pub fn new(shutdown: tokio::sync::watch::Receiver<bool>) -> Arc<Live> {
+    /// A hub without subscribers, with the configured caps.
+    pub fn new(shutdown: tokio::sync::watch::Receiver<bool>, limits: &Limits) -> Arc<Live> {
         Arc::new(Live {
             tx: broadcast::channel(CHANNEL).0,
             shutdown,
             messages: AtomicU64::new(0),
             commit_seconds: Mutex::new(Histogram::default()),
+            streams: Mutex::new((HashMap::new(), 0)),
+            max_streams: (limits.streams, limits.streams_per_token),
+            exports: Arc::new(tokio::sync::Semaphore::new(limits.csv_exports)),
+            max_exports: limits.csv_exports,
+            connections: AtomicUsize::new(0),
+            refused: Default::default(),
         })
     }
 
@@ -92,12 +139,12 @@ impl Live {
     }
 
     /// Tells subscribers that sessions of `devices` changed.
-    pub fn notify(&self, mut devices: Vec<String>, at_ms: i64) {
+    pub fn notify(&self, mut devices: Vec<Changed>, at_ms: i64) {
         if devices.is_empty() {
             return;
         }
-        devices.sort();
-        devices.dedup();
+        devices.sort_by(|a, b| a.id.cmp(&b.id));
+        devices.dedup_by(|a, b| a.id == b.id);
         let _ = self.tx.send(Arc::new(Change { devices, at_ms }));
     }
 
@@ -105,12 +152,106 @@ impl Live {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
     }
+
+    /// Open event streams now.
+    pub fn streams(&self) -> usize {
+        self.streams.lock().map(|s| s.1).unwrap_or(0)
+    }
+
+    /// A slot for one more event stream of `token`.
+    ///
+    /// # Errors
+    /// 429 when the token has its cap of streams open, 503 when the collector has.
+    pub fn open_stream(self: &Arc<Self>, token: Option<usize>) -> Result<StreamSlot, ApiError> {
+        let mut s = self
+            .streams
+            .lock()
+            .map_err(|_| ApiError::internal("stream counts poisoned"))?;
+        let (all, per) = self.max_streams;
+        let mine = s.0.get(&token).copied().unwrap_or(0);
+        let refused = if s.1 >= all {
+            Some(ApiError::busy(format!(
+                "too many event streams open ({all}); try again later"
+            )))
+        } else if mine >= per {
+            Some(ApiError::too_many(format!(
+                "this token has {per} event streams open already (limits.streams_per_token)"
+            )))
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            self.refused[REFUSED_STREAM].fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        *s.0.entry(token).or_insert(0) += 1;
+        s.1 += 1;
+        Ok(StreamSlot {
+            live: Arc::clone(self),
+            token,
+        })
+    }
+}
+
+/// What one event stream shows: the ids of `change` that pass its filters.
+fn visible<'a>(c: &'a Change, only: &[String], org: Option<&str>) -> Vec<&'a str> {
+    c.devices
+        .iter()
+        .filter(|d| only.is_empty() || only.contains(&d.id))
+        .filter(|d| org.is_none_or(|o| d.organization.as_deref() == Some(o)))
+        .map(|d| d.id.as_str())
+        .collect()
+}
+
+/// What one stream does with what its receiver got.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    /// Nothing this stream shows.
+    Skip,
+    /// Send an event (name, data).
+    Send(&'static str, String),
+    /// Send a last event, then end the stream.
+    Last(&'static str, String),
+    /// End the stream.
+    End,
+}
+
+fn frame(
+    got: Result<Arc<Change>, broadcast::error::RecvError>,
+    only: &[String],
+    org: Option<&str>,
+) -> Frame {
+    match got {
+        Ok(c) => {
+            let devs = visible(&c, only, org);
+            if devs.is_empty() {
+                return Frame::Skip;
+            }
+            Frame::Send(
+                "change",
+                serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) }).to_string(),
+            )
+        }
+        // Fell behind by more than the feed keeps: a last word, and the stream ends (the
+        // client reconnects and reloads); it never holds more than the shared ring.
+        Err(broadcast::error::RecvError::Lagged(n)) => Frame::Last(
+            "overflow",
+            serde_json::json!({
+                "missed": n,
+                "error": "this stream fell too far behind and is closed; reconnect and reload"
+            })
+            .to_string(),
+        ),
+        Err(broadcast::error::RecvError::Closed) => Frame::End,
+    }
 }
 
 /// `GET /api/v1/stream`: server-sent events. `change` events carry the device ids whose
 /// sessions changed (`{"device_ids": [...], "at": "..."}`), limited to the token's
-/// organization and to the `device` / `organization` parameters; `resync` when events were
-/// dropped for a slow reader (reload everything).
+/// organization and to the `device` / `organization` parameters, filtered in memory from the
+/// one change feed (the writer's notice carries each device's organization). A reader more
+/// than the feed's buffer behind gets a final `overflow` event and the stream ends (the
+/// client reconnects and reloads). Streams are capped per token and in all (429 / 503).
 pub async fn stream(
     State(st): State<AppState>,
     who: Principal,
@@ -120,60 +261,143 @@ pub async fn stream(
     let org = who.scope_org(p.get("organization"))?;
     let only: Vec<String> = p.all("device");
     p.finish()?;
+    let slot = st.live.open_stream(who.token)?;
     let rx = st.live.subscribe();
     let stop = st.live.shutdown.clone();
     let hello = Event::default()
         .event("hello")
         .data(serde_json::json!({ "at": rfc3339_ms(now_ms()) }).to_string());
-    let state = (rx, st, org, only, Some(hello), stop);
-    let events = futures_util::stream::unfold(
-        state,
-        |(mut rx, st, org, only, hello, mut stop)| async move {
-            if let Some(h) = hello {
-                return Some((Ok::<_, Infallible>(h), (rx, st, org, only, None, stop)));
-            }
-            loop {
-                let got = tokio::select! {
-                    r = rx.recv() => r,
-                    _ = stop.wait_for(|s| *s) => return None,
-                };
-                let ev = match got {
-                    Ok(c) => {
-                        let mut devs: Vec<String> = c
-                            .devices
-                            .iter()
-                            .filter(|d| only.is_empty() || only.contains(d))
-                            .cloned()
-                            .collect();
-                        if let Some(o) = &org {
-                            let ids = devs.clone();
-                            let orgs = st
-                                .reader
-                                .run(move |db| Ok(devices::organizations(db, &ids)?))
-                                .await
-                                .unwrap_or_default();
-                            devs.retain(|d| orgs.get(d).and_then(|x| x.as_deref()) == Some(o));
-                        }
-                        if devs.is_empty() {
-                            continue;
-                        }
-                        Event::default().event("change").data(
-                            serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) })
-                                .to_string(),
-                        )
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
-                        .event("resync")
-                        .data(serde_json::json!({ "missed": n }).to_string()),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                };
-                return Some((Ok(ev), (rx, st, org, only, None, stop)));
-            }
-        },
-    );
+    struct S {
+        rx: broadcast::Receiver<Arc<Change>>,
+        org: Option<String>,
+        only: Vec<String>,
+        hello: Option<Event>,
+        stop: tokio::sync::watch::Receiver<bool>,
+        done: bool,
+        _slot: StreamSlot,
+    }
+    let state = S {
+        rx,
+        org,
+        only,
+        hello: Some(hello),
+        stop,
+        done: false,
+        _slot: slot,
+    };
+    let events = futures_util::stream::unfold(state, |mut s| async move {
+        if let Some(h) = s.hello.take() {
+            return Some((Ok::<_, Infallible>(h), s));
+        }
+        if s.done {
+            return None;
+        }
+        loop {
+            let got = tokio::select! {
+                r = s.rx.recv() => r,
+                _ = s.stop.wait_for(|v| *v) => return None,
+            };
+            let ev = match frame(got, &s.only, s.org.as_deref()) {
+                Frame::Skip => continue,
+                Frame::End => return None,
+                Frame::Last(name, data) => {
+                    s.done = true;
+                    Event::default().event(name).data(data)
+                }
+                Frame::Send(name, data) => Event::default().event(name).data(data),
+            };
+            return Some((Ok(ev), s));
+        }
+    });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// Ingest progress (`crate::health`) and the API's own load: collector-wide gauges.
+fn load_metrics(o: &mut String, st: &AppState) {
+    let h = st.health.snapshot();
+    let now = now_ms();
+    let live = &st.live;
+    let gauges: [(&str, &str, &str, String); 9] = [
+        (
+            "wifisess_ingest_lag_seconds",
+            "gauge",
+            "Age of the oldest message waiting for the writer (0: none waits).",
+            format!("{}", h.lag_ms(now) as f64 / 1000.0),
+        ),
+        (
+            "wifisess_ingest_backlog_messages",
+            "gauge",
+            "Messages received and waiting for the writer's commit.",
+            h.waiting.to_string(),
+        ),
+        (
+            "wifisess_ingest_backlog_bytes",
+            "gauge",
+            "Payload bytes of the messages waiting for the writer.",
+            h.waiting_bytes.to_string(),
+        ),
+        (
+            "wifisess_ingest_connected",
+            "gauge",
+            "1 while connected to the broker.",
+            i64::from(h.connected).to_string(),
+        ),
+        (
+            "wifisess_writer_transaction_seconds",
+            "gauge",
+            "How long the writer's running transaction has run (0: idle).",
+            format!(
+                "{}",
+                h.txn_started_ms.map_or(0, |t| (now - t).max(0)) as f64 / 1000.0
+            ),
+        ),
+        (
+            "wifisess_messages_oversize_total",
+            "counter",
+            "Publishes over the wire limit read, rejected and acknowledged since start.",
+            h.oversize.to_string(),
+        ),
+        (
+            "wifisess_http_connections",
+            "gauge",
+            "Open HTTP connections.",
+            live.connections.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "wifisess_sse_clients",
+            "gauge",
+            "Open event streams (GET /api/v1/stream).",
+            live.streams().to_string(),
+        ),
+        (
+            "wifisess_csv_exports",
+            "gauge",
+            "CSV exports running.",
+            live.max_exports
+                .saturating_sub(live.exports.available_permits())
+                .to_string(),
+        ),
+    ];
+    for (name, kind, help, v) in gauges {
+        head(o, name, kind, help);
+        line(o, name, "", v);
+    }
+    head(
+        o,
+        "wifisess_http_refused_total",
+        "counter",
+        "Requests refused by a cap since start, by cap: connections, streams, exports.",
+    );
+    for (i, reason) in ["connections", "streams", "exports"].iter().enumerate() {
+        line(
+            o,
+            "wifisess_http_refused_total",
+            &format!("reason=\"{reason}\""),
+            live.refused[i].load(Ordering::Relaxed),
+        );
+    }
 }
 
 fn line(out: &mut String, name: &str, labels: &str, v: impl std::fmt::Display) {
@@ -301,6 +525,7 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
         line(&mut o, "wifisess_commit_seconds_bucket", "le=\"+Inf\"", h.1);
         line(&mut o, "wifisess_commit_seconds_sum", "", h.2);
         line(&mut o, "wifisess_commit_seconds_count", "", h.1);
+        load_metrics(&mut o, &st);
     }
     type Get = fn(&OrgStatus) -> i64;
     let gauges: [(&str, &str, Get); 6] = [
@@ -454,30 +679,114 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
 mod tests {
     use super::*;
 
+    fn dev(id: &str, org: Option<&str>) -> Changed {
+        Changed {
+            id: id.into(),
+            organization: org.map(str::to_owned),
+        }
+    }
+
+    /// A scoped stream sees only its organization's devices, from the notice alone.
+    #[test]
+    fn streams_filter_by_organization_and_device_in_memory() {
+        let c = Change {
+            devices: vec![
+                dev("ap1", Some("acme")),
+                dev("ap2", Some("beta")),
+                dev("ap3", None),
+            ],
+            at_ms: 1,
+        };
+        assert_eq!(visible(&c, &[], None), vec!["ap1", "ap2", "ap3"]);
+        assert_eq!(visible(&c, &[], Some("acme")), vec!["ap1"]);
+        assert_eq!(
+            visible(&c, &["ap2".into()], Some("acme")),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            visible(&c, &["ap2".into(), "ap3".into()], None),
+            vec!["ap2", "ap3"]
+        );
+    }
+
+    /// A reader more than the feed's buffer behind gets `overflow` and its stream ends.
+    #[test]
+    fn a_reader_that_falls_behind_gets_overflow_and_is_dropped() {
+        let live = Live::new(tokio::sync::watch::channel(false).1, &Limits::default());
+        let mut rx = live.subscribe();
+        for i in 0..CHANNEL + 10 {
+            live.notify(vec![dev("ap1", Some("acme"))], i as i64);
+        }
+        match frame(
+            rx.try_recv().map_err(|e| match e {
+                broadcast::error::TryRecvError::Lagged(n) => broadcast::error::RecvError::Lagged(n),
+                _ => broadcast::error::RecvError::Closed,
+            }),
+            &[],
+            Some("acme"),
+        ) {
+            Frame::Last(name, data) => {
+                assert_eq!(name, "overflow");
+                assert!(data.contains("\"missed\":10"), "{data}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Arc::new(Change {
+            devices: vec![dev("ap2", Some("beta"))],
+            at_ms: 5,
+        });
+        assert_eq!(frame(Ok(c.clone()), &[], Some("acme")), Frame::Skip);
+        assert!(matches!(frame(Ok(c), &[], None), Frame::Send("change", d) if d.contains("ap2")));
+    }
+
+    #[test]
+    fn streams_are_capped_per_token_and_in_all() {
+        let limits = Limits {
+            streams: 3,
+            streams_per_token: 2,
+            ..Limits::default()
+        };
+        let live = Live::new(tokio::sync::watch::channel(false).1, &limits);
+        let a1 = live.open_stream(Some(0)).unwrap();
+        let _a2 = live.open_stream(Some(0)).unwrap();
+        let e = live.open_stream(Some(0)).err().unwrap();
+        assert_eq!(e.status, axum::http::StatusCode::TOO_MANY_REQUESTS);
+        let _b1 = live.open_stream(Some(1)).unwrap();
+        let e = live.open_stream(Some(1)).err().unwrap();
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        drop(a1);
+        assert_eq!(live.streams(), 2);
+        assert!(live.open_stream(Some(0)).is_ok());
+        assert_eq!(live.refused[REFUSED_STREAM].load(Ordering::Relaxed), 2);
+    }
+
     /// An expiry in `run` reaches the stream through the same hook as merged events, but is
     /// not a group commit for the metrics.
     #[test]
     fn job_commits_notify_without_counting_as_message_commits() {
-        let live = Live::new(tokio::sync::watch::channel(false).1);
+        let live = Live::new(tokio::sync::watch::channel(false).1, &Limits::default());
         let mut rx = live.subscribe();
         let mut hook = live.hook();
         hook(&Notice {
             messages: 0,
-            devices: vec!["ap2".into()],
+            devices: vec![dev("ap2", Some("beta"))],
             latency: Duration::from_millis(3),
             at_ms: 7,
         });
         let c = rx.try_recv().unwrap();
-        assert_eq!((c.devices.clone(), c.at_ms), (vec!["ap2".to_owned()], 7));
+        assert_eq!(
+            (c.devices.clone(), c.at_ms),
+            (vec![dev("ap2", Some("beta"))], 7)
+        );
         assert_eq!(live.messages.load(Ordering::Relaxed), 0);
         assert_eq!(live.commit_seconds.lock().unwrap().count, 0);
         hook(&Notice {
             messages: 2,
-            devices: vec!["ap1".into()],
+            devices: vec![dev("ap1", None)],
             latency: Duration::from_millis(3),
             at_ms: 8,
         });
-        assert_eq!(rx.try_recv().unwrap().devices, vec!["ap1".to_owned()]);
+        assert_eq!(rx.try_recv().unwrap().devices, vec![dev("ap1", None)]);
         assert_eq!(live.messages.load(Ordering::Relaxed), 2);
         assert_eq!(live.commit_seconds.lock().unwrap().count, 1);
     }

@@ -12,15 +12,25 @@ pub mod error;
 pub mod live;
 pub mod params;
 pub mod reader;
+pub mod serve;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{Config, ConfigError};
+use crate::health::IngestHealth;
 use crate::read::Now;
 use crate::writer::{Handle, OnCommit};
 
@@ -39,8 +49,10 @@ pub struct Inner {
     pub writer: Handle,
     /// Configured tokens (empty: open API, loopback only).
     pub tokens: Vec<auth::Token>,
-    /// Commit notifications and in-memory ingest metrics.
+    /// Commit notifications, in-memory ingest metrics, the caps on streams and exports.
     pub live: Arc<live::Live>,
+    /// Ingest's and the writer's progress (`/healthz`, `/readyz`, `/metrics`).
+    pub health: Arc<IngestHealth>,
     /// The resolved configuration (database path, dangling and expiry settings).
     pub cfg: Config,
 }
@@ -58,12 +70,14 @@ impl AppState {
         cfg: &Config,
         writer: Handle,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        health: Arc<IngestHealth>,
     ) -> AppState {
         AppState(Arc::new(Inner {
             reader: reader::Reader::new(cfg.db.clone()),
             writer,
             tokens: auth::tokens(&cfg.tokens),
-            live: live::Live::new(shutdown),
+            live: live::Live::new(shutdown, &cfg.limits),
+            health,
             cfg: cfg.clone(),
         }))
     }
@@ -84,6 +98,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/assets/app.js", get(api::app_js)),
         ("get", "/assets/style.css", get(api::style_css)),
         ("get", "/healthz", get(api::healthz)),
+        ("get", "/readyz", get(api::readyz)),
         ("get", "/metrics", get(live::metrics)),
         ("get", "/api/v1/openapi.json", get(api::openapi)),
         ("get", "/api/v1/sessions", get(api::sessions)),
@@ -97,15 +112,99 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     ]
 }
 
-/// The application: every route, JSON 404/405 for the rest.
+/// The application: every route, JSON 404/405 for the rest; request heads over
+/// [`serve::MAX_URI_BYTES`] / [`serve::MAX_HEADER_BYTES`] get 414 / 431, bodies over
+/// [`serve::MAX_BODY_BYTES`] 413, handlers slower than `http_request_timeout_s` 408, and
+/// every error answer, whoever produced it, is JSON `{"error": ...}`.
 pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.cfg.limits.http_request_timeout_s);
     let mut r = Router::new();
     for (_, path, h) in routes() {
         r = r.route(path, h);
     }
-    r.fallback(api::no_route)
-        .method_not_allowed_fallback(api::no_method)
-        .with_state(state)
+    bounded(
+        r.fallback(api::no_route)
+            .method_not_allowed_fallback(api::no_method),
+        timeout,
+    )
+    .with_state(state)
+}
+
+/// The request bounds around every route of `r`: head (414, 431), body (413), handler time
+/// (408), and JSON for every error answer.
+fn bounded<S: Clone + Send + Sync + 'static>(r: Router<S>, timeout: Duration) -> Router<S> {
+    r.layer(middleware::from_fn(guard_head))
+        .layer(RequestBodyLimitLayer::new(serve::MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(middleware::from_fn(json_errors))
+}
+
+/// 414 for a long request target, 431 for large headers, in JSON (hyper's own limits, far
+/// above these, answer without a body).
+async fn guard_head(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > serve::MAX_URI_BYTES {
+        return error::ApiError {
+            status: StatusCode::URI_TOO_LONG,
+            message: format!(
+                "request target too long ({target} bytes, at most {})",
+                serve::MAX_URI_BYTES
+            ),
+        }
+        .into_response();
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers > serve::MAX_HEADER_BYTES {
+        return error::ApiError {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            message: format!(
+                "request headers too large ({headers} bytes, at most {})",
+                serve::MAX_HEADER_BYTES
+            ),
+        }
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Turns every error answer that is not JSON (the body limit's 413, the timeout's 408, an
+/// extractor's plain-text rejection) into `{"error": ...}`, keeping its status.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.as_u16() < 400 || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = match status {
+        StatusCode::REQUEST_TIMEOUT => "the request took too long to answer".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "request body too large (at most {} bytes)",
+            serve::MAX_BODY_BYTES
+        ),
+        _ if !text.trim().is_empty() => text.trim().to_owned(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let mut out = error::ApiError { status, message }.into_response();
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().entry(k).or_insert_with(|| v.clone());
+        }
+    }
+    out
 }
 
 /// The address to listen on, or `None` for `off`. Without tokens only loopback is allowed.
@@ -160,7 +259,8 @@ pub fn start(
     cfg: &Config,
     rt: &tokio::runtime::Handle,
     writer: Handle,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    health: Arc<IngestHealth>,
 ) -> anyhow::Result<Option<Server>> {
     let Some(addr) = listen_addr(cfg)? else {
         log::info!("http: off");
@@ -180,9 +280,11 @@ pub fn start(
         .set_nonblocking(true)
         .context("http: setting the listener non-blocking")?;
     let local = std_listener.local_addr().unwrap_or(addr);
-    let state = AppState::new(cfg, writer, shutdown.clone());
+    let state = AppState::new(cfg, writer, shutdown.clone(), health);
     let on_commit = state.live.hook();
+    let live = std::sync::Arc::clone(&state.live);
     let app = router(state);
+    let limits = cfg.limits.clone();
     let _guard = rt.enter();
     let listener = tokio::net::TcpListener::from_std(std_listener)
         .context("http: registering the listener")?;
@@ -195,19 +297,7 @@ pub fn start(
         }
     );
     let task = rt.spawn(async move {
-        let stop = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            log::error!("http: server stopped: {e}");
-        }
+        serve::serve(listener, app, &limits, live, shutdown).await;
     });
     Ok(Some(Server { on_commit, task }))
 }
@@ -232,6 +322,67 @@ mod tests {
             .collect();
         implemented.sort();
         assert_eq!(documented, implemented);
+    }
+
+    /// Every error answer is JSON, whoever produced it: the handler timeout's 408, the body
+    /// limit's 413, the head checks' 414 and 431, a handler's plain-text 400.
+    #[tokio::test]
+    async fn every_error_answer_is_json() {
+        use axum::body::Body;
+        use tower::ServiceExt as _;
+        let app: Router = bounded(
+            Router::new()
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        "late"
+                    }),
+                )
+                .route(
+                    "/plain",
+                    post(|| async { (StatusCode::BAD_REQUEST, "x: plain text") }),
+                ),
+            Duration::from_millis(50),
+        );
+        let call = |req: axum::http::Request<Body>| {
+            let app = app.clone();
+            async move {
+                let r = app.oneshot(req).await.unwrap();
+                let status = r.status();
+                let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&body)
+                    .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {body:?}"));
+                (status.as_u16(), v["error"].as_str().unwrap().to_owned())
+            }
+        };
+        let get = |uri: &str| axum::http::Request::get(uri).body(Body::empty()).unwrap();
+        let (s, e) = call(get("/slow")).await;
+        assert_eq!(s, 408, "{e}");
+        let big = axum::http::Request::post("/plain")
+            .header("content-length", "100000")
+            .body(Body::from(vec![0u8; 100_000]))
+            .unwrap();
+        let (s, e) = call(big).await;
+        assert!(s == 413 && e.contains("65536"), "{s} {e}");
+        let (s, e) = call(get(&format!("/plain?{}", "q".repeat(9000)))).await;
+        assert_eq!(s, 414, "{e}");
+        let mut req = axum::http::Request::post("/plain")
+            .body(Body::empty())
+            .unwrap();
+        req.headers_mut().insert(
+            "x-big",
+            axum::http::HeaderValue::from_str(&"b".repeat(17_000)).unwrap(),
+        );
+        let (s, e) = call(req).await;
+        assert_eq!(s, 431, "{e}");
+        let (s, e) = call(
+            axum::http::Request::post("/plain")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((s, e.as_str()), (400, "x: plain text"));
     }
 
     #[test]

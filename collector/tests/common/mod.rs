@@ -138,6 +138,14 @@ fn listens(pid: u32, port: u16) -> bool {
     })
 }
 
+impl Broker {
+    /// Stops the broker now (the collector loses its connection).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -145,8 +153,24 @@ impl Drop for Broker {
     }
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_wifisess-collector")
+/// The collector under test: this build, or another one named by `WIFISESS_TEST_COLLECTOR`
+/// (to check that a regression test fails on an older build).
+pub fn bin() -> String {
+    std::env::var("WIFISESS_TEST_COLLECTOR")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wifisess-collector").to_owned())
+}
+
+/// A line of `/proc/PID/status` (`VmRSS`, `VmHWM`, `Threads`) as a number (kB for sizes).
+pub fn proc_status(pid: u32, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Open file descriptors of a process.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// `wifisess-collector run` as a child process, logging to a file; killed on drop.
@@ -456,6 +480,7 @@ pub fn fleet_stream(devices: u64, sessions: u64, t0: i64) -> Vec<(String, Vec<u8
                     freq_mhz: 2412,
                     age_ms: 100,
                     signal_dbm: Some(-50),
+                    hostname: None,
                 })],
                 up,
                 1,
@@ -472,6 +497,7 @@ pub fn fleet_stream(devices: u64, sessions: u64, t0: i64) -> Vec<(String, Vec<u8
                     tx_packets: s,
                     signal_avg_dbm: Some(-55),
                     inactive_ms: Some(10),
+                    hostname: None,
                 })],
                 up,
                 1,
