@@ -16,7 +16,9 @@ use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
 use super::{Closable, Names, PruneReport, SchemaError, Store, StoreError};
-use crate::core::device::{decode_ids, encode_ids, DeviceState, Health, StatusFacts, SyncRec};
+use crate::core::device::{
+    decode_ids, decode_radios, encode_ids, encode_radios, DeviceState, Health, StatusFacts, SyncRec,
+};
 use crate::core::merge::{DeviceTx, Loaded, Needs};
 use crate::core::{Counts, Reason, Session};
 
@@ -186,6 +188,7 @@ fn device_from_row(id: &str, r: &Row) -> Result<DeviceState, StoreError> {
                 dropped_starts_stops: int(20)?,
                 spool_restored: int(21)?,
             },
+            radios: decode_radios(&r.try_get::<_, Option<String>>(23)?.unwrap_or_default()),
         },
         names: Names {
             name: r.try_get(16)?,
@@ -333,6 +336,7 @@ struct DeviceRows {
     status_boot: Vec<Option<String>>,
     status_uptime_ms: Vec<Option<i64>>,
     health: [Vec<i64>; 9],
+    radios: Vec<String>,
     name: Vec<Option<String>>,
     organization: Vec<Option<String>>,
     grp: Vec<Option<String>>,
@@ -559,7 +563,7 @@ impl PgStore {
                     outbox_depth = u.outbox_depth, failed_joins = u.failed_joins,
                     tracker_overflow = u.tracker_overflow, dropped_updates = u.dropped_updates,
                     dropped_starts_stops = u.dropped_starts_stops,
-                    spool_restored = u.spool_restored, name = u.name,
+                    spool_restored = u.spool_restored, radios = u.radios, name = u.name,
                     organization = u.organization, grp = u.grp
                  FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::text[],
                              $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
@@ -567,13 +571,13 @@ impl PgStore {
                              $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[],
                              $19::bigint[], $20::bigint[], $21::bigint[], $22::text[],
                              $23::text[], $24::text[], $25::bigint[], $26::bigint[],
-                             $27::bigint[])
+                             $27::bigint[], $28::text[])
                    AS u(id, rev, boots, last_seen_ms, boot_id, agent_epoch, last_seq,
                         seq_gaps, ann_name, ann_organization, ann_group, online,
                         agent_version, status_boot, status_uptime_ms, published, dropped,
                         reconnects, outbox_depth, failed_joins, tracker_overflow, name,
                         organization, grp, dropped_updates, dropped_starts_stops,
-                        spool_restored)
+                        spool_restored, radios)
                  WHERE t.id = u.id",
             )?;
             let h = &d.health;
@@ -607,6 +611,7 @@ impl PgStore {
                     &h[6],
                     &h[7],
                     &h[8],
+                    &d.radios,
                 ],
             )?;
         }
@@ -822,7 +827,8 @@ impl Store for PgStore {
             "SELECT rev, boots, last_seen_ms, status_boot, status_uptime_ms, ann_name,
                 ann_organization, ann_group, online, agent_version, published, dropped,
                 reconnects, outbox_depth, failed_joins, tracker_overflow, name,
-                organization, grp, dropped_updates, dropped_starts_stops, spool_restored, id
+                organization, grp, dropped_updates, dropped_starts_stops, spool_restored, id,
+                radios
              FROM devices WHERE id = ANY($1)",
         )?;
         let mut found: HashMap<String, DeviceState> = HashMap::new();
@@ -1121,6 +1127,7 @@ impl Store for PgStore {
         {
             r.health[i].push(v);
         }
+        r.radios.push(encode_radios(&st.radios));
         r.name.push(names.name.clone());
         r.organization.push(names.organization.clone());
         r.grp.push(names.group.clone());

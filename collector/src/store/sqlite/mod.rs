@@ -13,7 +13,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::{Closable, Names, PruneReport, Store, StoreError};
-use crate::core::device::{decode_ids, encode_ids, DeviceState, Health, StatusFacts, SyncRec};
+use crate::core::device::{
+    decode_ids, decode_radios, encode_ids, encode_radios, DeviceState, Health, StatusFacts, SyncRec,
+};
 use crate::core::merge::{DeviceTx, Loaded, Needs};
 use crate::core::{Counts, Reason, Session};
 
@@ -256,9 +258,9 @@ impl SqliteStore {
                     agent_version, status_boot, status_uptime_ms, published, dropped,
                     reconnects, outbox_depth, failed_joins, tracker_overflow,
                     name, organization, grp, dropped_updates, dropped_starts_stops,
-                    spool_restored)
+                    spool_restored, radios)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
                  ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, boots = excluded.boots,
                     last_seen_ms = excluded.last_seen_ms, boot_id = excluded.boot_id,
                     agent_epoch = excluded.agent_epoch, last_seq = excluded.last_seq,
@@ -273,7 +275,7 @@ impl SqliteStore {
                     tracker_overflow = excluded.tracker_overflow,
                     dropped_updates = excluded.dropped_updates,
                     dropped_starts_stops = excluded.dropped_starts_stops,
-                    spool_restored = excluded.spool_restored",
+                    spool_restored = excluded.spool_restored, radios = excluded.radios",
             )?
             .execute(params![
                 d.id,
@@ -303,6 +305,7 @@ impl SqliteStore {
                 h.dropped_updates,
                 h.dropped_starts_stops,
                 h.spool_restored,
+                encode_radios(&st.radios),
             ])?;
         // The names are indexed: written only when they change, so the common write leaves
         // the three indexes alone.
@@ -391,7 +394,8 @@ impl Store for SqliteStore {
                 "SELECT rev, boots, last_seen_ms, status_boot, status_uptime_ms, ann_name,
                     ann_organization, ann_group, online, agent_version, published, dropped,
                     reconnects, outbox_depth, failed_joins, tracker_overflow, name,
-                    organization, grp, dropped_updates, dropped_starts_stops, spool_restored
+                    organization, grp, dropped_updates, dropped_starts_stops, spool_restored,
+                    radios
                  FROM devices WHERE id = ?1",
             )?
             .query_row([id], |r| {
@@ -425,6 +429,9 @@ impl Store for SqliteStore {
                                 dropped_starts_stops: int(20)?,
                                 spool_restored: int(21)?,
                             },
+                            radios: decode_radios(
+                                &r.get::<_, Option<String>>(22)?.unwrap_or_default(),
+                            ),
                         },
                         names: Names {
                             name: r.get(16)?,
