@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::core::device::{DeviceState, Inventory};
+use crate::core::device::{DeviceState, Inventory, Names};
 use crate::core::merge::{Applied, Close, DeviceTx};
 use crate::core::message::{route, Msg, Rejected};
-use crate::core::Counts;
+use crate::core::{Counts, Session};
 use crate::store::{Closable, PruneReport, Store, StoreError};
 
 /// Devices whose merge state is kept between transactions at most; past it the cache starts
@@ -20,6 +20,11 @@ pub const CACHE_DEVICES: usize = 200_000;
 /// lost) is tried again before the writer gives up (the process exits 1; nothing
 /// unacknowledged is lost: the broker redelivers).
 pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Session rows a commit notice carries at most (the live feed sends them as they were
+/// written); the rows of devices past it are left out, and the notice lists those devices
+/// only, for readers to query.
+pub const NOTICE_ROWS: usize = 100;
 
 /// Rounds of "the merge needs more rows" per message at most; more is a bug in an adapter
 /// (it did not hand in what was asked for).
@@ -48,39 +53,70 @@ pub enum Outcome {
 }
 
 /// What one committed transaction changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Committed {
     /// Per message of the group, in order.
     pub outcomes: Vec<Outcome>,
     /// Devices with changed rows (sorted, unique).
     pub devices: Vec<String>,
-    /// The organization in effect of each of `devices`, as just written: the live feed
-    /// filters per organization without a query.
-    pub organizations: BTreeMap<String, Option<String>>,
+    /// The names in effect of each of `devices`, as just written: the live feed filters per
+    /// organization and names its rows without a query.
+    pub names: BTreeMap<String, Names>,
+    /// The changed session rows of each of `devices` as written, for the devices whose rows
+    /// fit in [`NOTICE_ROWS`] (in device order); the others are missing here.
+    pub rows: BTreeMap<String, Vec<Session>>,
     /// Session rows written.
     pub sessions_written: usize,
 }
 
 impl Committed {
-    /// The changed devices with their organizations, for the commit notice.
+    /// The changed devices with their names and rows, for the commit notice.
     pub fn changed(&self) -> Vec<Changed> {
         self.devices
             .iter()
             .map(|id| Changed {
                 id: id.clone(),
-                organization: self.organizations.get(id).cloned().flatten(),
+                names: self.names.get(id).cloned().unwrap_or_default(),
+                sessions: self.rows.get(id).cloned(),
             })
             .collect()
+    }
+
+    /// Session rows kept for the notice so far.
+    fn rows_kept(&self) -> usize {
+        self.rows.values().map(Vec::len).sum()
+    }
+
+    /// Adds what another transaction of the same group committed; rows past [`NOTICE_ROWS`]
+    /// in all are left out (their devices stay listed).
+    fn absorb(&mut self, c: Committed) {
+        self.outcomes.extend(c.outcomes);
+        self.devices.extend(c.devices);
+        self.devices.sort();
+        self.devices.dedup();
+        self.names.extend(c.names);
+        for (id, rows) in c.rows {
+            // A device written twice in the group: its newer rows replace the older ones (a
+            // row is the whole session), and it is left out if they no longer fit.
+            self.rows.remove(&id);
+            if self.rows_kept() + rows.len() <= NOTICE_ROWS {
+                self.rows.insert(id, rows);
+            }
+        }
+        self.sessions_written += c.sessions_written;
     }
 }
 
 /// A device whose sessions changed in a commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Changed {
     /// Device id.
     pub id: String,
-    /// Its organization in effect (inventory, else announced) after the commit.
-    pub organization: Option<String>,
+    /// Its names in effect (inventory, else announced) after the commit.
+    pub names: Names,
+    /// Its changed session rows as written; `None` when the commit changed more than
+    /// [`NOTICE_ROWS`] rows and this device's were left out.
+    pub sessions: Option<Vec<Session>>,
 }
 
 /// The writer. See the module documentation.
@@ -169,13 +205,8 @@ impl Writer {
                         Err(e) if e.is_constraint() => self.reject_alone(e)?,
                         r => r?,
                     };
-                    all.outcomes.extend(c.outcomes);
-                    all.devices.extend(c.devices);
-                    all.organizations.extend(c.organizations);
-                    all.sessions_written += c.sessions_written;
+                    all.absorb(c);
                 }
-                all.devices.sort();
-                all.devices.dedup();
                 Ok(all)
             }
             Err(e) if e.is_constraint() => self.reject_alone(e),
@@ -429,6 +460,7 @@ impl Writer {
             outcomes,
             ..Committed::default()
         };
+        let mut kept = 0;
         for (id, tx) in txs.iter_mut() {
             all.merge(&tx.counts);
             let rows = tx.changed_rows().count();
@@ -441,8 +473,12 @@ impl Writer {
             c.sessions_written += rows;
             if rows > 0 {
                 c.devices.push(id.clone());
-                c.organizations
-                    .insert(id.clone(), names.organization.clone());
+                c.names.insert(id.clone(), names.clone());
+                if kept + rows <= NOTICE_ROWS {
+                    kept += rows;
+                    let written = tx.changed_rows().map(|(s, _)| s.clone()).collect();
+                    c.rows.insert(id.clone(), written);
+                }
             }
             tx.state.names = names;
         }
@@ -506,8 +542,9 @@ impl Handle {
 pub struct Notice {
     /// MQTT messages in the transaction (0: a lifecycle job's or a request's commit).
     pub messages: usize,
-    /// Devices with changed session rows (sorted, unique by id), each with its organization
-    /// as just written, so scoped readers are filtered without a query.
+    /// Devices with changed session rows (sorted, unique by id), each with its names as just
+    /// written (scoped readers are filtered without a query) and, up to [`NOTICE_ROWS`] in
+    /// all, its changed rows.
     pub devices: Vec<Changed>,
     /// Time from the start of the transaction to its commit.
     pub latency: std::time::Duration,

@@ -357,6 +357,17 @@ fn stream_announces_commits() {
     assert_eq!(name, "change");
     let v: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(v["device_ids"], serde_json::json!(["ap2"]));
+    // The event carries the changed row as the API returns it (its duration is counted at
+    // the commit), and nothing to refetch.
+    assert_eq!(v["refetch"], serde_json::json!([]), "{data}");
+    let rows = v["sessions"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{data}");
+    let mut got = rows[0].clone();
+    let mut want = env.get("/api/v1/sessions/0000000000000023", None).json();
+    for r in [&mut got, &mut want] {
+        r.as_object_mut().unwrap().remove("duration_s");
+    }
+    assert_eq!(got, want);
     // Only some devices.
     let mut only = Sse::open(env.http_port, "/api/v1/stream?device=ap1", None);
     assert_eq!(only.next().0, "hello");
@@ -472,6 +483,9 @@ fn tokens_roles_and_organization_scopes() {
     )]);
     let v: Value = serde_json::from_str(&sse.next().1).unwrap();
     assert_eq!(v["device_ids"], serde_json::json!(["ap1"]));
+    let rows = v["sessions"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{v}");
+    assert!(rows.iter().all(|r| r["organization"] == "acme"), "{v}");
 }
 
 /// `POST /api/v1/sessions/refresh` runs the `expire` command's code (`jobs::expire`): a
@@ -507,6 +521,10 @@ fn refresh_expires_a_silent_device_and_announces_it() {
     assert_eq!(event, "change", "{data}");
     let d: Value = serde_json::from_str(&data).unwrap();
     assert_eq!(d["device_ids"], serde_json::json!(["ap2"]));
+    // The closed rows come with the event.
+    let rows = d["sessions"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{data}");
+    assert!(rows.iter().all(|r| r["stop_reason"] == "expired"), "{data}");
 
     assert_eq!(count(&env, "?device=ap2&open=true"), 0);
     let closed = env.get("/api/v1/sessions?device=ap2", None).json();

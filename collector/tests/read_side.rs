@@ -202,6 +202,18 @@ fn http_responses_match_openapi_on(engine: common::pg::EngineDb) {
             panic!("{method} {url}: {e}\n{}", r.body);
         }
     }
+    // A `change` event's data is a Change.
+    let mut sse = Sse::open(env.http_port, "/api/v1/stream", None);
+    assert_eq!(sse.next().0, "hello");
+    env.publish(vec![sessions_batch("ap2", 10, &[(0x23, 8, 500_000, None)])]);
+    let (name, data) = sse.next();
+    assert_eq!(name, "change");
+    let change: Value = serde_json::from_str(&data).unwrap();
+    let schema = &doc["components"]["schemas"]["Change"];
+    if let Err(e) = check(&doc, schema, &change, "change") {
+        panic!("{e}\n{data}");
+    }
+    assert_eq!(change["sessions"].as_array().map(Vec::len), Some(1), "{data}");
     // The check itself rejects what it should.
     let session = &doc["components"]["schemas"]["Session"];
     let mut bad = env.get(&format!("/api/v1/sessions/{some_id}"), None).json();
@@ -392,4 +404,72 @@ fn a_read_only_copy_answers() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(before.len(), after.len());
+}
+
+/// The rows a commit notice carries (the live feed's `change` events) equal what a query reads
+/// back from the store at the same moment, on both engines, over a fleet's starts, updates,
+/// stops, syncs and restarts; a large group commit carries at most `NOTICE_ROWS` rows and lists
+/// the other devices without rows.
+#[test]
+fn notice_rows_equal_the_rows_read_back() {
+    use wifisess_collector::read::sessions::{self, SessionFilter};
+    use wifisess_collector::read::Now;
+    use wifisess_collector::writer::{Incoming, Writer, NOTICE_ROWS};
+    for engine in common::pg::both("notice_rows") {
+        let msgs = common::fleet_stream(6, 7, 1_760_000_000_000);
+        let mut w = Writer::new(engine.store(), "wifisess/v1", Default::default());
+        let db = engine.read();
+        let mut checked = 0;
+        for (topic, payload, rx) in &msgs {
+            let c = w
+                .ingest(&[Incoming {
+                    topic,
+                    payload,
+                    receive_ms: *rx,
+                }])
+                .unwrap();
+            let now = Now {
+                now_ms: rx + 30_000,
+                dangling_ms: 20_000,
+            };
+            for d in c.changed() {
+                let rows = d.sessions.expect("a small commit carries every row");
+                assert!(!rows.is_empty());
+                for s in rows {
+                    let got = sessions::from_session(&s, &d.names, now);
+                    let f = SessionFilter {
+                        id: Some(s.id),
+                        devices: vec![d.id.clone()],
+                        ..SessionFilter::default()
+                    };
+                    let want = sessions::list(&db, &f, now).unwrap();
+                    assert_eq!(want, vec![got], "{}", engine.engine);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 80, "{checked}");
+        // One group commit of a larger fleet (34 new devices): more rows than a notice
+        // carries.
+        let big = common::fleet_stream(40, 4, 1_760_100_000_000);
+        let incoming: Vec<Incoming<'_>> = big
+            .iter()
+            .map(|(t, p, rx)| Incoming {
+                topic: t,
+                payload: p,
+                receive_ms: *rx,
+            })
+            .collect();
+        let c = w.ingest(&incoming).unwrap();
+        let changed = c.changed();
+        let carried: usize = changed
+            .iter()
+            .filter_map(|d| d.sessions.as_ref())
+            .map(Vec::len)
+            .sum();
+        assert!(carried <= NOTICE_ROWS, "{carried}");
+        assert!(carried > NOTICE_ROWS / 2, "{carried}");
+        assert!(changed.iter().any(|d| d.sessions.is_none()));
+        assert_eq!(changed.len(), c.devices.len());
+    }
 }

@@ -21,6 +21,7 @@ use super::params::Params;
 use super::AppState;
 use crate::config::Limits;
 use crate::read::devices::DeviceFilter;
+use crate::read::sessions::{self, Now};
 use crate::read::status::{self, OrgStatus};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use crate::writer::{Changed, Notice, OnCommit};
@@ -37,10 +38,45 @@ const BUCKETS: [f64; 11] = [
 /// Sessions of these devices changed in one commit (or by a refresh).
 #[derive(Debug, Clone)]
 pub struct Change {
-    /// Device ids with their organizations (sorted by id, unique).
-    pub devices: Vec<Changed>,
+    /// The devices (sorted by id, unique).
+    pub devices: Vec<ChangedDevice>,
     /// When it was committed, ms since the epoch.
     pub at_ms: i64,
+}
+
+/// One device of a [`Change`], as every stream may send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedDevice {
+    /// Device id.
+    pub id: String,
+    /// Its organization in effect after the commit (a scoped stream's filter).
+    pub organization: Option<String>,
+    /// Its changed session rows, serialised once for every stream: the JSON objects of
+    /// [`crate::read::sessions::SessionRow`], comma-separated; `None` when the notice left them out
+    /// ([`crate::writer::NOTICE_ROWS`]): readers query that device instead.
+    pub rows: Option<String>,
+}
+
+impl ChangedDevice {
+    /// The device of a commit notice, its rows as the API shows them at `now`.
+    pub fn of(c: &Changed, now: Now) -> ChangedDevice {
+        let rows = c.sessions.as_ref().map(|rows| {
+            let mut out = String::new();
+            for s in rows {
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                let row = sessions::from_session(s, &c.names, now);
+                out.push_str(&serde_json::to_string(&row).unwrap_or_else(|_| "null".into()));
+            }
+            out
+        });
+        ChangedDevice {
+            id: c.id.clone(),
+            organization: c.names.organization.clone(),
+            rows,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -115,13 +151,24 @@ impl Live {
     }
 
     /// The writer's hook: counts and times the commit (group commits of messages only, not
-    /// the expiry job's), then tells the subscribers.
-    pub fn hook(self: &Arc<Self>) -> OnCommit {
+    /// the expiry job's), then tells the subscribers, with the changed rows as the API shows
+    /// them (`dangling_ms`: `dangling_minutes` in ms), serialised here once for all streams.
+    pub fn hook(self: &Arc<Self>, dangling_ms: i64) -> OnCommit {
         let me = Arc::clone(self);
         Box::new(move |c: &Notice| {
             me.messages.fetch_add(c.messages as u64, Ordering::Relaxed);
+            let now = Now {
+                now_ms: c.at_ms,
+                dangling_ms,
+            };
+            let devices = || {
+                c.devices
+                    .iter()
+                    .map(|d| ChangedDevice::of(d, now))
+                    .collect()
+            };
             if c.messages == 0 {
-                me.notify(c.devices.clone(), c.at_ms);
+                me.notify(devices(), c.at_ms);
                 return;
             }
             if let Ok(mut h) = me.commit_seconds.lock() {
@@ -134,12 +181,12 @@ impl Live {
                 h.count += 1;
                 h.sum += s;
             }
-            me.notify(c.devices.clone(), c.at_ms);
+            me.notify(devices(), c.at_ms);
         })
     }
 
     /// Tells subscribers that sessions of `devices` changed.
-    pub fn notify(&self, mut devices: Vec<Changed>, at_ms: i64) {
+    pub fn notify(&self, mut devices: Vec<ChangedDevice>, at_ms: i64) {
         if devices.is_empty() {
             return;
         }
@@ -193,14 +240,42 @@ impl Live {
     }
 }
 
-/// What one event stream shows: the ids of `change` that pass its filters.
-fn visible<'a>(c: &'a Change, only: &[String], org: Option<&str>) -> Vec<&'a str> {
+/// What one event stream shows: the devices of `change` that pass its filters.
+fn visible<'a>(c: &'a Change, only: &[String], org: Option<&str>) -> Vec<&'a ChangedDevice> {
     c.devices
         .iter()
         .filter(|d| only.is_empty() || only.contains(&d.id))
         .filter(|d| org.is_none_or(|o| d.organization.as_deref() == Some(o)))
-        .map(|d| d.id.as_str())
         .collect()
+}
+
+/// The data of a `change` event for `devs`: `{"device_ids": [...], "at": "...",
+/// "sessions": [rows...], "refetch": [ids whose rows were left out]}`. The rows were
+/// serialised once by the hook; a stream only joins them.
+fn change_data(devs: &[&ChangedDevice], at_ms: i64) -> String {
+    let ids: Vec<&str> = devs.iter().map(|d| d.id.as_str()).collect();
+    let refetch: Vec<&str> = devs
+        .iter()
+        .filter(|d| d.rows.is_none())
+        .map(|d| d.id.as_str())
+        .collect();
+    let rows: Vec<&str> = devs
+        .iter()
+        .filter_map(|d| d.rows.as_deref())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let len = rows.iter().map(|r| r.len() + 1).sum::<usize>() + 64 + 24 * ids.len();
+    let mut out = String::with_capacity(len);
+    let json = |v: &[&str]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let _ = write!(
+        out,
+        "{{\"device_ids\":{},\"at\":\"{}\",\"sessions\":[{}],\"refetch\":{}}}",
+        json(&ids),
+        rfc3339_ms(at_ms),
+        rows.join(","),
+        json(&refetch)
+    );
+    out
 }
 
 /// What one stream does with what its receiver got.
@@ -227,10 +302,7 @@ fn frame(
             if devs.is_empty() {
                 return Frame::Skip;
             }
-            Frame::Send(
-                "change",
-                serde_json::json!({ "device_ids": devs, "at": rfc3339_ms(c.at_ms) }).to_string(),
-            )
+            Frame::Send("change", change_data(&devs, c.at_ms))
         }
         // Fell behind by more than the feed keeps: a last word, and the stream ends (the
         // client reconnects and reloads); it never holds more than the shared ring.
@@ -247,7 +319,9 @@ fn frame(
 }
 
 /// `GET /api/v1/stream`: server-sent events. `change` events carry the device ids whose
-/// sessions changed (`{"device_ids": [...], "at": "..."}`), limited to the token's
+/// sessions changed and the changed rows (`{"device_ids": [...], "at": "...", "sessions":
+/// [SessionRow...], "refetch": [...]}`: past [`crate::writer::NOTICE_ROWS`] rows in a
+/// commit, the devices left out are listed in `refetch`), limited to the token's
 /// organization and to the `device` / `organization` parameters, filtered in memory from the
 /// one change feed (the writer's notice carries each device's organization). A reader more
 /// than the feed's buffer behind gets a final `overflow` event and the stream ends (the
@@ -679,11 +753,31 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
 mod tests {
     use super::*;
 
-    fn dev(id: &str, org: Option<&str>) -> Changed {
+    use crate::core::device::Names;
+
+    /// A device of a commit notice, without rows.
+    fn changed(id: &str, org: Option<&str>) -> Changed {
         Changed {
             id: id.into(),
-            organization: org.map(str::to_owned),
+            names: Names {
+                organization: org.map(str::to_owned),
+                ..Names::default()
+            },
+            sessions: None,
         }
+    }
+
+    /// A device of the change feed, with no rows changed.
+    fn dev(id: &str, org: Option<&str>) -> ChangedDevice {
+        ChangedDevice {
+            id: id.into(),
+            organization: org.map(str::to_owned),
+            rows: Some(String::new()),
+        }
+    }
+
+    fn ids(v: Vec<&ChangedDevice>) -> Vec<&str> {
+        v.iter().map(|d| d.id.as_str()).collect()
     }
 
     /// A scoped stream sees only its organization's devices, from the notice alone.
@@ -697,14 +791,14 @@ mod tests {
             ],
             at_ms: 1,
         };
-        assert_eq!(visible(&c, &[], None), vec!["ap1", "ap2", "ap3"]);
-        assert_eq!(visible(&c, &[], Some("acme")), vec!["ap1"]);
+        assert_eq!(ids(visible(&c, &[], None)), vec!["ap1", "ap2", "ap3"]);
+        assert_eq!(ids(visible(&c, &[], Some("acme"))), vec!["ap1"]);
         assert_eq!(
-            visible(&c, &["ap2".into()], Some("acme")),
+            ids(visible(&c, &["ap2".into()], Some("acme"))),
             Vec::<&str>::new()
         );
         assert_eq!(
-            visible(&c, &["ap2".into(), "ap3".into()], None),
+            ids(visible(&c, &["ap2".into(), "ap3".into()], None)),
             vec!["ap2", "ap3"]
         );
     }
@@ -766,28 +860,93 @@ mod tests {
     fn job_commits_notify_without_counting_as_message_commits() {
         let live = Live::new(tokio::sync::watch::channel(false).1, &Limits::default());
         let mut rx = live.subscribe();
-        let mut hook = live.hook();
+        let mut hook = live.hook(60_000);
         hook(&Notice {
             messages: 0,
-            devices: vec![dev("ap2", Some("beta"))],
+            devices: vec![changed("ap2", Some("beta"))],
             latency: Duration::from_millis(3),
             at_ms: 7,
         });
         let c = rx.try_recv().unwrap();
         assert_eq!(
             (c.devices.clone(), c.at_ms),
-            (vec![dev("ap2", Some("beta"))], 7)
+            (
+                vec![ChangedDevice {
+                    rows: None,
+                    ..dev("ap2", Some("beta"))
+                }],
+                7
+            )
         );
         assert_eq!(live.messages.load(Ordering::Relaxed), 0);
         assert_eq!(live.commit_seconds.lock().unwrap().count, 0);
         hook(&Notice {
             messages: 2,
-            devices: vec![dev("ap1", None)],
+            devices: vec![changed("ap1", None)],
             latency: Duration::from_millis(3),
             at_ms: 8,
         });
-        assert_eq!(rx.try_recv().unwrap().devices, vec![dev("ap1", None)]);
+        assert_eq!(
+            rx.try_recv().unwrap().devices,
+            vec![ChangedDevice {
+                rows: None,
+                ..dev("ap1", None)
+            }]
+        );
         assert_eq!(live.messages.load(Ordering::Relaxed), 2);
         assert_eq!(live.commit_seconds.lock().unwrap().count, 1);
+    }
+
+    /// A `change` event carries the changed rows as the API shows them, each device's once,
+    /// and lists the devices whose rows the notice left out; a scoped stream gets neither
+    /// rows nor ids of other organizations.
+    #[test]
+    fn change_events_carry_the_rows_and_what_to_refetch() {
+        use crate::core::Session;
+        let names = Names {
+            name: Some("Lab AP".into()),
+            organization: Some("acme".into()),
+            group: Some("lab".into()),
+        };
+        let mut s = Session::new("ap1", wifisess_wire::SessionId(0x11), "b", (1, 1), 1_000);
+        s.mac = Some("02:00:00:00:10:01".into());
+        s.ssid = Some("campus".into());
+        s.signal = Some(((1, 1), -48));
+        let with_rows = Changed {
+            id: "ap1".into(),
+            names: names.clone(),
+            sessions: Some(vec![s.clone()]),
+        };
+        let live = Live::new(tokio::sync::watch::channel(false).1, &Limits::default());
+        let mut rx = live.subscribe();
+        let mut hook = live.hook(60_000);
+        hook(&Notice {
+            messages: 1,
+            devices: vec![with_rows, changed("ap2", Some("beta"))],
+            latency: Duration::from_millis(1),
+            at_ms: 91_000,
+        });
+        let c = rx.try_recv().unwrap();
+        let Frame::Send("change", data) = frame(Ok(c.clone()), &[], None) else {
+            panic!("no change event")
+        };
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(v["device_ids"], serde_json::json!(["ap1", "ap2"]));
+        assert_eq!(v["refetch"], serde_json::json!(["ap2"]));
+        let now = Now {
+            now_ms: 91_000,
+            dangling_ms: 60_000,
+        };
+        let want = serde_json::to_value(sessions::from_session(&s, &names, now)).unwrap();
+        assert_eq!(v["sessions"], serde_json::json!([want]));
+        assert_eq!(v["sessions"][0]["dangling"], serde_json::json!(true));
+        assert_eq!(v["sessions"][0]["duration_s"], serde_json::json!(90));
+        let Frame::Send("change", data) = frame(Ok(c.clone()), &[], Some("beta")) else {
+            panic!("no change event")
+        };
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(v["device_ids"], serde_json::json!(["ap2"]));
+        assert_eq!(v["sessions"], serde_json::json!([]));
+        assert!(!data.contains("ap1"), "{data}");
     }
 }

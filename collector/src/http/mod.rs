@@ -281,7 +281,7 @@ pub fn start(
         .context("http: setting the listener non-blocking")?;
     let local = std_listener.local_addr().unwrap_or(addr);
     let state = AppState::new(cfg, writer, shutdown.clone(), health);
-    let on_commit = state.live.hook();
+    let on_commit = state.live.hook(state.now(0).dangling_ms);
     let live = std::sync::Arc::clone(&state.live);
     let app = router(state);
     let limits = cfg.limits.clone();

@@ -5,6 +5,8 @@
 use serde::Serialize;
 
 use super::db::{ReadDb, ReadError, Row, Val};
+use crate::core::device::Names;
+use crate::core::Session;
 use crate::timefmt::rfc3339_ms;
 
 /// Which sessions to list. Every field narrows the result; the default lists everything.
@@ -290,14 +292,70 @@ pub fn list(db: &ReadDb, f: &SessionFilter, now: Now) -> Result<Vec<SessionRow>,
     Ok(list_keyed(db, f, now)?.into_iter().map(|r| r.0).collect())
 }
 
+/// `duration_s` and `dangling` of a session at `now`: the two values of a row that are not
+/// stored but depend on when it is shown.
+fn at_now(
+    start: i64,
+    stop: Option<i64>,
+    last_seen: i64,
+    activity: Option<i64>,
+    now: Now,
+) -> (i64, bool) {
+    let end = stop.unwrap_or(now.now_ms);
+    let dangling = stop.is_none() && now.now_ms - activity.unwrap_or(last_seen) > now.dangling_ms;
+    ((end - start).max(0) / 1000, dangling)
+}
+
+/// A session id as the API shows it (the stored i64's bits, 16 hex digits).
+fn id_text(id: i64) -> String {
+    format!("{:016x}", id as u64)
+}
+
+/// The row of a session as the merge core just wrote it, with its device's names in effect:
+/// what a query would read back from the store at `now` (the live change feed sends it
+/// without a query; `read::tests` checks the two agree).
+pub fn from_session(s: &Session, names: &Names, now: Now) -> SessionRow {
+    let (duration_s, dangling) = at_now(
+        s.start_ms,
+        s.stop_ms,
+        s.last_seen_ms,
+        s.last_activity_ms,
+        now,
+    );
+    SessionRow {
+        id: id_text(s.id),
+        device_id: s.device_id.clone(),
+        device_name: names.name.clone(),
+        organization: names.organization.clone(),
+        group: names.group.clone(),
+        mac: s.mac.clone(),
+        ssid: s.ssid.clone(),
+        ifname: s.ifname.clone(),
+        bssid: s.bssid.clone(),
+        freq_mhz: s.freq_mhz,
+        start: rfc3339_ms(s.start_ms),
+        stop: s.stop_ms.map(rfc3339_ms),
+        duration_s,
+        last_seen: rfc3339_ms(s.last_seen_ms),
+        last_activity: s.last_activity_ms.map(rfc3339_ms),
+        dangling,
+        rx_bytes: s.rx_bytes,
+        tx_bytes: s.tx_bytes,
+        signal_avg: s.signal.map(|x| x.1),
+        stop_reason: s.stop_reason.map(|r| r.as_str().to_owned()),
+        stop_inferred: s.stop_inferred,
+        times_corrected: s.times_corrected,
+    }
+}
+
 fn session_row(r: &Row, now: Now) -> Result<SessionRow, ReadError> {
     let start = r.int(10)?;
     let stop = r.opt_int(11)?;
     let last_seen = r.int(12)?;
     let activity = r.opt_int(13)?;
-    let end = stop.unwrap_or(now.now_ms);
+    let (duration_s, dangling) = at_now(start, stop, last_seen, activity, now);
     Ok(SessionRow {
-        id: format!("{:016x}", r.int(0)? as u64),
+        id: id_text(r.int(0)?),
         device_id: r.text(1)?,
         device_name: r.opt_text(2)?,
         organization: r.opt_text(3)?,
@@ -309,10 +367,10 @@ fn session_row(r: &Row, now: Now) -> Result<SessionRow, ReadError> {
         freq_mhz: r.opt_int(9)?,
         start: rfc3339_ms(start),
         stop: stop.map(rfc3339_ms),
-        duration_s: (end - start).max(0) / 1000,
+        duration_s,
         last_seen: rfc3339_ms(last_seen),
         last_activity: activity.map(rfc3339_ms),
-        dangling: stop.is_none() && now.now_ms - activity.unwrap_or(last_seen) > now.dangling_ms,
+        dangling,
         rx_bytes: r.int(14)?,
         tx_bytes: r.int(15)?,
         signal_avg: r.opt_int(16)?,
