@@ -32,6 +32,14 @@ const CSV_CHUNK: u32 = 1000;
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const APP_JS: &str = include_str!("../../assets/app.js");
 const STYLE_CSS: &str = include_str!("../../assets/style.css");
+/// uPlot 1.6.32 (MIT), the dashboard's chart library, as published on the npm registry
+/// (`dist/uPlot.iife.min.js`, `dist/uPlot.min.css`, `LICENSE`): vendored, so the dashboard
+/// works offline. docs/DEPENDENCIES.md says why this one; a test checks the files' hashes.
+pub const UPLOT_JS: &str = include_str!("../../assets/vendor/uPlot.iife.min.js");
+/// uPlot's stylesheet.
+pub const UPLOT_CSS: &str = include_str!("../../assets/vendor/uPlot.min.css");
+/// uPlot's licence, served beside it.
+pub const UPLOT_LICENSE: &str = include_str!("../../assets/vendor/uPlot.LICENSE");
 /// The OpenAPI 3 document of this API (hand-written; a test checks it against [`super::routes`]).
 pub const OPENAPI_JSON: &str = include_str!("../../assets/openapi.json");
 
@@ -59,6 +67,22 @@ pub async fn app_js() -> Response {
 /// `GET /assets/style.css`.
 pub async fn style_css() -> Response {
     asset(STYLE_CSS, "text/css; charset=utf-8")
+}
+
+/// `GET /assets/vendor/uPlot.iife.min.js`: the chart library (immutable: its name carries no
+/// version, so it is revalidated like the other assets).
+pub async fn uplot_js() -> Response {
+    asset(UPLOT_JS, "text/javascript; charset=utf-8")
+}
+
+/// `GET /assets/vendor/uPlot.min.css`.
+pub async fn uplot_css() -> Response {
+    asset(UPLOT_CSS, "text/css; charset=utf-8")
+}
+
+/// `GET /assets/vendor/uPlot.LICENSE`: the chart library's MIT licence.
+pub async fn uplot_license() -> Response {
+    asset(UPLOT_LICENSE, "text/plain; charset=utf-8")
 }
 
 /// `GET /api/v1/openapi.json`.

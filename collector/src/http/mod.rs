@@ -97,6 +97,17 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/", get(api::dashboard)),
         ("get", "/assets/app.js", get(api::app_js)),
         ("get", "/assets/style.css", get(api::style_css)),
+        (
+            "get",
+            "/assets/vendor/uPlot.iife.min.js",
+            get(api::uplot_js),
+        ),
+        ("get", "/assets/vendor/uPlot.min.css", get(api::uplot_css)),
+        (
+            "get",
+            "/assets/vendor/uPlot.LICENSE",
+            get(api::uplot_license),
+        ),
         ("get", "/healthz", get(api::healthz)),
         ("get", "/readyz", get(api::readyz)),
         ("get", "/metrics", get(live::metrics)),
@@ -383,6 +394,47 @@ mod tests {
         )
         .await;
         assert_eq!((s, e.as_str()), (400, "x: plain text"));
+    }
+
+    /// The vendored chart library is the file published on the npm registry (uplot 1.6.32,
+    /// docs/DEPENDENCIES.md), with its licence, and the page loads it from the collector only.
+    #[test]
+    fn the_vendored_chart_library_is_the_published_one() {
+        use sha2::{Digest, Sha256};
+        let hex = |s: &str| {
+            Sha256::digest(s.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(
+            hex(api::UPLOT_JS),
+            "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f"
+        );
+        assert_eq!(
+            hex(api::UPLOT_CSS),
+            "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04"
+        );
+        assert!(api::UPLOT_JS.starts_with("/*! https://github.com/leeoniya/uPlot (v1.6.32) */"));
+        assert!(api::UPLOT_LICENSE.contains("The MIT License"));
+        let page = include_str!("../../assets/index.html");
+        for url in [
+            "/assets/vendor/uPlot.iife.min.js",
+            "/assets/vendor/uPlot.min.css",
+            "/assets/vendor/uPlot.LICENSE",
+        ] {
+            assert!(page.contains(url), "{url}");
+            assert!(routes().iter().any(|r| r.1 == url), "{url}");
+        }
+        // Offline: nothing is loaded from another host.
+        for asset in [page, include_str!("../../assets/app.js")] {
+            assert!(!asset.contains("src=\"http"), "an external script");
+            assert!(
+                !asset.contains("href=\"http"),
+                "an external stylesheet or link"
+            );
+            assert!(!asset.contains("//cdn"), "a CDN");
+        }
     }
 
     #[test]
