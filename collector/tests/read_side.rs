@@ -213,7 +213,11 @@ fn http_responses_match_openapi_on(engine: common::pg::EngineDb) {
     if let Err(e) = check(&doc, schema, &change, "change") {
         panic!("{e}\n{data}");
     }
-    assert_eq!(change["sessions"].as_array().map(Vec::len), Some(1), "{data}");
+    assert_eq!(
+        change["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{data}"
+    );
     // The check itself rejects what it should.
     let session = &doc["components"]["schemas"]["Session"];
     let mut bad = env.get(&format!("/api/v1/sessions/{some_id}"), None).json();
