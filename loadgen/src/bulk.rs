@@ -647,3 +647,78 @@ pub fn load_postgres(shape: &Shape, url: &str, now_ms: i64) -> anyhow::Result<Bu
         .get::<_, i64>(0) as u64;
     Ok(rep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> Shape {
+        Shape {
+            sessions: 1_000,
+            orgs: 2,
+            groups: 4,
+            devices: 10,
+            macs: 200,
+            days: 30,
+            end_days_ago: 0,
+            open_per_device: 3,
+            device_prefix: "ap-".into(),
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn copy_lines_escape_and_mark_nulls() {
+        let mut b = Vec::new();
+        CopyLine::new(&mut b)
+            .text("a\tb\\c\nd")
+            .int(-5)
+            .opt_int(None)
+            .opt_text(Some("x"))
+            .raw("t")
+            .end();
+        assert_eq!(b, b"a\\tb\\\\c\\nd\t-5\t\\N\tx\tt\n");
+    }
+
+    /// Every session of the shape is generated once, in session-id order per device, each
+    /// device after its sessions; a COPY line has one field per column.
+    #[test]
+    fn generates_the_shape() {
+        let (mut n, mut open) = (0u64, 0u64);
+        let devices = std::cell::RefCell::new(Vec::<String>::new());
+        let mut last: Option<(String, i64)> = None;
+        generate(
+            &shape(),
+            1_800_000_000_000,
+            |s| {
+                n += 1;
+                open += u64::from(s.stop_ms.is_none());
+                if let Some((d, id)) = &last {
+                    assert!(d != s.device || *id < s.id, "order");
+                }
+                assert!(
+                    !devices.borrow().iter().any(|d| d == s.device),
+                    "device before its sessions"
+                );
+                last = Some((s.device.to_owned(), s.id));
+                let mut line = Vec::new();
+                copy_session(&mut line, s);
+                let fields = line.split(|b| *b == b'\t').count();
+                assert_eq!(fields, PG_SESSION_COLUMNS.split(',').count());
+                Ok(())
+            },
+            |d| {
+                devices.borrow_mut().push(d.id.to_owned());
+                let mut line = Vec::new();
+                copy_device(&mut line, d);
+                assert_eq!(
+                    line.split(|b| *b == b'\t').count(),
+                    PG_DEVICE_COLUMNS.split(',').count()
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!((n, open, devices.borrow().len()), (1_000, 30, 10));
+    }
+}

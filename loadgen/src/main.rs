@@ -242,8 +242,9 @@ enum Cmd {
     /// Watch a running collector's database: when --expect-events events are committed,
     /// and the longest time no commit advanced the event counter (the stall).
     Monitor {
-        /// The collector's database.
-        #[arg(long, value_name = "PATH")]
+        /// The collector's database: an SQLite file or a postgres:// URL (the counter of
+        /// every collector writing to it).
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
         /// Stop when the collector's `events` counter (events committed) grew by this much
         /// since the monitor started.
@@ -515,6 +516,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 "oldest_stop_at_start_ms": r.oldest_stop_at_start_ms,
                 "polls": r.polls, "max_poll_us": r.max_poll_us,
                 "last_change_ms": r.last_change_ms, "stuck": r.stuck,
+                "backend_cpu_s": r.backend_cpu_s,
             }));
             if r.stuck {
                 anyhow::bail!(
