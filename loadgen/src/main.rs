@@ -242,8 +242,9 @@ enum Cmd {
     /// Watch a running collector's database: when --expect-events events are committed,
     /// and the longest time no commit advanced the event counter (the stall).
     Monitor {
-        /// The collector's database.
-        #[arg(long, value_name = "PATH")]
+        /// The collector's database: an SQLite file or a postgres:// URL (the counter of
+        /// every collector writing to it).
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
         /// Stop when the collector's `events` counter (events committed) grew by this much
         /// since the monitor started.
@@ -286,8 +287,10 @@ enum Cmd {
         sessions: u64,
         #[command(flatten)]
         shape: ShapeArgs,
-        /// Database file to create (replaced if it exists).
-        #[arg(long, value_name = "PATH")]
+        /// Database file to create (replaced if it exists), or a postgres:// URL of an
+        /// existing database (emptied first; rows sent with COPY, indexes built afterwards,
+        /// then VACUUM (ANALYZE) and CHECKPOINT).
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
     },
     /// Run the collector's query functions on a bulk-loaded database (same shape flags as
@@ -295,8 +298,8 @@ enum Cmd {
     QueryBench {
         #[command(flatten)]
         shape: ShapeArgs,
-        /// Database made by bulk-load.
-        #[arg(long, value_name = "PATH")]
+        /// Database made by bulk-load: an SQLite file or a postgres:// URL.
+        #[arg(long, value_name = "PATH|URL")]
         db: PathBuf,
         /// Runs per query (each with another device, group, client or day).
         #[arg(long, default_value_t = 200)]
@@ -513,6 +516,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 "oldest_stop_at_start_ms": r.oldest_stop_at_start_ms,
                 "polls": r.polls, "max_poll_us": r.max_poll_us,
                 "last_change_ms": r.last_change_ms, "stuck": r.stuck,
+                "backend_cpu_s": r.backend_cpu_s,
             }));
             if r.stuck {
                 anyhow::bail!(
@@ -558,19 +562,23 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let r = bulk::load(&shape.shape(sessions), &db, wifisess_loadgen::now_ms())?;
             println!(
                 "bulk-loaded {} sessions ({} open) into {}: rows {:.1} s ({:.0}/s), indexes \
-                 {:.1} s, {} bytes",
+                 {:.1} s, vacuum+analyze {:.1} s, {} bytes ({} for the sessions, {:.0} per \
+                 session)",
                 r.sessions,
                 r.open,
-                db.display(),
+                wifisess_collector::store::DbLocator::parse(&db).display(),
                 r.insert_s,
                 r.sessions as f64 / r.insert_s.max(1e-9),
                 r.index_s,
-                r.bytes
+                r.analyze_s,
+                r.bytes,
+                r.session_bytes,
+                r.session_bytes as f64 / r.sessions.max(1) as f64
             );
             summary(json!({
                 "tool": "bulk-load", "sessions": r.sessions, "open": r.open,
-                "insert_s": r.insert_s, "index_s": r.index_s, "bytes": r.bytes,
-                "end_ms": r.end_ms,
+                "insert_s": r.insert_s, "index_s": r.index_s, "analyze_s": r.analyze_s,
+                "bytes": r.bytes, "session_bytes": r.session_bytes, "end_ms": r.end_ms,
             }));
         }
         Cmd::QueryBench { shape, db, runs } => {

@@ -2,7 +2,7 @@
 //! `wifisess-collector sessions/status/presence` and the HTTP API) on a bulk-loaded
 //! database, each query `runs` times with a different random device, group, client or day,
 //! on one read-only connection opened as the CLI and the HTTP API open theirs (one read side:
-//! `read::ReadDb`). Reports p50, p99 and max per query.
+//! `read::ReadDb`, SQLite or PostgreSQL). Reports p50, p99 and max per query.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +14,7 @@ use wifisess_collector::read::presence::{presence, PresenceQuery};
 use wifisess_collector::read::sessions::{list as list_sessions, SessionFilter};
 use wifisess_collector::read::status::status;
 use wifisess_collector::read::{Now, ReadDb};
+use wifisess_collector::store::DbLocator;
 
 use crate::bulk::{mac_of, Shape};
 use crate::sim::{device_id, Rng};
@@ -52,12 +53,14 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Runs every query `runs` times on `db` (shaped like `shape`) at `now_ms`.
+/// Runs every query `runs` times on `db` (an SQLite file or a `postgres://` URL, shaped like
+/// `shape`) at `now_ms`.
 ///
 /// # Errors
-/// SQLite errors.
+/// Database errors.
 pub fn run(db: &Path, shape: &Shape, runs: usize, now_ms: i64) -> anyhow::Result<Vec<QueryStats>> {
-    let conn = ReadDb::open_sqlite(db).with_context(|| format!("opening {}", db.display()))?;
+    let loc = DbLocator::parse(db);
+    let conn = ReadDb::open(&loc).with_context(|| format!("opening {}", loc.display()))?;
     let end_ms: i64 = conn
         .query_one("SELECT max(start_ms) FROM sessions", &[])?
         .and_then(|r| r.opt_int(0).ok().flatten())

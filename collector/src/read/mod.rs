@@ -219,8 +219,16 @@ mod tests {
             assert!(!full_scan(&pl), "{what}: {pl}");
         }
         let pl = db
-            .plan(&status::open_per_organization_sql(&db), &[])
+            .plan(
+                &status::open_per_organization_sql(&db, 2),
+                &[Val::from("o1"), Val::from("o2")],
+            )
             .unwrap();
-        assert!(pl.contains("sessions_open_start"), "org limits: {pl}");
+        assert!(
+            pl.contains("devices_org")
+                && pl.contains("INDEX sessions_open_device (device_id=?)")
+                && !full_scan(&pl),
+            "org limits: {pl}"
+        );
     }
 }
