@@ -40,6 +40,9 @@ const SORTS = {
   "devpage-radios": ["rsort", "ifname"],
   "devpage-open": ["osort", "-start"],
   "devpage-recent": ["hsort", "-stop"],
+  "devpage-fj": ["fsort", "-associated"],
+  "devpage-roams": ["msort", "-at"],
+  "roam-pairs": ["qsort", "-roams"],
 };
 
 const state = {
@@ -108,8 +111,22 @@ async function api(path) {
       continue;
     }
     const body = await r.json().catch(() => ({ error: r.statusText }));
-    if (!r.ok) throw new Error(body.error || ("HTTP " + r.status));
+    if (!r.ok) {
+      const e = new Error(body.error || ("HTTP " + r.status));
+      e.status = r.status;
+      throw e;
+    }
     return body;
+  }
+}
+
+/** A route an older collector lacks (roams, failed joins, trends): null when it answers 404. */
+async function optional(path) {
+  try {
+    return await api(path);
+  } catch (e) {
+    if (e.status === 404) return null;
+    throw e;
   }
 }
 
@@ -273,7 +290,7 @@ function renderTable(id, cols, rows, empty, attrs) {
   }).join("");
   const sorted = sortRows(rows, cols, spec);
   const body = sorted.length
-    ? sorted.map((r) => `<tr ${attrs ? attrs(r) : ""}>${cols.map((c) => `<td data-label="${esc(c.label)}" class="${c.cls || ""}">${c.cell(r)}</td>`).join("")}</tr>`).join("")
+    ? sorted.map((r) => `<tr ${attrs ? attrs(r) : ""}>${cols.map((c) => `<td data-label="${esc(c.label)}" class="${c.cls || ""}"><span class="v">${c.cell(r)}</span></td>`).join("")}</tr>`).join("")
     : `<tr class="none"><td colspan="${cols.length}">${esc(empty)}</td></tr>`;
   table.innerHTML = `<thead><tr>${head}</tr></thead><tbody>${body}</tbody>`;
 }
@@ -290,7 +307,7 @@ function onSortClick(e) {
   const [param, dflt] = SORTS[table.id];
   const cur = state.params.get(param) || dflt;
   const [key, dir] = parseSort(cur);
-  const col = Object.values(COL).concat(DEV_COLS, PER_DEV_COLS, RADIO_COLS).find((c) => c.key === b.dataset.sort);
+  const col = (TABLE_COLS[table.id] || []).find((c) => c.key === b.dataset.sort);
   let next;
   if (key === b.dataset.sort) next = dir < 0 ? key : "-" + key;
   else next = (col && col.desc ? "-" : "") + b.dataset.sort;
@@ -311,9 +328,10 @@ function parseHash() {
 }
 
 function hashFor(view, arg, params) {
+  // One spelling per state: the view's filters in their order, then the sort orders.
   const q = new URLSearchParams();
-  const keep = new Set((VIEW_FILTERS[view] || []).concat(Object.values(SORTS).map((s) => s[0])));
-  for (const [k, v] of params) if (keep.has(k) && v !== "") q.set(k, v);
+  const keep = [...new Set((VIEW_FILTERS[view] || []).concat(Object.values(SORTS).map((s) => s[0])))];
+  for (const k of keep) if (params.get(k)) q.set(k, params.get(k));
   const s = q.toString();
   return `#/${view}${arg ? "/" + encodeURIComponent(arg) : ""}${s ? "?" + s : ""}`;
 }
@@ -552,13 +570,65 @@ function radioClients(r) {
   return n;
 }
 
+/** A client as the roams and failed joins list it: MAC, then its label or vendor. */
+function clientOf(r) {
+  const who = r.label || r.vendor;
+  const rnd = r.randomized ? ' <span class="tag" title="locally administered (randomised) MAC">random</span>' : "";
+  return `<span class="mono">${esc(r.mac)}</span>${who ? ` <span class="muted">${esc(who)}</span>` : ""}${rnd}`;
+}
+function gap(ms) {
+  if (ms < 0) return `<span title="the old AP reported the client gone ${-ms} ms after the new one saw it join">${(ms / 1000).toFixed(1)} s overlap</span>`;
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+/** One end of a roam: device (linked, unless it is the page's own), interface, band, SSID. */
+function roamEnd(dev, name, ifname, band, ssid) {
+  const here = state.devpage && state.devpage.id === dev;
+  const d = here ? '<span class="muted">this device</span>' : devLink(dev, name);
+  return `${d} <span class="mono small">${esc(ifname)}</span>${band ? ` <span class="tag">${esc(band)} GHz</span>` : ""} ${esc(ssid)}`;
+}
+
+const FJ_COLS = [
+  { key: "associated", label: "Associated", desc: true, sort: (r) => r.associated, cell: (r) => esc(when(r.associated)) },
+  { key: "client", label: "Client", sort: (r) => r.mac, cell: clientOf },
+  { key: "ssid", label: "SSID", sort: (r) => r.ssid, cell: (r) => esc(r.ssid) },
+  { key: "ifname", label: "Interface", sort: (r) => r.ifname, cell: (r) => `<span class="mono">${esc(r.ifname)}</span>` },
+  { key: "bssid", label: "BSSID", sort: (r) => r.bssid, cell: (r) => `<span class="mono">${esc(r.bssid)}</span>` },
+  { key: "gave_up", label: "Given up", desc: true, sort: (r) => r.gave_up, cell: (r) => esc(when(r.gave_up)) },
+];
+const ROAM_COLS = [
+  { key: "at", label: "Arrived", desc: true, sort: (r) => r.at, cell: (r) => esc(when(r.at)) },
+  { key: "client", label: "Client", sort: (r) => r.mac, cell: clientOf },
+  { key: "from", label: "From", cls: "wrap", sort: (r) => devName(r.from_device, r.from_name).text.toLowerCase(),
+    cell: (r) => roamEnd(r.from_device, r.from_name, r.from_ifname, r.from_band, r.from_ssid) },
+  { key: "to", label: "To", cls: "wrap", sort: (r) => devName(r.to_device, r.to_name).text.toLowerCase(),
+    cell: (r) => roamEnd(r.to_device, r.to_name, r.to_ifname, r.to_band, r.to_ssid) },
+  { key: "gap", label: "Gap", cls: "num", sort: (r) => r.gap_ms, cell: (r) => gap(r.gap_ms) },
+];
+/** Rows of the device page's failed joins and roams. */
+const DEVPAGE_EXTRA = 50;
+
+/** The device page's failed joins and roams (null: this collector has no such route). */
+async function loadDeviceExtras(id) {
+  const dev = { device: id, limit: DEVPAGE_EXTRA };
+  const [fj, roams] = await Promise.all([
+    optional("/api/v1/failed-joins" + query(dev)).catch((e) => ({ error: e.message })),
+    optional("/api/v1/roams" + query(dev)).catch((e) => ({ error: e.message })),
+  ]);
+  return { fj, roams };
+}
+
 async function loadDevice(id) {
-  const body = await api("/api/v1/devices/" + encodeURIComponent(id) + query({ history: RECENT }));
+  const [body, extras] = await Promise.all([
+    api("/api/v1/devices/" + encodeURIComponent(id) + query({ history: RECENT })),
+    loadDeviceExtras(id),
+  ]);
   state.devpage = {
     id: body.device.id,
     device: body.device,
     open: new Map(body.open_sessions.map((s) => [sessionKey(s), s])),
     recent: new Map(body.recent_sessions.map((s) => [sessionKey(s), s])),
+    fj: extras.fj,
+    roams: extras.roams,
   };
   state.devices.set(body.device.id, body.device);
   renderDevice();
@@ -591,6 +661,25 @@ function renderDevice() {
   renderTable("devpage-open", DEVPAGE_OPEN_COLS, [...open.values()], "Nobody is connected.", sessionAttrs);
   $("#devpage-recent-count").textContent = recent.size;
   renderTable("devpage-recent", DEVPAGE_RECENT_COLS, [...recent.values()], "No closed sessions yet.", sessionAttrs);
+  const p = state.devpage;
+  renderOptional("devpage-fj", FJ_COLS, p.fj, "failed_joins", "No failed joins.", "/api/v1/failed-joins");
+  renderOptional("devpage-roams", ROAM_COLS, p.roams, "roams", "No roams to or from this device.", "/api/v1/roams");
+}
+
+/** A table of an optional route's rows: its rows, "not available" (404), or the error. */
+function renderOptional(id, cols, body, field, empty, route) {
+  const count = $("#" + id + "-count");
+  const table = document.getElementById(id);
+  table.dataset.state = !body ? "unavailable" : body.error ? "error" : "ok";
+  if (!body || body.error) {
+    count.textContent = "";
+    const msg = body ? `Could not load ${route}: ${body.error}` : `Not available: this collector has no ${route} (an older build).`;
+    table.innerHTML = `<tbody><tr class="none unavailable"><td>${esc(msg)}</td></tr></tbody>`;
+    return;
+  }
+  const rows = body[field] || [];
+  count.textContent = rows.length + (rows.length >= DEVPAGE_EXTRA && field !== "pairs" ? "+" : "");
+  renderTable(id, cols, rows, empty);
 }
 
 // ---- charts (uPlot, vendored) -----------------------------------------------------------
@@ -613,9 +702,63 @@ async function sessionsSince(f, secs) {
   return { rows, capped };
 }
 
+const PAIR_COLS = [
+  { key: "from", label: "From", sort: (r) => devName(r.from_device, r.from_name).text.toLowerCase(), cell: (r) => devLink(r.from_device, r.from_name) },
+  { key: "to", label: "To", sort: (r) => devName(r.to_device, r.to_name).text.toLowerCase(), cell: (r) => devLink(r.to_device, r.to_name) },
+  { key: "roams", label: "Roams", desc: true, cls: "barcell", sort: (r) => r.roams,
+    cell: (r) => `<span class="bar" style="width:${Math.max(2, Math.round((100 * r.roams) / (state.pairMax || 1)))}%"></span><span class="num">${r.roams}</span>` },
+  { key: "clients", label: "Clients", cls: "num", desc: true, sort: (r) => r.clients, cell: (r) => String(r.clients) },
+  { key: "gap", label: "Median gap", cls: "num", sort: (r) => r.median_gap_ms, cell: (r) => gap(r.median_gap_ms) },
+  { key: "last", label: "Last", desc: true, sort: (r) => r.last, cell: (r) => esc(when(r.last)) },
+];
+/** AP pairs shown at most (the busiest). */
+const PAIRS = 25;
+
+/** Roams per AP pair of the scope: a table with bars. */
+async function loadPairs(f) {
+  const body = await optional("/api/v1/roams/pairs" + query(f)).catch((e) => ({ error: e.message }));
+  if (body && body.pairs) {
+    body.pairs = [...body.pairs].sort((a, b) => b.roams - a.roams).slice(0, PAIRS);
+    state.pairMax = body.pairs.length ? body.pairs[0].roams : 1;
+  }
+  renderOptional("roam-pairs", PAIR_COLS, body, "pairs", "No roams between access points.", "/api/v1/roams/pairs");
+}
+
 async function loadCharts() {
   const f = filters(["organization", "group", "device", "ssid"]);
-  const [secs, step] = RANGES[state.params.get("range")] || RANGES["24h"];
+  const scope = filters(["organization", "group", "device"]);
+  const [secs] = RANGES[state.params.get("range")] || RANGES["24h"];
+  const pairs = loadPairs(scope);
+  const period = secs > 7 * 86400 ? "day" : "hour";
+  const step = period === "day" ? 86400 : 3600;
+  const toMs = Date.now();
+  const fromMs = Math.floor((toMs - secs * 1000) / (step * 1000)) * step * 1000;
+  const trends = await optional("/api/v1/trends" + query({ ...f, period, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() }));
+  if (trends) {
+    const byTime = new Map();
+    for (const p of trends.points) {
+      const t = Date.parse(p.time) / 1000;
+      const e = byTime.get(t) || { clients: 0, sessions: 0 };
+      e.clients += p.clients;
+      e.sessions += p.sessions;
+      byTime.set(t, e);
+    }
+    const xs = [];
+    for (let t = fromMs / 1000; t < toMs / 1000; t += step) xs.push(t);
+    const at = (t, k) => (byTime.get(t) || {})[k] || 0;
+    $("#charts-note").textContent = `From /api/v1/trends (${period === "day" ? "daily" : "hourly"} aggregates, kept longer than sessions).`;
+    $("#chart-clients-title").textContent = period === "day" ? "Clients per day" : "Clients per hour";
+    drawCharts([[xs, xs.map((t) => at(t, "clients"))], [xs, xs.map((t) => at(t, "sessions"))]], step);
+  } else {
+    $("#chart-clients-title").textContent = "Clients over time";
+    await chartsFromSessions(f, secs);
+  }
+  await pairs;
+}
+
+/** An older collector without /api/v1/trends: the same charts computed from the sessions. */
+async function chartsFromSessions(f, secs) {
+  const step = RANGES[state.params.get("range")] ? RANGES[state.params.get("range")][1] : RANGES["24h"][1];
   const now = Date.now() / 1000;
   const from = Math.floor((now - secs) / step) * step;
   const n = Math.ceil((now - from) / step);
@@ -632,11 +775,12 @@ async function loadCharts() {
     const j = Math.floor((a - hFrom) / hour);
     if (j >= 0 && j < starts.length) starts[j]++;
   }
-  $("#charts-note").textContent = `Computed in the browser from ${rows.length} sessions of the sessions API${capped ? " (capped: the oldest are left out)" : ""}.`;
+  $("#charts-note").textContent = `/api/v1/trends is not available on this collector: computed in the browser from ${rows.length} sessions${capped ? " (capped: the oldest are left out)" : ""}.`;
   drawCharts([[xs, clients.map((c) => c.size)], [hx, starts]], hour);
 }
 
 function drawCharts(data, hour) {
+  const step = data[1][0].length > 1 ? data[1][0][1] - data[1][0][0] : hour;
   state.charts.forEach((c) => c.destroy());
   state.charts = [];
   if (typeof uPlot === "undefined") return;
@@ -645,7 +789,8 @@ function drawCharts(data, hour) {
     const opts = {
       width, height: 220,
       legend: { show: true },
-      scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } },
+      // Bars are centred on their period's start: half a period of room at both ends.
+      scales: { x: { time: true, range: (u, lo, hi) => (bars ? [lo - step / 2, hi + step / 2] : [lo, hi]) }, y: { range: (u, lo, hi) => [0, Math.max(1, hi)] } },
       axes: [{}, { size: 46 }],
       series: [{}, bars
         ? { label, stroke: "#1f6feb", fill: "rgba(31,111,235,.35)", paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }
@@ -657,6 +802,7 @@ function drawCharts(data, hour) {
   $("#chart-starts").innerHTML = "";
   mk($("#chart-clients"), "clients", data[0], false);
   mk($("#chart-starts"), hour === 3600 ? "sessions per hour" : "sessions per day", data[1], true);
+  $("#chart-starts-title").textContent = hour === 3600 ? "Sessions started per hour" : "Sessions started per day";
 }
 
 window.addEventListener("resize", () => {
@@ -665,6 +811,20 @@ window.addEventListener("resize", () => {
     if (w && Math.abs(w - c.width) > 4) c.setSize({ width: w, height: 220 });
   }
 });
+
+/** The columns of each sortable table (a header click finds its column's default direction). */
+const TABLE_COLS = {
+  "now-table": NOW_COLS,
+  "per-device": PER_DEV_COLS,
+  "hist-table": HIST_COLS,
+  "dev-table": DEV_COLS,
+  "devpage-radios": RADIO_COLS,
+  "devpage-open": DEVPAGE_OPEN_COLS,
+  "devpage-recent": DEVPAGE_RECENT_COLS,
+  "devpage-fj": FJ_COLS,
+  "devpage-roams": ROAM_COLS,
+  "roam-pairs": PAIR_COLS,
+};
 
 // ---- loading and live updates -----------------------------------------------------------
 
