@@ -217,7 +217,12 @@ function devLink(id, fallback) {
 }
 function client(s) {
   const flag = s.dangling ? ' <span class="badge warn" title="open, but no client activity for a while">dangling</span>' : "";
-  return `<span class="mono">${esc(s.mac || "unknown")}</span>${flag}`;
+  // A name when the collector knows one (labels file, DHCP hostname; issue 20), and the vendor.
+  const name = s.label || s.hostname;
+  const who = name ? ` <span class="cname">${esc(name)}</span>` : "";
+  const vendor = s.vendor ? ` <span class="muted small">${esc(s.vendor)}</span>` : "";
+  const rnd = s.randomized ? ' <span class="tag" title="locally administered (randomised) MAC">random</span>' : "";
+  return `<span class="mono">${esc(s.mac || "unknown")}</span>${who}${vendor}${rnd}${flag}`;
 }
 function liveDuration(s) {
   return s.stop ? duration(s.duration_s) : `<span data-since="${esc(s.start)}">${duration(durationOf(s))}</span>`;
@@ -234,7 +239,7 @@ function showError(e) {
 
 /** Columns of the session tables: key (the URL's sort value), label, cell, sort value. */
 const COL = {
-  client: { key: "client", label: "Client", cell: client, sort: (r) => r.mac },
+  client: { key: "client", label: "Client", cls: "wrap", cell: client, sort: (r) => r.mac },
   ssid: { key: "ssid", label: "SSID", cell: (r) => esc(r.ssid) + bandTag(r.freq_mhz), sort: (r) => r.ssid },
   device: { key: "device", label: "Device", cell: (r) => devLink(r.device_id, r.device_name), sort: (r) => devName(r.device_id, r.device_name).text.toLowerCase() },
   org: { key: "org", label: "Organization / group", cls: "wrap", sort: (r) => (r.organization || "") + "/" + (r.group || ""),
@@ -649,6 +654,9 @@ function renderDevice() {
   const facts = [["Id", `<span class="mono">${esc(d.id)}</span>`], ["Name", esc(d.name)], ["Organization", esc(d.organization)], ["Group", esc(d.group)],
     ["Last seen", d.last_seen ? `${esc(when(d.last_seen))} (${esc(ago(d.last_seen))})` : ""], ["Agent", esc(d.agent_version)],
     ["Boot", `<span class="mono small">${esc(d.boot_id)}</span>`], ["Sequence gaps", esc(d.seq_gaps)]];
+  if (d.failed_joins_24h !== undefined) {
+    facts.push(["Last 24 h", `${d.failed_joins_24h} failed joins · ${d.roams_in_24h} roams in · ${d.roams_out_24h} roams out`]);
+  }
   $("#devpage-facts").innerHTML = facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join("");
   const health = [["Published", h.published], ["Dropped", h.dropped ? `<span class="bad-text">${h.dropped}</span>` : h.dropped],
     ["Of which starts/stops", h.dropped_starts_stops], ["Of which updates", h.dropped_updates], ["Reconnects", h.reconnects],
@@ -728,11 +736,11 @@ async function loadCharts() {
   const f = filters(["organization", "group", "device", "ssid"]);
   const scope = filters(["organization", "group", "device"]);
   const [secs] = RANGES[state.params.get("range")] || RANGES["24h"];
-  const pairs = loadPairs(scope);
   const period = secs > 7 * 86400 ? "day" : "hour";
   const step = period === "day" ? 86400 : 3600;
   const toMs = Date.now();
   const fromMs = Math.floor((toMs - secs * 1000) / (step * 1000)) * step * 1000;
+  const pairs = loadPairs({ ...scope, ssid: f.ssid, from: new Date(fromMs).toISOString() });
   const trends = await optional("/api/v1/trends" + query({ ...f, period, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() }));
   if (trends) {
     const byTime = new Map();
