@@ -549,6 +549,17 @@ fn save_png(b: &mut Browser, env: &Env, name: &str) {
 
 /// ap1 with two radios (2.4 and 5 GHz), ap3 bearing ap1's name.
 fn radios_and_a_namesake(env: &Env) {
+    env.publish(vec![ap1_radios(), status("ap3", "Lab AP", "acme", "lab")]);
+    env.wait_json("ap3 and ap1's radios", "/api/v1/devices", None, |v| {
+        let d = v["devices"].as_array().unwrap();
+        d.iter().any(|d| d["id"] == "ap3")
+            && d.iter()
+                .any(|d| d["radios"].as_array().is_some_and(|r| r.len() == 2))
+    });
+}
+
+/// ap1 "Lab AP" (acme/lab)'s status announcing two radios (5 and 2.4 GHz).
+fn ap1_radios() -> (String, Vec<u8>) {
     use wifisess_wire::{InterfaceInfo, MacAddr};
     let radio = |ifname: &str, ifindex, last, ssid: &[u8], freq_mhz| InterfaceInfo {
         ifname: ifname.into(),
@@ -557,24 +568,15 @@ fn radios_and_a_namesake(env: &Env) {
         ssid: ssid.to_vec(),
         freq_mhz,
     };
-    env.publish(vec![
-        status_with("ap1", "Lab AP", "acme", "lab", |s| {
-            s.interfaces = vec![
-                radio("phy0-ap0", 7, 1, SSID, 5180),
-                radio("phy1-ap0", 8, 2, b"campus-iot", 2437),
-            ];
-            s.uptime_ms = 5_000;
-            s.published = 1234;
-            s.failed_joins = 2;
-        }),
-        status("ap3", "Lab AP", "acme", "lab"),
-    ]);
-    env.wait_json("ap3 and ap1's radios", "/api/v1/devices", None, |v| {
-        let d = v["devices"].as_array().unwrap();
-        d.iter().any(|d| d["id"] == "ap3")
-            && d.iter()
-                .any(|d| d["radios"].as_array().is_some_and(|r| r.len() == 2))
-    });
+    status_with("ap1", "Lab AP", "acme", "lab", |s| {
+        s.interfaces = vec![
+            radio("phy0-ap0", 7, 1, SSID, 5180),
+            radio("phy1-ap0", 8, 2, b"campus-iot", 2437),
+        ];
+        s.uptime_ms = 5_000;
+        s.published = 1234;
+        s.failed_joins = 2;
+    })
 }
 
 #[test]
