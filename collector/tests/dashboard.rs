@@ -532,9 +532,27 @@ fn live_view_keeps_up_under_a_steady_load() {
 /// Client MACs of the live view's rows, in order.
 const NOW_MACS: &str = "[...document.querySelectorAll('#now-table tbody tr[data-session-id]')].map(r => r.querySelector('.mono').textContent).join(',')";
 
-fn save_png(b: &mut Browser, env: &Env, name: &str) {
+/// A screenshot of the page; `tall`: down to its end (at most 2 400 px), as a phone scrolls.
+fn save_png(b: &mut Browser, env: &Env, name: &str, tall: bool) {
     std::thread::sleep(Duration::from_millis(400));
-    let png = b.screenshot();
+    let png = if tall {
+        let width = b.eval("innerWidth").as_u64().unwrap();
+        let height = b
+            .eval("document.documentElement.scrollHeight")
+            .as_u64()
+            .unwrap()
+            .min(2400);
+        let sid = b.session.clone();
+        let r = b.call(
+            Some(&sid),
+            "Page.captureScreenshot",
+            json!({ "format": "png", "captureBeyondViewport": true,
+                    "clip": { "x": 0, "y": 0, "width": width, "height": height, "scale": 1 } }),
+        );
+        base64(r["data"].as_str().unwrap())
+    } else {
+        b.screenshot()
+    };
     assert_eq!(&png[1..4], b"PNG");
     let out = if std::env::var_os("WIFISESS_SCREENSHOT").is_some() {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -711,14 +729,14 @@ fn sorting_filters_and_names_live_in_the_url() {
         b.resize(w, h, mobile);
         b.eval("location.hash = '#/now'; 0");
         b.wait_eval("all open sessions", NOW_ROWS, json!(5));
-        save_png(&mut b, &env, &format!("dashboard-{w}.png"));
+        save_png(&mut b, &env, &format!("dashboard-{w}.png"), mobile);
         b.eval("location.hash = '#/device/ap1'; 0");
         b.wait_eval(
             "the device page",
             "document.getElementById('devpage-roams').dataset.state && document.querySelectorAll('#devpage-radios tbody tr').length",
             json!(2),
         );
-        save_png(&mut b, &env, &format!("device-{w}.png"));
+        save_png(&mut b, &env, &format!("device-{w}.png"), mobile);
         b.eval("location.hash = '#/charts'; 0");
         b.wait_eval(
             "the charts",
@@ -731,6 +749,6 @@ fn sorting_filters_and_names_live_in_the_url() {
                 json!(true)
             );
         }
-        save_png(&mut b, &env, &format!("charts-{w}.png"));
+        save_png(&mut b, &env, &format!("charts-{w}.png"), mobile);
     }
 }
