@@ -434,6 +434,7 @@ impl WriterThread {
             self.parts.health.end(now_ms());
             let committed = committed.context("writing to the database")?;
             drop(incoming);
+            self.parts.jobs.derive_soon();
             self.notify(group.len(), &committed, began);
             for (m, o) in group.iter().zip(&committed.outcomes) {
                 if let Outcome::Rejected(r) = o {

@@ -1,16 +1,67 @@
 //! The read side: one set of row types and queries for the CLI and the HTTP API (sessions,
-//! devices, status, presence, counters) and one CSV writer, on a read-only connection to
-//! either engine ([`db::ReadDb`]). Nothing here writes.
+//! devices, status, presence, failed joins, roams, trends and the clients report, counters)
+//! and one CSV writer, on a read-only connection to either engine ([`db::ReadDb`]), whose
+//! rows carry client names and vendors ([`names`]). Nothing here writes.
 
+pub mod clients;
 pub mod csv;
 pub mod db;
 pub mod devices;
+pub mod failed_joins;
+pub mod names;
 pub mod presence;
+pub mod roams;
 pub mod sessions;
 pub mod status;
 
 pub use db::{ReadDb, ReadError};
 pub use sessions::Now;
+
+/// Which devices a query covers: ids or names (any of them), a group, an organization (all
+/// narrow; the default covers every device).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Device ids or names.
+    pub devices: Vec<String>,
+    /// Device group.
+    pub group: Option<String>,
+    /// Organization.
+    pub organization: Option<String>,
+}
+
+impl Scope {
+    /// ` AND {col} IN (SELECT id FROM devices WHERE …)` for each part of the scope, values
+    /// appended to `p` (every part a bound value, served by the devices' indexes).
+    pub(crate) fn sql(&self, col: &str, p: &mut Vec<db::Val>) -> String {
+        let mut out = String::new();
+        if !self.devices.is_empty() {
+            let first = p.len() + 1;
+            let list = (first..first + self.devices.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            p.extend(self.devices.iter().map(|d| db::Val::Text(d.clone())));
+            out.push_str(&format!(
+                " AND {col} IN (SELECT id FROM devices WHERE id IN ({list}) OR name IN ({list}))"
+            ));
+        }
+        if let Some(g) = &self.group {
+            p.push(db::Val::Text(g.clone()));
+            out.push_str(&format!(
+                " AND {col} IN (SELECT id FROM devices WHERE grp = ${})",
+                p.len()
+            ));
+        }
+        if let Some(o) = &self.organization {
+            p.push(db::Val::Text(o.clone()));
+            out.push_str(&format!(
+                " AND {col} IN (SELECT id FROM devices WHERE organization = ${})",
+                p.len()
+            ));
+        }
+        out
+    }
+}
 
 /// The ingest counters by name (all time).
 ///
