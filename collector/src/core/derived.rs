@@ -67,11 +67,18 @@ pub struct Span {
     pub tx_bytes: i64,
 }
 
+/// The end of a session's time on the air as the derived data counts it: its stop; while it
+/// is open, the start of the hour of its latest report (so a report within the same hour
+/// changes no bucket and needs no mark, and an hour is complete once a report after it
+/// arrived); never before its start.
+pub fn counted_end(start_ms: i64, stop_ms: Option<i64>, last_seen_ms: i64) -> i64 {
+    stop_ms.unwrap_or(hour_of(last_seen_ms)).max(start_ms)
+}
+
 impl Span {
-    /// The end of its time on the air as far as it is known: its stop, or while open its
-    /// latest report (never before its start).
+    /// Its counted end ([`counted_end`]).
     pub fn end_ms(&self) -> i64 {
-        self.stop_ms.unwrap_or(self.last_seen_ms).max(self.start_ms)
+        counted_end(self.start_ms, self.stop_ms, self.last_seen_ms)
     }
 
     /// Its position among a client's sessions: (start, device, id).
@@ -148,7 +155,7 @@ fn facts(s: &Session) -> Facts<'_> {
         identity: (s.ssid.as_deref(), s.ifname.as_deref(), s.freq_mhz),
         start: s.start_ms,
         stop: s.stop_ms,
-        end: s.stop_ms.unwrap_or(s.last_seen_ms).max(s.start_ms),
+        end: counted_end(s.start_ms, s.stop_ms, s.last_seen_ms),
         bytes: (s.rx_bytes, s.tx_bytes),
     }
 }
@@ -161,8 +168,9 @@ fn facts(s: &Session) -> Facts<'_> {
 /// - Otherwise, when its start or its stop changed (opened or closed included): the client
 ///   over its whole time on the air (a roam into it depends on its start and stop); the hours
 ///   between its old and new start and between its old and new end.
-/// - An open row whose latest report moved into another hour: those hours (the hour left
-///   behind is then complete); into another day: the client too (its per-day client set).
+/// - An open row whose latest report moved into another hour (its counted end moved): those
+///   hours; into another day: the client too (its per-day client set). A report within the
+///   same hour changes nothing derived and leaves no mark.
 /// - A closed row whose byte counters changed: the hour of its stop (where bytes count).
 pub fn session_marks(m: &mut Marks, device: &str, org: &str, now: &Session, was: Option<&Session>) {
     let n = facts(now);
@@ -269,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_stop_marks_the_client_over_the_whole_session_and_the_hours_it_moved() {
-        let was = sess(10 * HOUR_MS, None, 13 * HOUR_MS);
+        let was = sess(10 * HOUR_MS, None, 13 * HOUR_MS + 5);
         let mut now = was.clone();
         now.stop_ms = Some(11 * HOUR_MS + 5);
         let mut m = Marks::default();

@@ -7,8 +7,9 @@
 //! What a session contributes (UTC hours):
 //! - `sessions`: 1 to the hour it started in;
 //! - `clients`: its MAC to every hour its time on the air `[start, end]` meets, where `end` is
-//!   its stop, or while it is open its latest report (so an open session's current hour grows
-//!   with its reports, and an hour is complete once a report after it arrived);
+//!   its stop, or while it is open the start of the hour of its latest report
+//!   ([`super::derived::counted_end`]: an hour is complete once a report after it arrived;
+//!   the current hour counts an open session's client, not yet its connected time);
 //! - `connected_ms`: the part of `[start, end]` inside the hour;
 //! - `rx_bytes` / `tx_bytes`: its counters, to the hour it stopped in (counters are
 //!   cumulative: when within a session the bytes went is not known; an open session's bytes
@@ -209,8 +210,8 @@ mod tests {
         let g11 = get(11, "guest").unwrap();
         assert_eq!(
             (g11.clients, g11.connected_ms),
-            (1, 60),
-            "open: up to its report"
+            (1, 0),
+            "open: a client, its time counted up to the hour of its report"
         );
         let r12 = get(12, "lab").unwrap();
         assert_eq!(
