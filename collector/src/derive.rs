@@ -143,10 +143,10 @@ fn derive_clients(
         }
         let load_lo = lo.saturating_sub(w).min(day_lo);
         let load_hi = hi.max(day_hi.saturating_add(DAY_MS - 1));
-        let spans = s.client_spans(&m.org, &m.mac, load_lo, load_hi)?;
+        let spans = s.client_spans(&m.mac, load_lo, load_hi)?;
         if lo <= hi {
-            let new = roams_into(&m.org, &spans, w, lo, hi);
-            let old = s.replace_roams(&m.org, &m.mac, lo, hi, &new)?;
+            let new = roams_into(&spans, w, lo, hi);
+            let old = s.replace_roams(&m.mac, lo, hi, &new)?;
             written += new.len();
             for r in changed(&old, &new) {
                 hours.hours(&r.to.device_id, r.at_ms, r.at_ms);
@@ -154,7 +154,7 @@ fn derive_clients(
         }
         if day_lo <= day_hi {
             let days = client_days(&spans, day_lo, day_hi);
-            for (day, dev) in s.replace_client_days(&m.org, &m.mac, day_lo, day_hi, &days)? {
+            for (day, dev) in s.replace_client_days(&m.mac, day_lo, day_hi, &days)? {
                 hours.hours(&dev, day, day);
             }
         }

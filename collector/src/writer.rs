@@ -399,7 +399,7 @@ impl Writer {
             let names = self.inventory.effective(id, &tx.state.status.names());
             self.store.write(tx, &names)?;
             // Dirty marks for the derived data (roams, trends), in the same transaction.
-            let marks = crate::core::derived::of_device(tx, names.organization.as_deref());
+            let marks = crate::core::derived::of_device(tx);
             self.store.mark(&marks, crate::timefmt::now_ms())?;
             c.sessions_written += rows;
             if rows > 0 {

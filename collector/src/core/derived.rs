@@ -26,18 +26,12 @@ pub const MAX_MARK_SPAN_MS: i64 = 31 * DAY_MS;
 
 /// The start of the UTC hour holding `ms`.
 pub fn hour_of(ms: i64) -> i64 {
-    ms.div_euclid(HOUR_MS) * HOUR_MS
+    ms.saturating_sub(ms.rem_euclid(HOUR_MS))
 }
 
 /// The start of the UTC day holding `ms`.
 pub fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(DAY_MS) * DAY_MS
-}
-
-/// The key of a device's organization for roams and client marks: devices without an
-/// organization form one roaming domain of their own (`""`).
-pub fn org_key(org: Option<&str>) -> &str {
-    org.unwrap_or("")
+    ms.saturating_sub(ms.rem_euclid(DAY_MS))
 }
 
 /// A stored session as the derived data sees it: the rows a derive step loads.
@@ -90,9 +84,11 @@ impl Span {
 /// Marks left by one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Marks {
-    /// Clients whose roams and per-day client sets must be recomputed: (organization key,
-    /// MAC) → the instants touched (lo, hi), ms.
-    pub clients: BTreeMap<(String, String), (i64, i64)>,
+    /// Clients whose roams and per-day client sets must be recomputed: MAC → the instants
+    /// touched (lo, hi), ms. Not per organization: a device's organization may change (its
+    /// first status often comes after its first events), and derived data that depended on
+    /// it would depend on that order; organizations are applied when reading.
+    pub clients: BTreeMap<String, (i64, i64)>,
     /// (device, hour start) buckets whose hourly totals must be recomputed.
     pub buckets: BTreeSet<(String, i64)>,
 }
@@ -103,11 +99,11 @@ impl Marks {
         self.clients.is_empty() && self.buckets.is_empty()
     }
 
-    /// Marks client `mac` of organization `org` over [lo, hi] (widening an earlier mark).
-    pub fn client(&mut self, org: &str, mac: &str, lo: i64, hi: i64) {
+    /// Marks client `mac` over [lo, hi] (widening an earlier mark).
+    pub fn client(&mut self, mac: &str, lo: i64, hi: i64) {
         let (lo, hi) = (lo.min(hi), lo.max(hi));
         self.clients
-            .entry((org.to_owned(), mac.to_owned()))
+            .entry(mac.to_owned())
             .and_modify(|r| *r = (r.0.min(lo), r.1.max(hi)))
             .or_insert((lo, hi));
     }
@@ -132,8 +128,8 @@ impl Marks {
 
     /// Adds every mark of `other`.
     pub fn merge(&mut self, other: &Marks) {
-        for ((org, mac), (lo, hi)) in &other.clients {
-            self.client(org, mac, *lo, *hi);
+        for (mac, (lo, hi)) in &other.clients {
+            self.client(mac, *lo, *hi);
         }
         self.buckets.extend(other.buckets.iter().cloned());
     }
@@ -160,8 +156,8 @@ fn facts(s: &Session) -> Facts<'_> {
     }
 }
 
-/// The marks of one changed session row of `device` (organization key `org`): `now` as
-/// written, `was` as stored before (`None`: a new row).
+/// The marks of one changed session row of `device`: `now` as written, `was` as stored
+/// before (`None`: a new row).
 ///
 /// - A new row, or one whose MAC, SSID, interface or frequency changed: the client(s) over
 ///   the old and the new time on the air, and every hour of both.
@@ -172,7 +168,7 @@ fn facts(s: &Session) -> Facts<'_> {
 ///   hours; into another day: the client too (its per-day client set). A report within the
 ///   same hour changes nothing derived and leaves no mark.
 /// - A closed row whose byte counters changed: the hour of its stop (where bytes count).
-pub fn session_marks(m: &mut Marks, device: &str, org: &str, now: &Session, was: Option<&Session>) {
+pub fn session_marks(m: &mut Marks, device: &str, now: &Session, was: Option<&Session>) {
     let n = facts(now);
     let w = was.map(facts);
     let same = w
@@ -181,7 +177,7 @@ pub fn session_marks(m: &mut Marks, device: &str, org: &str, now: &Session, was:
     if !same {
         for f in w.iter().chain(std::iter::once(&n)) {
             if let Some(mac) = f.mac {
-                m.client(org, mac, f.start, f.end);
+                m.client(mac, f.start, f.end);
                 m.hours(device, f.start, f.end);
             }
         }
@@ -193,9 +189,9 @@ pub fn session_marks(m: &mut Marks, device: &str, org: &str, now: &Session, was:
     let start_changed = w.start != n.start;
     let stop_changed = w.stop != n.stop;
     if start_changed || stop_changed {
-        m.client(org, mac, w.start.min(n.start), w.end.max(n.end));
+        m.client(mac, w.start.min(n.start), w.end.max(n.end));
     } else if day_of(w.end) != day_of(n.end) {
-        m.client(org, mac, w.end, n.end);
+        m.client(mac, w.end, n.end);
     }
     if start_changed {
         m.hours(device, w.start, n.start);
@@ -215,12 +211,11 @@ pub fn failed_join_marks(m: &mut Marks, f: &FailedJoin) {
     m.hours(&f.device_id, f.assoc_ms, f.assoc_ms);
 }
 
-/// Every mark a device's transaction leaves; `org` is the device's organization in effect.
-pub fn of_device(tx: &DeviceTx, org: Option<&str>) -> Marks {
+/// Every mark a device's transaction leaves.
+pub fn of_device(tx: &DeviceTx) -> Marks {
     let mut m = Marks::default();
-    let org = org_key(org);
     for (now, was) in tx.changed_rows() {
-        session_marks(&mut m, &tx.state.id, org, now, was);
+        session_marks(&mut m, &tx.state.id, now, was);
     }
     for f in tx.new_failed_joins.values() {
         failed_join_marks(&mut m, f);
@@ -251,10 +246,10 @@ mod tests {
     fn a_new_row_marks_its_client_and_every_hour_it_covers() {
         let mut m = Marks::default();
         let s = sess(10 * HOUR_MS + 5, Some(12 * HOUR_MS + 1), 12 * HOUR_MS);
-        session_marks(&mut m, "ap1", "acme", &s, None);
+        session_marks(&mut m, "ap1", &s, None);
         assert_eq!(hours(&m), [10, 11, 12]);
         assert_eq!(
-            m.clients[&("acme".into(), "02:00:00:00:00:01".into())],
+            m.clients["02:00:00:00:00:01"],
             (10 * HOUR_MS + 5, 12 * HOUR_MS + 1)
         );
     }
@@ -266,11 +261,11 @@ mod tests {
         now.last_seen_ms += 300_000;
         now.rx_bytes = 99;
         let mut m = Marks::default();
-        session_marks(&mut m, "ap1", "", &now, Some(&was));
+        session_marks(&mut m, "ap1", &now, Some(&was));
         assert!(m.is_empty(), "{m:?}");
         // Into the next hour: the hour left behind and the new one; no client mark (same day).
         now.last_seen_ms = 11 * HOUR_MS + 10;
-        session_marks(&mut m, "ap1", "", &now, Some(&was));
+        session_marks(&mut m, "ap1", &now, Some(&was));
         assert_eq!(hours(&m), [10, 11]);
         assert!(m.clients.is_empty());
     }
@@ -281,7 +276,7 @@ mod tests {
         let mut now = was.clone();
         now.stop_ms = Some(11 * HOUR_MS + 5);
         let mut m = Marks::default();
-        session_marks(&mut m, "ap1", "o", &now, Some(&was));
+        session_marks(&mut m, "ap1", &now, Some(&was));
         assert_eq!(hours(&m), [11, 12, 13]);
         assert_eq!(
             m.clients.values().next(),

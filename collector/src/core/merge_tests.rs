@@ -109,7 +109,7 @@ impl Mem {
                 .entry((dev.to_owned(), f.key()))
                 .or_insert_with(|| f.clone());
         }
-        self.marks.merge(&derived::of_device(&tx, Some("org")));
+        self.marks.merge(&derived::of_device(&tx));
         let mut st = tx.state;
         st.syncs.clear();
         self.states.insert(dev.to_owned(), st);
@@ -193,10 +193,10 @@ impl Mem {
     fn derive(&mut self, w: i64) {
         let clients = std::mem::take(&mut self.marks.clients);
         let mut more = Marks::default();
-        for ((org, mac), (lo, hi)) in clients {
+        for (mac, (lo, hi)) in clients {
             let spans = self.spans(|s| s.mac.as_deref() == Some(mac.as_str()));
             let (blo, bhi) = (lo, hi + w);
-            let new = roams_into(&org, &spans, w, blo, bhi);
+            let new = roams_into(&spans, w, blo, bhi);
             let old: Vec<Roam> = self
                 .roams
                 .values()
@@ -253,13 +253,16 @@ impl Mem {
 
     /// The derived data computed from scratch from the rows as they are now.
     fn scratch(&self, w: i64) -> Derived {
-        let macs: std::collections::BTreeSet<String> =
-            self.sessions.values().filter_map(|s| s.mac.clone()).collect();
+        let macs: std::collections::BTreeSet<String> = self
+            .sessions
+            .values()
+            .filter_map(|s| s.mac.clone())
+            .collect();
         let mut roams = Vec::new();
         let mut days = std::collections::BTreeSet::new();
         for mac in &macs {
             let spans = self.spans(|s| s.mac.as_ref() == Some(mac));
-            roams.extend(roams_into("org", &spans, w, i64::MIN, i64::MAX));
+            roams.extend(roams_into(&spans, w, i64::MIN, i64::MAX));
             for (d, dev, ssid) in client_days(&spans, i64::MIN, i64::MAX) {
                 days.insert((d, dev, ssid, mac.clone()));
             }
@@ -456,7 +459,10 @@ fn a_failed_join_counts_its_seq_without_a_gap() {
     let once = m.failed_joins.clone();
     assert_eq!(once.len(), 1);
     let f = once.values().next().unwrap();
-    assert_eq!((f.mac.as_str(), f.ssid.as_str()), ("02:00:00:00:03:00", "lab"));
+    assert_eq!(
+        (f.mac.as_str(), f.ssid.as_str()),
+        ("02:00:00:00:03:00", "lab")
+    );
     assert_eq!(f.assoc_ms, T0 as i64 + 1_000 - 4_000);
     m.apply(&b, T0 as i64 + 9_000);
     assert_eq!(m.failed_joins, once, "a redelivery gives the same row");
@@ -781,7 +787,7 @@ fn roaming_stream(acts: &[Roaming]) -> Vec<(Batch, i64)> {
             wall_ms: wall,
             uptime_ms: wall - T0 + 1_000,
         };
-        let mut emit = |dev: &mut Dev, mut e: Event| {
+        let emit = |dev: &mut Dev, mut e: Event| {
             dev.seq += 1;
             e.set_seq(dev.seq);
             dev.pending.push((stamp, e));
@@ -913,8 +919,14 @@ fn a_roam_between_two_devices_is_derived_from_their_sessions() {
     m.derive(W);
     let r: Vec<&Roam> = m.roams.values().collect();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!((r[0].from.device_id.as_str(), r[0].to.device_id.as_str()), ("ap0", "ap1"));
+    assert_eq!(
+        (r[0].from.device_id.as_str(), r[0].to.device_id.as_str()),
+        ("ap0", "ap1")
+    );
     assert!(r[0].gap_ms < 0, "{r:?}");
     let named = m.sessions.values().find(|s| s.device_id == "ap0").unwrap();
-    assert_eq!(named.hostname.as_ref().map(|h| h.1.as_str()), Some("host-0"));
+    assert_eq!(
+        named.hostname.as_ref().map(|h| h.1.as_str()),
+        Some("host-0")
+    );
 }

@@ -6,7 +6,10 @@
 //!
 //! A roam is identified by the session it arrives in: each session has at most one roam into
 //! it, computed from the client's stored sessions alone, so the result does not depend on the
-//! order the events arrived in. Pure: no SQL, no clock.
+//! order the events arrived in. The pairing looks at every session of the MAC whatever the
+//! device's organization (which may change, e.g. when a device's first status comes after its
+//! first events); the read side shows roams between devices of one organization only. Pure:
+//! no SQL, no clock.
 
 use super::derived::Span;
 
@@ -28,8 +31,6 @@ pub struct RoamEnd {
 /// A client's move from one AP to another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roam {
-    /// Organization key of both devices (`""`: devices without one).
-    pub org: String,
     /// Client MAC.
     pub mac: String,
     /// When it arrived: the start of the session it roamed into, ms.
@@ -69,10 +70,10 @@ pub fn predecessor<'a>(spans: &'a [Span], b: &Span, window_ms: i64) -> Option<&'
         .map(|(_, a)| a)
 }
 
-/// The roams into the sessions of one client (all of `spans`, one organization `org`) that
-/// start within [lo, hi], sorted by arrival. `spans` must hold every session of the client
-/// that stopped at or after `lo - window_ms` and started at or before `hi` (the candidates).
-pub fn roams_into(org: &str, spans: &[Span], window_ms: i64, lo: i64, hi: i64) -> Vec<Roam> {
+/// The roams into the sessions of one client (all of `spans`) that start within [lo, hi],
+/// sorted by arrival. `spans` must hold every session of the client that stopped at or after
+/// `lo - window_ms` and started at or before `hi` (the candidates).
+pub fn roams_into(spans: &[Span], window_ms: i64, lo: i64, hi: i64) -> Vec<Roam> {
     let mut out: Vec<Roam> = spans
         .iter()
         .filter(|b| (lo..=hi).contains(&b.start_ms))
@@ -81,7 +82,6 @@ pub fn roams_into(org: &str, spans: &[Span], window_ms: i64, lo: i64, hi: i64) -
             let moved = (a.device_id.as_str(), a.ifname.as_str())
                 != (b.device_id.as_str(), b.ifname.as_str());
             moved.then(|| Roam {
-                org: org.to_owned(),
                 mac: b.mac.clone(),
                 at_ms: b.start_ms,
                 gap_ms: b.start_ms - a.stop_ms.expect("a predecessor has stopped"),
@@ -131,7 +131,7 @@ mod tests {
     }
 
     fn pairs(spans: &[Span]) -> Vec<(i64, i64, i64)> {
-        roams_into("o", spans, W, i64::MIN, i64::MAX)
+        roams_into(spans, W, i64::MIN, i64::MAX)
             .iter()
             .map(|r| (r.from.id, r.to.id, r.gap_ms))
             .collect()
@@ -189,7 +189,7 @@ mod tests {
             span("a", 1, "w0", 0, Some(100)),
             span("a", 2, "w1", 150, None),
         ];
-        let r = roams_into("o", &s, W, 0, 1_000);
+        let r = roams_into(&s, W, 0, 1_000);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].from.device_id, r[0].to.device_id);
         assert_eq!(
@@ -236,14 +236,14 @@ mod tests {
                     span(&format!("d{d}"), i as i64, &format!("w{f}"), start * 1000, stop)
                 })
                 .collect();
-            let all = roams_into("o", &spans, W, i64::MIN, i64::MAX);
+            let all = roams_into(&spans, W, i64::MIN, i64::MAX);
             let n = spans.len();
             spans.rotate_left(rot % n);
             spans.reverse();
-            prop_assert_eq!(&all, &roams_into("o", &spans, W, i64::MIN, i64::MAX));
+            prop_assert_eq!(&all, &roams_into(&spans, W, i64::MIN, i64::MAX));
             let (lo, hi) = (lo * 1000, (lo + len) * 1000);
             let part: Vec<Roam> = all.into_iter().filter(|r| (lo..=hi).contains(&r.at_ms)).collect();
-            prop_assert_eq!(part, roams_into("o", &spans, W, lo, hi));
+            prop_assert_eq!(part, roams_into(&spans, W, lo, hi));
         }
     }
 }

@@ -269,6 +269,11 @@ mod tests {
             let pl = db.plan(sql, &[]).unwrap();
             assert!(!full_scan(&pl), "{what}: {pl}");
         }
+        for (what, sql, index) in crate::store::sqlite::DERIVE_SQL {
+            let pl = db.plan(sql, &[]).unwrap();
+            let indexed = index.split('|').any(|i| pl.contains(&format!("INDEX {i} ")));
+            assert!(indexed && !full_scan(&pl), "{what}: {pl}");
+        }
         let pl = db
             .plan(&status::open_per_organization_sql(&db), &[])
             .unwrap();

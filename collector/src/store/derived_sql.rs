@@ -8,32 +8,29 @@ pub fn lite(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
-/// The roams of a client arriving in [$3, $4] (index `roams_client`).
-pub const CLIENT_ROAMS: &str = "SELECT org, mac, at_ms, gap_ms, from_device, from_id, \
+/// The roams of a client arriving in [$2, $3] (index `roams_client`).
+pub const CLIENT_ROAMS: &str = "SELECT mac, at_ms, gap_ms, from_device, from_id, \
      from_ifname, from_ssid, from_freq, to_device, to_id, to_ifname, to_ssid, to_freq \
-     FROM roams WHERE mac = $2 AND org = $1 AND at_ms >= $3 AND at_ms <= $4";
+     FROM roams WHERE mac = $1 AND at_ms >= $2 AND at_ms <= $3";
 
 /// Deletes them.
 pub const DELETE_CLIENT_ROAMS: &str =
-    "DELETE FROM roams WHERE mac = $2 AND org = $1 AND at_ms >= $3 AND at_ms <= $4";
+    "DELETE FROM roams WHERE mac = $1 AND at_ms >= $2 AND at_ms <= $3";
 
-/// Inserts a roam; a row of the same destination session left by another organization (its
-/// device changed organization) is replaced.
-pub const INSERT_ROAM: &str = "INSERT INTO roams (org, mac, at_ms, gap_ms, from_device, \
+/// Inserts a roam; a row of the same destination session of another MAC (a session whose
+/// MAC changed) is replaced.
+pub const INSERT_ROAM: &str = "INSERT INTO roams (mac, at_ms, gap_ms, from_device, \
      from_id, from_ifname, from_ssid, from_freq, to_device, to_id, to_ifname, to_ssid, to_freq) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-     ON CONFLICT (to_device, to_id) DO UPDATE SET org = excluded.org, mac = excluded.mac, \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     ON CONFLICT (to_device, to_id) DO UPDATE SET mac = excluded.mac, \
      at_ms = excluded.at_ms, gap_ms = excluded.gap_ms, from_device = excluded.from_device, \
      from_id = excluded.from_id, from_ifname = excluded.from_ifname, \
      from_ssid = excluded.from_ssid, from_freq = excluded.from_freq, \
      to_ifname = excluded.to_ifname, to_ssid = excluded.to_ssid, to_freq = excluded.to_freq";
 
-/// A client's day-set rows on the devices of an organization, days in [$3, $4] (index
-/// `agg_clients_mac`).
-pub const CLIENT_DAYS: &str = "SELECT c.day_ms, c.device_id, c.ssid FROM agg_clients c \
-     JOIN devices d ON d.id = c.device_id \
-     WHERE c.mac = $2 AND c.day_ms >= $3 AND c.day_ms <= $4 \
-     AND coalesce(d.organization, '') = $1";
+/// A client's day-set rows, days in [$2, $3] (index `agg_clients_mac`).
+pub const CLIENT_DAYS: &str = "SELECT day_ms, device_id, ssid FROM agg_clients \
+     WHERE mac = $1 AND day_ms >= $2 AND day_ms <= $3";
 
 /// Deletes one day-set row.
 pub const DELETE_CLIENT_DAY: &str = "DELETE FROM agg_clients \

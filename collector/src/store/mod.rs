@@ -194,12 +194,10 @@ impl PruneReport {
     }
 }
 
-/// A client mark a derive step took: recompute the roams and day sets of (organization,
-/// MAC) around [lo, hi].
+/// A client mark a derive step took: recompute the roams and day sets of a MAC around
+/// [lo, hi].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientMark {
-    /// Organization key (`""`: devices without one).
-    pub org: String,
     /// Client MAC.
     pub mac: String,
     /// Earliest instant touched, ms.
@@ -350,7 +348,7 @@ pub trait Store: Send {
 
     /// Up to `limit` client marks, oldest first, that no other collector holds; held until
     /// the transaction ends (PostgreSQL: their rows locked, rows another collector holds
-    /// skipped, and an advisory lock on each client, so two collectors never recompute one
+    /// skipped, and an advisory lock on each MAC, so two collectors never recompute one
     /// client at once).
     ///
     /// # Errors
@@ -377,43 +375,34 @@ pub trait Store: Send {
     /// Database errors.
     fn finish_bucket_marks(&mut self, marks: &[BucketMark]) -> Result<(), StoreError>;
 
-    /// The sessions of client `mac` on the devices of organization key `org` whose time on
-    /// the air meets [lo, hi]: closed ones that stopped at or after `lo` and started at or
-    /// before `hi`, open ones that started at or before `hi`.
+    /// The sessions of client `mac` (on any device) whose time on the air meets [lo, hi]:
+    /// closed ones that stopped at or after `lo` and started at or before `hi`, open ones that
+    /// started at or before `hi`.
     ///
     /// # Errors
     /// Database errors.
-    fn client_spans(
-        &mut self,
-        org: &str,
-        mac: &str,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<Span>, StoreError>;
+    fn client_spans(&mut self, mac: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError>;
 
-    /// Replaces the roams of client (`org`, `mac`) that arrived within [lo, hi] with `roams`;
-    /// returns the ones it replaced.
+    /// Replaces the roams of client `mac` that arrived within [lo, hi] with `roams`; returns
+    /// the ones it replaced.
     ///
     /// # Errors
     /// Database errors.
     fn replace_roams(
         &mut self,
-        org: &str,
         mac: &str,
         lo: i64,
         hi: i64,
         roams: &[Roam],
     ) -> Result<Vec<Roam>, StoreError>;
 
-    /// Replaces the day-set rows of client `mac` on the devices of `org` for the days in
-    /// [lo_day, hi_day] with `days` (day, device, SSID); returns the (day, device) pairs whose
-    /// rows changed.
+    /// Replaces the day-set rows of client `mac` for the days in [lo_day, hi_day] with `days`
+    /// (day, device, SSID); returns the (day, device) pairs whose rows changed.
     ///
     /// # Errors
     /// Database errors.
     fn replace_client_days(
         &mut self,
-        org: &str,
         mac: &str,
         lo_day: i64,
         hi_day: i64,

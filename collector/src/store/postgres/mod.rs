@@ -551,21 +551,20 @@ impl PgStore {
         // row locks in one order, so two collectors never deadlock on them.
         if !p.marks.clients.is_empty() {
             let m = &p.marks.clients;
-            let orgs: Vec<&str> = m.keys().map(|k| k.0.as_str()).collect();
-            let macs: Vec<&str> = m.keys().map(|k| k.1.as_str()).collect();
+            let macs: Vec<&str> = m.keys().map(String::as_str).collect();
             let los: Vec<i64> = m.values().map(|v| v.0).collect();
             let his: Vec<i64> = m.values().map(|v| v.1).collect();
             let st = self.st(
-                "INSERT INTO dirty_clients (org, mac, lo_ms, hi_ms, gen, first_ms)
-                 SELECT o, m, l, h, 0, $5 FROM unnest($1::text[], $2::text[], $3::bigint[],
-                    $4::bigint[]) AS u(o, m, l, h) ORDER BY o, m
-                 ON CONFLICT (org, mac) DO UPDATE
+                "INSERT INTO dirty_clients (mac, lo_ms, hi_ms, gen, first_ms)
+                 SELECT m, l, h, 0, $4 FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+                    AS u(m, l, h) ORDER BY m
+                 ON CONFLICT (mac) DO UPDATE
                     SET lo_ms = least(dirty_clients.lo_ms, excluded.lo_ms),
                         hi_ms = greatest(dirty_clients.hi_ms, excluded.hi_ms),
                         gen = dirty_clients.gen + 1",
             )?;
             self.client
-                .execute(&st, &[&orgs, &macs, &los, &his, &p.marks_first_ms])?;
+                .execute(&st, &[&macs, &los, &his, &p.marks_first_ms])?;
         }
         if !p.marks.buckets.is_empty() {
             let devs: Vec<&str> = p.marks.buckets.iter().map(|b| b.0.as_str()).collect();
@@ -737,7 +736,7 @@ macro_rules! spans_where {
             "SELECT s.device_id, s.id, s.mac, coalesce(s.ssid, ''), coalesce(s.ifname, ''), \
              s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.rx_bytes, s.tx_bytes FROM ",
             $from,
-            " s JOIN devices d ON d.id = s.device_id WHERE ",
+            " s WHERE ",
             $clause
         )
     };
@@ -761,23 +760,22 @@ fn span_from_row(r: &Row) -> Result<Span, postgres::Error> {
 
 fn roam_from_row(r: &Row) -> Result<Roam, postgres::Error> {
     Ok(Roam {
-        org: r.try_get(0)?,
-        mac: r.try_get(1)?,
-        at_ms: r.try_get(2)?,
-        gap_ms: r.try_get(3)?,
+        mac: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        gap_ms: r.try_get(2)?,
         from: RoamEnd {
-            device_id: r.try_get(4)?,
-            id: r.try_get(5)?,
-            ifname: r.try_get(6)?,
-            ssid: r.try_get(7)?,
-            freq_mhz: r.try_get(8)?,
+            device_id: r.try_get(3)?,
+            id: r.try_get(4)?,
+            ifname: r.try_get(5)?,
+            ssid: r.try_get(6)?,
+            freq_mhz: r.try_get(7)?,
         },
         to: RoamEnd {
-            device_id: r.try_get(9)?,
-            id: r.try_get(10)?,
-            ifname: r.try_get(11)?,
-            ssid: r.try_get(12)?,
-            freq_mhz: r.try_get(13)?,
+            device_id: r.try_get(8)?,
+            id: r.try_get(9)?,
+            ifname: r.try_get(10)?,
+            ssid: r.try_get(11)?,
+            freq_mhz: r.try_get(12)?,
         },
     })
 }
@@ -1318,7 +1316,7 @@ impl Store for PgStore {
             }));
         }
         for r in self.client.query(
-            "SELECT org, mac, at_ms, gap_ms, from_device, from_id, from_ifname, from_ssid,
+            "SELECT mac, at_ms, gap_ms, from_device, from_id, from_ifname, from_ssid,
                 from_freq, to_device, to_id, to_ifname, to_ssid, to_freq FROM roams
              ORDER BY to_device, to_id",
             &[],
@@ -1415,7 +1413,7 @@ impl Store for PgStore {
     fn take_client_marks(&mut self, limit: u32) -> Result<Vec<ClientMark>, StoreError> {
         self.flush()?;
         let st = self.st(
-            "SELECT org, mac, lo_ms, hi_ms, gen FROM dirty_clients ORDER BY first_ms
+            "SELECT mac, lo_ms, hi_ms, gen FROM dirty_clients ORDER BY first_ms
              LIMIT $1 FOR UPDATE SKIP LOCKED",
         )?;
         let marks: Vec<ClientMark> = self
@@ -1423,16 +1421,15 @@ impl Store for PgStore {
             .query(&st, &[&i64::from(limit)])?
             .iter()
             .map(|r| ClientMark {
-                org: r.get(0),
-                mac: r.get(1),
-                lo_ms: r.get(2),
-                hi_ms: r.get(3),
-                gen: r.get(4),
+                mac: r.get(0),
+                lo_ms: r.get(1),
+                hi_ms: r.get(2),
+                gen: r.get(3),
             })
             .collect();
         let keys: Vec<String> = marks
             .iter()
-            .map(|m| format!("client\n{}\n{}", m.org, m.mac))
+            .map(|m| format!("client\n{}", m.mac))
             .collect();
         let held = self.try_locks(&keys)?;
         Ok(marks
@@ -1447,12 +1444,11 @@ impl Store for PgStore {
         if marks.is_empty() {
             return Ok(());
         }
-        let orgs: Vec<&str> = marks.iter().map(|m| m.org.as_str()).collect();
         let macs: Vec<&str> = marks.iter().map(|m| m.mac.as_str()).collect();
         let gens: Vec<i64> = marks.iter().map(|m| m.gen).collect();
-        let st = self.st("DELETE FROM dirty_clients WHERE (org, mac, gen) IN
-                (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))")?;
-        self.client.execute(&st, &[&orgs, &macs, &gens])?;
+        let st = self.st("DELETE FROM dirty_clients WHERE (mac, gen) IN
+                (SELECT * FROM unnest($1::text[], $2::bigint[]))")?;
+        self.client.execute(&st, &[&macs, &gens])?;
         Ok(())
     }
 
@@ -1509,35 +1505,24 @@ impl Store for PgStore {
         Ok(())
     }
 
-    fn client_spans(
-        &mut self,
-        org: &str,
-        mac: &str,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<Span>, StoreError> {
+    fn client_spans(&mut self, mac: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError> {
         self.flush()?;
         let mut out = self.spans(
             spans_where!(
                 "sessions_closed",
-                "s.mac = $2 AND s.stop_ms >= $3 AND s.start_ms <= $4 \
-                 AND coalesce(d.organization, '') = $1"
+                "s.mac = $1 AND s.stop_ms >= $2 AND s.start_ms <= $3"
             ),
-            &[&org, &mac, &lo, &hi],
+            &[&mac, &lo, &hi],
         )?;
         out.extend(self.spans(
-            spans_where!(
-                "sessions_open",
-                "s.mac = $2 AND s.start_ms <= $3 AND coalesce(d.organization, '') = $1"
-            ),
-            &[&org, &mac, &hi],
+            spans_where!("sessions_open", "s.mac = $1 AND s.start_ms <= $2"),
+            &[&mac, &hi],
         )?);
         Ok(out)
     }
 
     fn replace_roams(
         &mut self,
-        org: &str,
         mac: &str,
         lo: i64,
         hi: i64,
@@ -1547,18 +1532,17 @@ impl Store for PgStore {
         let st = self.st(dsql::CLIENT_ROAMS)?;
         let old: Vec<Roam> = self
             .client
-            .query(&st, &[&org, &mac, &lo, &hi])?
+            .query(&st, &[&mac, &lo, &hi])?
             .iter()
             .map(roam_from_row)
             .collect::<Result<_, _>>()?;
         let st = self.st(dsql::DELETE_CLIENT_ROAMS)?;
-        self.client.execute(&st, &[&org, &mac, &lo, &hi])?;
+        self.client.execute(&st, &[&mac, &lo, &hi])?;
         let st = self.st(dsql::INSERT_ROAM)?;
         for r in roams {
             self.client.execute(
                 &st,
                 &[
-                    &r.org,
                     &r.mac,
                     &r.at_ms,
                     &r.gap_ms,
@@ -1580,7 +1564,6 @@ impl Store for PgStore {
 
     fn replace_client_days(
         &mut self,
-        org: &str,
         mac: &str,
         lo_day: i64,
         hi_day: i64,
@@ -1590,7 +1573,7 @@ impl Store for PgStore {
         let st = self.st(dsql::CLIENT_DAYS)?;
         let old: BTreeSet<(i64, String, String)> = self
             .client
-            .query(&st, &[&org, &mac, &lo_day, &hi_day])?
+            .query(&st, &[&mac, &lo_day, &hi_day])?
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();

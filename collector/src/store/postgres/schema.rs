@@ -214,7 +214,6 @@ CREATE INDEX failed_joins_ssid ON failed_joins (ssid, assoc_ms);
 CREATE TABLE roams (
     to_device   text COLLATE "C" NOT NULL,
     to_id       bigint NOT NULL,
-    org         text COLLATE "C" NOT NULL,
     mac         text COLLATE "C" NOT NULL,
     at_ms       bigint NOT NULL,
     gap_ms      bigint NOT NULL,
@@ -229,8 +228,7 @@ CREATE TABLE roams (
     PRIMARY KEY (to_device, to_id)
 );
 CREATE INDEX roams_time ON roams (at_ms);
-CREATE INDEX roams_client ON roams (mac, org, at_ms);
-CREATE INDEX roams_org ON roams (org, at_ms);
+CREATE INDEX roams_client ON roams (mac, at_ms);
 CREATE INDEX roams_to ON roams (to_device, at_ms);
 CREATE INDEX roams_from ON roams (from_device, at_ms);
 
@@ -274,13 +272,11 @@ CREATE TABLE agg_clients (
 CREATE INDEX agg_clients_mac ON agg_clients (mac, day_ms);
 
 CREATE TABLE dirty_clients (
-    org      text COLLATE "C" NOT NULL,
-    mac      text COLLATE "C" NOT NULL,
+    mac      text COLLATE "C" PRIMARY KEY,
     lo_ms    bigint NOT NULL,
     hi_ms    bigint NOT NULL,
     gen      bigint NOT NULL DEFAULT 0,
-    first_ms bigint NOT NULL,
-    PRIMARY KEY (org, mac)
+    first_ms bigint NOT NULL
 );
 CREATE INDEX dirty_clients_first ON dirty_clients (first_ms);
 
@@ -298,11 +294,10 @@ CREATE TABLE retention_horizon (
     before_ms bigint NOT NULL
 );
 
-INSERT INTO dirty_clients (org, mac, lo_ms, hi_ms, gen, first_ms)
-    SELECT coalesce(d.organization, ''), s.mac, min(s.start_ms),
+INSERT INTO dirty_clients (mac, lo_ms, hi_ms, gen, first_ms)
+    SELECT s.mac, min(s.start_ms),
            max(greatest(coalesce(s.stop_ms, s.last_seen_ms), s.start_ms)), 0, 0
-    FROM sessions s LEFT JOIN devices d ON d.id = s.device_id
-    WHERE s.mac IS NOT NULL GROUP BY 1, 2;
+    FROM sessions s WHERE s.mac IS NOT NULL GROUP BY 1;
 INSERT INTO dirty_buckets (device_id, hour_ms, gen, first_ms)
     SELECT DISTINCT s.device_id, h, 0, 0
     FROM sessions s,

@@ -232,7 +232,6 @@ CREATE INDEX failed_joins_ssid ON failed_joins (ssid, assoc_ms);
 CREATE TABLE roams (
     to_device   TEXT NOT NULL,
     to_id       INTEGER NOT NULL,
-    org         TEXT NOT NULL,
     mac         TEXT NOT NULL,
     at_ms       INTEGER NOT NULL,
     gap_ms      INTEGER NOT NULL,
@@ -247,8 +246,7 @@ CREATE TABLE roams (
     PRIMARY KEY (to_device, to_id)
 ) WITHOUT ROWID;
 CREATE INDEX roams_time ON roams (at_ms);
-CREATE INDEX roams_client ON roams (mac, org, at_ms);
-CREATE INDEX roams_org ON roams (org, at_ms);
+CREATE INDEX roams_client ON roams (mac, at_ms);
 CREATE INDEX roams_to ON roams (to_device, at_ms);
 CREATE INDEX roams_from ON roams (from_device, at_ms);
 
@@ -292,13 +290,11 @@ CREATE TABLE agg_clients (
 CREATE INDEX agg_clients_mac ON agg_clients (mac, day_ms);
 
 CREATE TABLE dirty_clients (
-    org      TEXT NOT NULL,
-    mac      TEXT NOT NULL,
+    mac      TEXT PRIMARY KEY,
     lo_ms    INTEGER NOT NULL,
     hi_ms    INTEGER NOT NULL,
     gen      INTEGER NOT NULL DEFAULT 0,
-    first_ms INTEGER NOT NULL,
-    PRIMARY KEY (org, mac)
+    first_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX dirty_clients_first ON dirty_clients (first_ms);
 
@@ -316,11 +312,10 @@ CREATE TABLE retention_horizon (
     before_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-INSERT INTO dirty_clients (org, mac, lo_ms, hi_ms, gen, first_ms)
-    SELECT coalesce(d.organization, ''), s.mac, min(s.start_ms),
+INSERT INTO dirty_clients (mac, lo_ms, hi_ms, gen, first_ms)
+    SELECT s.mac, min(s.start_ms),
            max(max(coalesce(s.stop_ms, s.last_seen_ms), s.start_ms)), 0, 0
-    FROM sessions s LEFT JOIN devices d ON d.id = s.device_id
-    WHERE s.mac IS NOT NULL GROUP BY 1, 2;
+    FROM sessions s WHERE s.mac IS NOT NULL GROUP BY 1;
 WITH RECURSIVE h(device_id, hour_ms, last) AS (
     SELECT device_id, start_ms - start_ms % 3600000,
            min(max(coalesce(stop_ms, last_seen_ms), start_ms), start_ms + 2678400000)
