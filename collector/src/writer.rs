@@ -306,20 +306,31 @@ impl Writer {
         ids.sort();
         ids.dedup();
         let revs = self.store.lock_devices(&ids)?;
-        let mut txs = BTreeMap::new();
+        let mut states: BTreeMap<String, Option<DeviceState>> = BTreeMap::new();
+        let mut stale: Vec<String> = Vec::new();
         for (id, rev) in ids.into_iter().zip(revs) {
             let cached = self.cache.remove(&id);
             let state = match (cached, rev) {
-                (Some(c), Some(r)) if c.rev == r => c,
-                (_, Some(_)) => self
-                    .store
-                    .load_device(&id)?
-                    .unwrap_or_else(|| DeviceState::new(&id)),
-                (_, None) => DeviceState::new(&id),
+                (Some(c), Some(r)) if c.rev == r => Some(c),
+                (_, Some(_)) => {
+                    stale.push(id.clone());
+                    None
+                }
+                (_, None) => Some(DeviceState::new(&id)),
             };
-            txs.insert(id, DeviceTx::new(state));
+            states.insert(id, state);
         }
-        Ok(txs)
+        // The states the cache could not give, in one request.
+        for (id, st) in stale.iter().zip(self.store.load_devices(&stale)?) {
+            states.insert(id.clone(), Some(st.unwrap_or_else(|| DeviceState::new(id))));
+        }
+        Ok(states
+            .into_iter()
+            .map(|(id, st)| {
+                let st = st.expect("every state is known");
+                (id, DeviceTx::new(st))
+            })
+            .collect())
     }
 
     /// Runs `step` until the core needs nothing more, loading what it asks for.
@@ -355,24 +366,65 @@ impl Writer {
             .collect();
         let mut txs = self.open_devices(&ids)?;
         let mut counts = Counts::default();
-        let mut outcomes = Vec::with_capacity(msgs.len());
-        for (m, r) in msgs.iter().zip(routed) {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; msgs.len()];
+        // Each device's messages, in order; all devices advance together, and what they still
+        // need is asked in one request per round (one round trip per kind of need).
+        let mut queues: BTreeMap<&str, std::collections::VecDeque<usize>> = BTreeMap::new();
+        for (i, r) in routed.iter().enumerate() {
             match r {
                 Err(rej) => {
                     counts.merge(&rej.counts());
-                    outcomes.push(Outcome::Rejected(rej.clone()));
+                    outcomes[i] = Some(Outcome::Rejected(rej.clone()));
                 }
-                Ok(msg) => {
-                    let tx = txs.get_mut(msg.device_id()).expect("opened above");
-                    let a =
-                        Self::until_done(&mut *self.store, tx, |tx| tx.apply(msg, m.receive_ms))?;
-                    outcomes.push(match a {
-                        Applied::Events(n) => Outcome::Events(n),
-                        _ => Outcome::Status,
-                    });
-                }
+                Ok(msg) => queues.entry(msg.device_id()).or_default().push_back(i),
             }
         }
+        let mut stuck: BTreeMap<&str, usize> = BTreeMap::new();
+        loop {
+            let mut wants: Vec<(String, crate::core::Needs)> = Vec::new();
+            for (dev, q) in queues.iter_mut() {
+                let tx = txs.get_mut(*dev).expect("opened above");
+                while let Some(&i) = q.front() {
+                    let Ok(msg) = &routed[i] else {
+                        unreachable!("queued messages routed")
+                    };
+                    match tx.apply(msg, msgs[i].receive_ms) {
+                        Ok(a) => {
+                            outcomes[i] = Some(match a {
+                                Applied::Events(n) => Outcome::Events(n),
+                                _ => Outcome::Status,
+                            });
+                            q.pop_front();
+                            stuck.remove(dev);
+                        }
+                        Err(needs) => {
+                            let rounds = stuck.entry(dev).or_insert(0);
+                            *rounds += 1;
+                            if *rounds > MAX_ROUNDS {
+                                return Err(StoreError::Corrupt(format!(
+                                    "device {dev}: the merge still needed rows after \
+                                     {MAX_ROUNDS} loads"
+                                )));
+                            }
+                            wants.push(((*dev).to_owned(), *needs));
+                            break;
+                        }
+                    }
+                }
+            }
+            if wants.is_empty() {
+                break;
+            }
+            for ((dev, needs), loaded) in wants.iter().zip(self.store.load_many(&wants)?) {
+                txs.get_mut(dev.as_str())
+                    .expect("opened above")
+                    .absorb(needs, loaded);
+            }
+        }
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| o.expect("every message merged or rejected"))
+            .collect();
         self.write_all(&mut txs, outcomes, &counts)
     }
 

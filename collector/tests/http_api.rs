@@ -247,6 +247,13 @@ fn agent_health_reaches_devices_status_and_metrics() {
         s.reconnects = 3;
         s.outbox_depth = 42;
         s.spool_restored = 300;
+        s.interfaces = vec![wifisess_wire::InterfaceInfo {
+            ifname: "phy1-ap0".into(),
+            ifindex: 9,
+            bssid: wifisess_wire::MacAddr([4, 0, 0, 0, 0, 2]),
+            ssid: b"campus".to_vec(),
+            freq_mhz: 5180,
+        }];
     })]);
     let devs = env.wait_json("ap2's health", "/api/v1/devices", None, |v| {
         v["devices"][1]["health"]["published"] == 1_234
@@ -273,6 +280,24 @@ fn agent_health_reaches_devices_status_and_metrics() {
         )
     );
     assert_eq!(devs["devices"][0]["health"]["drops_events"], false);
+    // Its radios, for the device page: band and channel from the frequency.
+    let r = &devs["devices"][1]["radios"][0];
+    assert_eq!(
+        (
+            &r["ifname"],
+            &r["ssid"],
+            &r["band"],
+            &r["channel"],
+            &r["bssid"]
+        ),
+        (
+            &Value::from("phy1-ap0"),
+            &Value::from("campus"),
+            &Value::from("5"),
+            &Value::from(36),
+            &Value::from("04:00:00:00:00:02")
+        )
+    );
     let st = env.get("/api/v1/status", None).json();
     assert_eq!(st["devices_dropping"], 1);
     let metrics = env.get("/metrics", None).body;

@@ -42,7 +42,7 @@ declare -A QEMU=([s390x]="qemu-s390x-static -L /usr/s390x-linux-gnu" [armv7]="qe
 
 skips=()
 for sk in "${QEMU_SKIP_TESTS[@]}"; do skips+=(--skip "$sk"); done
-log "not run under qemu (timing; run natively in cargo-test): ${QEMU_SKIP_TESTS[*]}"
+[ "${#QEMU_SKIP_TESTS[@]}" -eq 0 ] || log "not run under qemu (timing; run natively in cargo-test): ${QEMU_SKIP_TESTS[*]}"
 
 SUMMARY=()
 overall=0

@@ -142,7 +142,7 @@ run_tests() {
     built_from tests
     local t passed failed ignored suites status skips=() sk
     for sk in "${QEMU_SKIP_TESTS[@]}"; do skips+=(--skip "$sk"); done
-    log "not run under qemu (timing; run natively in cargo-test): ${QEMU_SKIP_TESTS[*]}"
+    [ "${#QEMU_SKIP_TESTS[@]}" -eq 0 ] || log "not run under qemu (timing; run natively in cargo-test): ${QEMU_SKIP_TESTS[*]}"
     for t in mipsel mips; do
         t1=$(now_s)
         rc=0

@@ -102,6 +102,56 @@ pub struct StatusFacts {
     pub agent_version: Option<String>,
     /// The agent's own health counters.
     pub health: Health,
+    /// The access point interfaces it watches.
+    pub radios: Vec<Radio>,
+}
+
+/// An access point interface a device's agent announced (SSID, BSSID, frequency).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Radio {
+    /// Interface name, e.g. `phy0-ap0`.
+    pub ifname: String,
+    /// BSSID, `aa:bb:cc:dd:ee:ff`.
+    pub bssid: String,
+    /// SSID (lossy UTF-8).
+    pub ssid: String,
+    /// Frequency, MHz (0 if unknown).
+    pub freq_mhz: i64,
+}
+
+/// The radios as stored in the device row (JSON text; empty list: empty text).
+pub fn encode_radios(r: &[Radio]) -> String {
+    if r.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(r).expect("radios serialise")
+    }
+}
+
+/// Radios as [`encode_radios`] wrote them (anything else reads as none).
+pub fn decode_radios(s: &str) -> Vec<Radio> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// The band of a frequency: `2.4`, `5` or `6` (GHz); `None` when unknown.
+pub fn band(freq_mhz: i64) -> Option<&'static str> {
+    match freq_mhz {
+        2400..=2500 => Some("2.4"),
+        4900..=5924 => Some("5"),
+        5925..=7125 => Some("6"),
+        _ => None,
+    }
+}
+
+/// The IEEE channel number of a frequency (`None` when unknown).
+pub fn channel(freq_mhz: i64) -> Option<i64> {
+    match freq_mhz {
+        2484 => Some(14),
+        2412..=2472 => Some((freq_mhz - 2407) / 5),
+        4900..=5924 => Some((freq_mhz - 5000) / 5),
+        5925..=7125 => Some((freq_mhz - 5950) / 5),
+        _ => None,
+    }
 }
 
 /// The health counters an agent reports in its status (SPEC §5.5), this agent run.
@@ -456,6 +506,23 @@ mod tests {
         let e = &d.boot("b").unwrap().epochs[0];
         assert_eq!(e.runs.len(), MAX_RUNS);
         assert_eq!(d.summary().seq_gaps, 3 * MAX_RUNS as i64 - 1);
+    }
+
+    #[test]
+    fn bands_and_channels() {
+        assert_eq!((band(2412), channel(2412)), (Some("2.4"), Some(1)));
+        assert_eq!((band(2484), channel(2484)), (Some("2.4"), Some(14)));
+        assert_eq!((band(5180), channel(5180)), (Some("5"), Some(36)));
+        assert_eq!((band(5955), channel(5955)), (Some("6"), Some(1)));
+        assert_eq!((band(0), channel(0)), (None, None));
+        let r = vec![Radio {
+            ifname: "phy0-ap0".into(),
+            bssid: "02:00:00:00:00:01".into(),
+            ssid: "campus".into(),
+            freq_mhz: 5180,
+        }];
+        assert_eq!(decode_radios(&encode_radios(&r)), r);
+        assert!(decode_radios(&encode_radios(&[])).is_empty());
     }
 
     #[test]

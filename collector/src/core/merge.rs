@@ -538,6 +538,16 @@ impl DeviceTx {
             st.health.dropped_updates = clamp_i64(s.dropped_updates);
             st.health.dropped_starts_stops = clamp_i64(s.dropped_starts_stops);
             st.health.spool_restored = clamp_i64(s.spool_restored);
+            st.radios = s
+                .interfaces
+                .iter()
+                .map(|i| super::device::Radio {
+                    ifname: i.ifname.clone(),
+                    bssid: i.bssid.to_string(),
+                    ssid: String::from_utf8_lossy(&i.ssid).into_owned(),
+                    freq_mhz: i64::from(i.freq_mhz),
+                })
+                .collect();
         }
         Ok(())
     }

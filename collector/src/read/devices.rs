@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::db::{ReadDb, ReadError, Row, Val};
 use super::sessions::Now;
+use crate::core::device::{band, channel, decode_radios};
 use crate::timefmt::rfc3339_ms;
 
 /// Which devices to list (all fields narrow; the default lists every device).
@@ -52,6 +53,25 @@ pub struct DeviceRow {
     pub roams_out_24h: i64,
     /// The agent's health, from its latest status (this agent run).
     pub health: Health,
+    /// Its access point interfaces, as its latest status announced them.
+    pub radios: Vec<RadioRow>,
+}
+
+/// One access point interface of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RadioRow {
+    /// Interface name.
+    pub ifname: String,
+    /// BSSID.
+    pub bssid: String,
+    /// SSID.
+    pub ssid: String,
+    /// Frequency, MHz (0 if unknown).
+    pub freq_mhz: i64,
+    /// Band: `2.4`, `5` or `6` (GHz).
+    pub band: Option<&'static str>,
+    /// IEEE channel number.
+    pub channel: Option<i64>,
 }
 
 /// What an agent reports about itself (SPEC §5.5); counters are of its current run.
@@ -116,7 +136,8 @@ pub(crate) fn devices_sql(db: &ReadDb, f: &DeviceFilter, now: Now) -> (String, V
              (SELECT count(*) FROM sessions s{open} WHERE s.device_id = d.id \
                 AND s.stop_ms IS NULL), \
              (SELECT count(*) FROM sessions s{open} WHERE s.device_id = d.id \
-                AND s.stop_ms IS NULL AND $1 - coalesce(s.last_activity_ms, s.last_seen_ms) > $2) \
+                AND s.stop_ms IS NULL AND $1 - coalesce(s.last_activity_ms, s.last_seen_ms) > $2), \
+             d.radios \
              FROM devices d WHERE {scope} ORDER BY d.id"
         ),
         p,
@@ -176,6 +197,17 @@ fn device_row(r: &Row) -> Result<DeviceRow, ReadError> {
         open_sessions: n(18)?,
         dangling_sessions: n(19)?,
         health,
+        radios: decode_radios(&r.opt_text(20)?.unwrap_or_default())
+            .into_iter()
+            .map(|r| RadioRow {
+                band: band(r.freq_mhz),
+                channel: channel(r.freq_mhz),
+                ifname: r.ifname,
+                bssid: r.bssid,
+                ssid: r.ssid,
+                freq_mhz: r.freq_mhz,
+            })
+            .collect(),
     })
 }
 

@@ -271,7 +271,9 @@ mod tests {
         }
         for (what, sql, index) in crate::store::sqlite::DERIVE_SQL {
             let pl = db.plan(sql, &[]).unwrap();
-            let indexed = index.split('|').any(|i| pl.contains(&format!("INDEX {i} ")));
+            let indexed = index
+                .split('|')
+                .any(|i| pl.contains(&format!("INDEX {i} ")));
             assert!(indexed && !full_scan(&pl), "{what}: {pl}");
         }
         let pl = db

@@ -250,6 +250,25 @@ pub trait Store: Send {
     /// Database errors; a state that does not decode.
     fn load_device(&mut self, id: &str) -> Result<Option<DeviceState>, StoreError>;
 
+    /// Several devices' stored merge states, in the order of `ids` (`None`: not stored).
+    /// The default asks one by one; an adapter with costly round trips asks once.
+    ///
+    /// # Errors
+    /// Database errors; a state that does not decode.
+    fn load_devices(&mut self, ids: &[String]) -> Result<Vec<Option<DeviceState>>, StoreError> {
+        ids.iter().map(|id| self.load_device(id)).collect()
+    }
+
+    /// What several devices' transactions need, one [`Loaded`] per entry, in order. The
+    /// default loads device by device; an adapter with costly round trips answers each kind of
+    /// need for every device at once.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn load_many(&mut self, wants: &[(String, Needs)]) -> Result<Vec<Loaded>, StoreError> {
+        wants.iter().map(|(d, n)| self.load(d, n)).collect()
+    }
+
     /// What a device's transaction needs.
     ///
     /// # Errors

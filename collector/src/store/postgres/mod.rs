@@ -20,7 +20,9 @@ use super::{
     BucketMark, ClientMark, Closable, FailedJoin, HourRow, Marks, Names, PruneReport, Roam,
     RoamEnd, SchemaError, Span, Store, StoreError,
 };
-use crate::core::device::{decode_ids, encode_ids, DeviceState, Health, StatusFacts, SyncRec};
+use crate::core::device::{
+    decode_ids, decode_radios, encode_ids, encode_radios, DeviceState, Health, StatusFacts, SyncRec,
+};
 use crate::core::merge::{DeviceTx, Loaded, Needs};
 use crate::core::{Counts, Reason, Session};
 
@@ -163,6 +165,48 @@ fn key_of(a: Option<i64>, b: Option<i64>) -> Option<(i64, i64)> {
     Some((a?, b?))
 }
 
+/// A device row as `load_devices` selects it.
+fn device_from_row(id: &str, r: &Row) -> Result<DeviceState, StoreError> {
+    let int = |i: usize| -> Result<i64, postgres::Error> {
+        Ok(r.try_get::<_, Option<i64>>(i)?.unwrap_or(0))
+    };
+    let boots: Option<Vec<u8>> = r.try_get(1)?;
+    Ok(DeviceState {
+        id: id.to_owned(),
+        rev: r.try_get(0)?,
+        boots: DeviceState::decode_boots(boots.as_deref().unwrap_or_default())
+            .map_err(|e| StoreError::Corrupt(format!("device {id}: boots: {e}")))?,
+        last_seen_ms: r.try_get(2)?,
+        status: StatusFacts {
+            boot: r.try_get(3)?,
+            uptime_ms: r.try_get(4)?,
+            name: r.try_get(5)?,
+            organization: r.try_get(6)?,
+            group: r.try_get(7)?,
+            online: r.try_get(8)?,
+            agent_version: r.try_get(9)?,
+            health: Health {
+                published: int(10)?,
+                dropped: int(11)?,
+                reconnects: int(12)?,
+                outbox_depth: int(13)?,
+                failed_joins: int(14)?,
+                tracker_overflow: int(15)?,
+                dropped_updates: int(19)?,
+                dropped_starts_stops: int(20)?,
+                spool_restored: int(21)?,
+            },
+            radios: decode_radios(&r.try_get::<_, Option<String>>(23)?.unwrap_or_default()),
+        },
+        names: Names {
+            name: r.try_get(16)?,
+            organization: r.try_get(17)?,
+            group: r.try_get(18)?,
+        },
+        syncs: Default::default(),
+    })
+}
+
 fn session_from_row(r: &Row) -> Result<Session, postgres::Error> {
     let agent_stop_ms: Option<i64> = r.try_get(15)?;
     let agent_stop_reason: Option<&str> = r.try_get(16)?;
@@ -301,6 +345,7 @@ struct DeviceRows {
     status_boot: Vec<Option<String>>,
     status_uptime_ms: Vec<Option<i64>>,
     health: [Vec<i64>; 9],
+    radios: Vec<String>,
     name: Vec<Option<String>>,
     organization: Vec<Option<String>>,
     grp: Vec<Option<String>>,
@@ -591,7 +636,7 @@ impl PgStore {
                     outbox_depth = u.outbox_depth, failed_joins = u.failed_joins,
                     tracker_overflow = u.tracker_overflow, dropped_updates = u.dropped_updates,
                     dropped_starts_stops = u.dropped_starts_stops,
-                    spool_restored = u.spool_restored, name = u.name,
+                    spool_restored = u.spool_restored, radios = u.radios, name = u.name,
                     organization = u.organization, grp = u.grp
                  FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::text[],
                              $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
@@ -599,13 +644,13 @@ impl PgStore {
                              $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[],
                              $19::bigint[], $20::bigint[], $21::bigint[], $22::text[],
                              $23::text[], $24::text[], $25::bigint[], $26::bigint[],
-                             $27::bigint[])
+                             $27::bigint[], $28::text[])
                    AS u(id, rev, boots, last_seen_ms, boot_id, agent_epoch, last_seq,
                         seq_gaps, ann_name, ann_organization, ann_group, online,
                         agent_version, status_boot, status_uptime_ms, published, dropped,
                         reconnects, outbox_depth, failed_joins, tracker_overflow, name,
                         organization, grp, dropped_updates, dropped_starts_stops,
-                        spool_restored)
+                        spool_restored, radios)
                  WHERE t.id = u.id",
             )?;
             let h = &d.health;
@@ -639,6 +684,7 @@ impl PgStore {
                     &h[6],
                     &h[7],
                     &h[8],
+                    &d.radios,
                 ],
             )?;
         }
@@ -847,6 +893,28 @@ impl PgStore {
     }
 }
 
+/// Every session column of `sessions` for each pair of `unnest($1::text[], $2::KIND[])` that
+/// `cond` (over `w.a`, `w.b`) selects: one statement for the rows of many devices.
+fn lateral(cond: &str, kind: &str) -> String {
+    let cols = sessions_where!("sessions", "")
+        .trim_start_matches("SELECT ")
+        .split(" FROM ")
+        .next()
+        .expect("a column list")
+        .to_owned();
+    format!(
+        "SELECT s.* FROM unnest($1::text[], $2::{kind}[]) AS w(a, b)
+         JOIN LATERAL (SELECT {cols} FROM sessions WHERE {cond}) s ON true"
+    )
+}
+
+fn sessions_of(rows: &[Row]) -> Result<Vec<Session>, StoreError> {
+    Ok(rows
+        .iter()
+        .map(session_from_row)
+        .collect::<Result<_, _>>()?)
+}
+
 const PRUNE_PLAN_SQL: &str = "SELECT count(*), min(stop_ms), max(stop_ms) FROM sessions_closed
      WHERE stop_ms < $1";
 const PRUNE_BATCH_SQL: &str = "DELETE FROM sessions_closed WHERE (device_id, id, stop_ms) IN (
@@ -940,55 +1008,161 @@ impl Store for PgStore {
     }
 
     fn load_device(&mut self, id: &str) -> Result<Option<DeviceState>, StoreError> {
+        Ok(self.load_devices(&[id.to_owned()])?.pop().flatten())
+    }
+
+    fn load_devices(&mut self, ids: &[String]) -> Result<Vec<Option<DeviceState>>, StoreError> {
         self.flush()?;
         let st = self.st(
             "SELECT rev, boots, last_seen_ms, status_boot, status_uptime_ms, ann_name,
                 ann_organization, ann_group, online, agent_version, published, dropped,
                 reconnects, outbox_depth, failed_joins, tracker_overflow, name,
-                organization, grp, dropped_updates, dropped_starts_stops, spool_restored
-             FROM devices WHERE id = $1",
+                organization, grp, dropped_updates, dropped_starts_stops, spool_restored, id,
+                radios
+             FROM devices WHERE id = ANY($1)",
         )?;
-        let Some(r) = self.client.query_opt(&st, &[&id])? else {
-            return Ok(None);
+        let mut found: HashMap<String, DeviceState> = HashMap::new();
+        for r in self.client.query(&st, &[&ids])? {
+            let id: String = r.try_get(22)?;
+            let state = device_from_row(&id, &r)?;
+            found.insert(id, state);
+        }
+        Ok(ids.iter().map(|id| found.remove(id)).collect())
+    }
+
+    fn load_many(&mut self, wants: &[(String, Needs)]) -> Result<Vec<Loaded>, StoreError> {
+        self.flush()?;
+        let at: HashMap<&str, usize> = wants
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.0.as_str(), i))
+            .collect();
+        let mut out: Vec<Loaded> = vec![Loaded::default(); wants.len()];
+        // Pairs (device, key) of one kind of need, for one `unnest` each.
+        let pairs = |f: fn(&Needs) -> Vec<String>| {
+            let mut d: Vec<&str> = Vec::new();
+            let mut k: Vec<String> = Vec::new();
+            for (dev, n) in wants {
+                for x in f(n) {
+                    d.push(dev);
+                    k.push(x);
+                }
+            }
+            (d, k)
         };
-        let int = |i: usize| -> Result<i64, postgres::Error> {
-            Ok(r.try_get::<_, Option<i64>>(i)?.unwrap_or(0))
-        };
-        let boots: Option<Vec<u8>> = r.try_get(1)?;
-        let state = DeviceState {
-            id: id.to_owned(),
-            rev: r.try_get(0)?,
-            boots: DeviceState::decode_boots(boots.as_deref().unwrap_or_default())
-                .map_err(|e| StoreError::Corrupt(format!("device {id}: boots: {e}")))?,
-            last_seen_ms: r.try_get(2)?,
-            status: StatusFacts {
-                boot: r.try_get(3)?,
-                uptime_ms: r.try_get(4)?,
-                name: r.try_get(5)?,
-                organization: r.try_get(6)?,
-                group: r.try_get(7)?,
-                online: r.try_get(8)?,
-                agent_version: r.try_get(9)?,
-                health: Health {
-                    published: int(10)?,
-                    dropped: int(11)?,
-                    reconnects: int(12)?,
-                    outbox_depth: int(13)?,
-                    failed_joins: int(14)?,
-                    tracker_overflow: int(15)?,
-                    dropped_updates: int(19)?,
-                    dropped_starts_stops: int(20)?,
-                    spool_restored: int(21)?,
-                },
-            },
-            names: Names {
-                name: r.try_get(16)?,
-                organization: r.try_get(17)?,
-                group: r.try_get(18)?,
-            },
-            syncs: Default::default(),
-        };
-        Ok(Some(state))
+        let mut rows: Vec<Session> = Vec::new();
+        let (d, ids): (Vec<&str>, Vec<i64>) = wants
+            .iter()
+            .flat_map(|(dev, n)| n.sessions.iter().map(move |i| (dev.as_str(), *i)))
+            .unzip();
+        if !d.is_empty() {
+            let st = self.st_built("load many ids", || {
+                lateral("device_id = w.a AND id = w.b", "bigint")
+            })?;
+            rows.extend(sessions_of(&self.client.query(&st, &[&d, &ids])?)?);
+        }
+        let (d, macs) = pairs(|n| n.live_macs.iter().cloned().collect());
+        if !d.is_empty() {
+            let st = self.st_built("load many macs", || {
+                lateral(
+                    "device_id = w.a AND mac = w.b AND agent_stop_ms IS NULL",
+                    "text",
+                )
+            })?;
+            rows.extend(sessions_of(&self.client.query(&st, &[&d, &macs])?)?);
+        }
+        let (d, boots) = pairs(|n| n.live_boots.iter().cloned().collect());
+        if !d.is_empty() {
+            let st = self.st_built("load many boots", || {
+                lateral(
+                    "device_id = w.a AND boot_id = w.b AND agent_stop_ms IS NULL",
+                    "text",
+                )
+            })?;
+            rows.extend(sessions_of(&self.client.query(&st, &[&d, &boots])?)?);
+        }
+        let open: Vec<&str> = wants
+            .iter()
+            .filter(|w| w.1.open)
+            .map(|w| w.0.as_str())
+            .collect();
+        if !open.is_empty() {
+            rows.extend(self.sessions(
+                sessions_where!("sessions_open", "device_id = ANY($1)"),
+                &[&open],
+            )?);
+        }
+        for r in rows {
+            if let Some(&i) = at.get(r.device_id.as_str()) {
+                out[i].sessions.push(r);
+            }
+        }
+        let (d, boots) = pairs(|n| n.syncs.iter().cloned().collect());
+        if !d.is_empty() {
+            let mut per: BTreeMap<(String, String), Vec<SyncRec>> = d
+                .iter()
+                .zip(&boots)
+                .map(|(d, b)| (((*d).to_owned(), b.clone()), Vec::new()))
+                .collect();
+            let st = self.st(
+                "SELECT y.device_id, y.boot_id, y.up, y.seq, y.wall_ms, y.ids
+                 FROM unnest($1::text[], $2::text[]) AS w(a, b)
+                 JOIN LATERAL (SELECT * FROM syncs WHERE device_id = w.a AND boot_id = w.b) y
+                   ON true
+                 ORDER BY y.device_id, y.boot_id, y.up, y.seq",
+            )?;
+            for r in self.client.query(&st, &[&d, &boots])? {
+                per.entry((r.try_get(0)?, r.try_get(1)?))
+                    .or_default()
+                    .push(SyncRec {
+                        key: (r.try_get(2)?, r.try_get(3)?),
+                        wall_ms: r.try_get(4)?,
+                        ids: decode_ids(r.try_get::<_, &[u8]>(5)?),
+                    });
+            }
+            for ((dev, boot), list) in per {
+                if let Some(&i) = at.get(dev.as_str()) {
+                    out[i].syncs.push((boot, list));
+                }
+            }
+        }
+        let mut sd: Vec<&str> = Vec::new();
+        let mut sm: Vec<&str> = Vec::new();
+        let (mut s0, mut s1): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
+        for (dev, n) in wants {
+            for (mac, from) in &n.slices {
+                sd.push(dev);
+                sm.push(mac);
+                s0.push(from.0);
+                s1.push(from.1);
+            }
+        }
+        if !sd.is_empty() {
+            // Every row of a slice started at or after its `from`, so it stopped then or
+            // later: the partitions of closed sessions that ended before are skipped.
+            let st = self.st("SELECT w.a, w.m, s.start_ms, s.id
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS w(a, m, f0, f1)
+                 JOIN LATERAL (SELECT start_ms, id FROM sessions WHERE device_id = w.a
+                     AND mac = w.m AND (start_ms, id) >= (w.f0, w.f1)
+                     AND (stop_ms IS NULL OR stop_ms >= w.f0)) s ON true")?;
+            let mut per: BTreeMap<(String, String), Vec<(i64, i64)>> = sd
+                .iter()
+                .zip(&sm)
+                .map(|(d, m)| (((*d).to_owned(), (*m).to_owned()), Vec::new()))
+                .collect();
+            for r in self.client.query(&st, &[&sd, &sm, &s0, &s1])? {
+                per.entry((r.try_get(0)?, r.try_get(1)?))
+                    .or_default()
+                    .push((r.try_get(2)?, r.try_get(3)?));
+            }
+            for ((dev, mac), mut e) in per {
+                e.sort_unstable();
+                if let Some(&i) = at.get(dev.as_str()) {
+                    out[i].slices.push((mac, e));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn load(&mut self, device: &str, needs: &Needs) -> Result<Loaded, StoreError> {
@@ -1144,6 +1318,7 @@ impl Store for PgStore {
         {
             r.health[i].push(v);
         }
+        r.radios.push(encode_radios(&st.radios));
         r.name.push(names.name.clone());
         r.organization.push(names.organization.clone());
         r.grp.push(names.group.clone());
@@ -1427,10 +1602,7 @@ impl Store for PgStore {
                 gen: r.get(3),
             })
             .collect();
-        let keys: Vec<String> = marks
-            .iter()
-            .map(|m| format!("client\n{}", m.mac))
-            .collect();
+        let keys: Vec<String> = marks.iter().map(|m| format!("client\n{}", m.mac)).collect();
         let held = self.try_locks(&keys)?;
         Ok(marks
             .into_iter()

@@ -91,6 +91,7 @@ CREATE TABLE devices (
     dropped_updates  bigint,
     dropped_starts_stops bigint,
     spool_restored   bigint,
+    radios           text,
     seq_gaps         bigint NOT NULL DEFAULT 0,
     rev              bigint NOT NULL DEFAULT 0,
     boots            bytea

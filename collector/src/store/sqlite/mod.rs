@@ -17,7 +17,9 @@ use super::{
     BucketMark, ClientMark, Closable, FailedJoin, HourRow, Marks, Names, PruneReport, Roam,
     RoamEnd, Span, Store, StoreError,
 };
-use crate::core::device::{decode_ids, encode_ids, DeviceState, Health, StatusFacts, SyncRec};
+use crate::core::device::{
+    decode_ids, decode_radios, encode_ids, encode_radios, DeviceState, Health, StatusFacts, SyncRec,
+};
 use crate::core::merge::{DeviceTx, Loaded, Needs};
 use crate::core::{Counts, Reason, Session};
 
@@ -267,9 +269,9 @@ impl SqliteStore {
                     agent_version, status_boot, status_uptime_ms, published, dropped,
                     reconnects, outbox_depth, failed_joins, tracker_overflow,
                     name, organization, grp, dropped_updates, dropped_starts_stops,
-                    spool_restored)
+                    spool_restored, radios)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
+                    ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)
                  ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, boots = excluded.boots,
                     last_seen_ms = excluded.last_seen_ms, boot_id = excluded.boot_id,
                     agent_epoch = excluded.agent_epoch, last_seq = excluded.last_seq,
@@ -284,7 +286,7 @@ impl SqliteStore {
                     tracker_overflow = excluded.tracker_overflow,
                     dropped_updates = excluded.dropped_updates,
                     dropped_starts_stops = excluded.dropped_starts_stops,
-                    spool_restored = excluded.spool_restored",
+                    spool_restored = excluded.spool_restored, radios = excluded.radios",
             )?
             .execute(params![
                 d.id,
@@ -314,6 +316,7 @@ impl SqliteStore {
                 h.dropped_updates,
                 h.dropped_starts_stops,
                 h.spool_restored,
+                encode_radios(&st.radios),
             ])?;
         // The names are indexed: written only when they change, so the common write leaves
         // the three indexes alone.
@@ -485,11 +488,27 @@ pub(crate) const PLANNED_SQL: [(&str, &str); 4] = [
 /// query-plan test (alternatives separated by `|`).
 #[cfg(test)]
 pub(crate) const DERIVE_SQL: [(&str, &str, &str); 4] = [
-    ("client spans, closed", CLIENT_SPANS_CLOSED_SQL, "sessions_mac_stop"),
+    (
+        "client spans, closed",
+        CLIENT_SPANS_CLOSED_SQL,
+        "sessions_mac_stop",
+    ),
     // Either: the planner without statistics picks the MAC's sessions by start time.
-    ("client spans, open", CLIENT_SPANS_OPEN_SQL, "sessions_open_mac|sessions_mac"),
-    ("device spans, closed", DEVICE_SPANS_CLOSED_SQL, "sessions_device_stop"),
-    ("device spans, open", DEVICE_SPANS_OPEN_SQL, "sessions_open_device"),
+    (
+        "client spans, open",
+        CLIENT_SPANS_OPEN_SQL,
+        "sessions_open_mac|sessions_mac",
+    ),
+    (
+        "device spans, closed",
+        DEVICE_SPANS_CLOSED_SQL,
+        "sessions_device_stop",
+    ),
+    (
+        "device spans, open",
+        DEVICE_SPANS_OPEN_SQL,
+        "sessions_open_device",
+    ),
 ];
 
 impl Store for SqliteStore {
@@ -533,7 +552,8 @@ impl Store for SqliteStore {
                 "SELECT rev, boots, last_seen_ms, status_boot, status_uptime_ms, ann_name,
                     ann_organization, ann_group, online, agent_version, published, dropped,
                     reconnects, outbox_depth, failed_joins, tracker_overflow, name,
-                    organization, grp, dropped_updates, dropped_starts_stops, spool_restored
+                    organization, grp, dropped_updates, dropped_starts_stops, spool_restored,
+                    radios
                  FROM devices WHERE id = ?1",
             )?
             .query_row([id], |r| {
@@ -567,6 +587,9 @@ impl Store for SqliteStore {
                                 dropped_starts_stops: int(20)?,
                                 spool_restored: int(21)?,
                             },
+                            radios: decode_radios(
+                                &r.get::<_, Option<String>>(22)?.unwrap_or_default(),
+                            ),
                         },
                         names: Names {
                             name: r.get(16)?,

@@ -171,6 +171,7 @@ ALTER TABLE devices ADD COLUMN boots BLOB;
 ALTER TABLE devices ADD COLUMN dropped_updates INTEGER;
 ALTER TABLE devices ADD COLUMN dropped_starts_stops INTEGER;
 ALTER TABLE devices ADD COLUMN spool_restored INTEGER;
+ALTER TABLE devices ADD COLUMN radios TEXT;
 UPDATE devices SET ann_name = name, ann_organization = organization, ann_group = grp,
     name = coalesce(inv_name, name), organization = coalesce(inv_organization, organization),
     grp = coalesce(inv_group, grp);
