@@ -40,6 +40,9 @@ struct Mem {
     rounds: usize,
 }
 
+/// A device's spans, roams (SSID, at) and failed joins (SSID, at), for the hourly rows.
+type HourInputs = (Vec<Span>, Vec<(String, i64)>, Vec<(String, i64)>);
+
 impl Mem {
     fn load(&self, dev: &str, needs: &Needs) -> Loaded {
         let of_dev = || self.sessions.values().filter(move |s| s.device_id == dev);
@@ -172,7 +175,7 @@ impl Mem {
             .collect()
     }
 
-    fn hour_inputs(&self, dev: &str) -> (Vec<Span>, Vec<(String, i64)>, Vec<(String, i64)>) {
+    fn hour_inputs(&self, dev: &str) -> HourInputs {
         let roams = self
             .roams
             .values()

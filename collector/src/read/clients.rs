@@ -62,6 +62,26 @@ impl Period {
     }
 }
 
+impl Period {
+    /// How far back a series goes when no `from` is given: 48 hours, 30 days, 12 weeks.
+    pub fn default_span_ms(self) -> i64 {
+        match self {
+            Period::Hour => 48 * HOUR_MS,
+            Period::Day => 30 * DAY_MS,
+            Period::Week => 12 * 7 * DAY_MS,
+        }
+    }
+
+    /// The name [`Period::parse`] reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Hour => "hour",
+            Period::Day => "day",
+            Period::Week => "week",
+        }
+    }
+}
+
 /// Most points one series may have (a request for more is refused).
 pub const MAX_POINTS: i64 = 5_000;
 
@@ -257,6 +277,23 @@ pub fn check_range(period: Period, from_ms: i64, to_ms: i64) -> Result<(), Strin
         ));
     }
     Ok(())
+}
+
+/// The range of a series of `period`: `to` defaults to `now_ms`, `from` to
+/// [`Period::default_span_ms`] before `to`; then [`check_range`].
+///
+/// # Errors
+/// Why the range cannot be answered (for a usage error).
+pub fn range(
+    period: Period,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    now_ms: i64,
+) -> Result<(i64, i64), String> {
+    let to = to_ms.unwrap_or(now_ms);
+    let from = from_ms.unwrap_or(to - period.default_span_ms());
+    check_range(period, from, to)?;
+    Ok((from, to))
 }
 
 type Key = (i64, Option<String>, Option<String>);

@@ -180,12 +180,12 @@ pub enum CountBy {
 }
 
 impl CountBy {
-    /// The parameter's value (`device`, `ssid`, `mac`).
+    /// The parameter's value (`device`, `ssid`, `client`; `mac` is the same as `client`).
     pub fn parse(s: &str) -> Option<CountBy> {
         match s {
             "device" => Some(CountBy::Device),
             "ssid" => Some(CountBy::Ssid),
-            "mac" => Some(CountBy::Mac),
+            "client" | "mac" => Some(CountBy::Mac),
             _ => None,
         }
     }

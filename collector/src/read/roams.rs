@@ -1,6 +1,10 @@
 //! Roams (SPEC §7), as the derive step stored them: the listing (newest first, or a client's
 //! chain in order), and the counts per pair of access points ("who bounces clients between
 //! whom"). One row type for the CLI and the API.
+//!
+//! Roams are stored keyed by client MAC alone (a device's organization may arrive after its
+//! first events); organizations are applied here: only roams between two devices of one
+//! organization (or two without one) are shown, and that is the roam's organization.
 
 use serde::Serialize;
 
@@ -19,6 +23,8 @@ pub struct RoamFilter {
     pub organization: Option<String>,
     /// Client MAC: its chain, oldest first.
     pub mac: Option<String>,
+    /// An SSID the client left or joined.
+    pub ssid: Option<String>,
     /// Arrived at or after, ms.
     pub after_ms: Option<i64>,
     /// Arrived before, ms.
@@ -134,7 +140,12 @@ impl RoamRow {
     }
 }
 
-/// The `WHERE` of `f` on `roams r`, values appended to `p`.
+/// The roams of devices of one organization: `roams r` joined with its two devices `fd`, `td`.
+const FROM_SQL: &str = "roams r LEFT JOIN devices fd ON fd.id = r.from_device \
+     LEFT JOIN devices td ON td.id = r.to_device \
+     WHERE coalesce(fd.organization, '') = coalesce(td.organization, '')";
+
+/// The `WHERE` of `f` on [`FROM_SQL`] (after its own condition), values appended to `p`.
 fn where_sql(f: &RoamFilter, p: &mut Vec<Val>) -> String {
     let mut w = String::new();
     let either = |w: &mut String, sub: &str| {
@@ -161,12 +172,17 @@ fn where_sql(f: &RoamFilter, p: &mut Vec<Val>) -> String {
             &format!("SELECT id FROM devices WHERE grp = ${}", p.len()),
         );
     }
+    if let Some(s) = &f.ssid {
+        p.push(Val::Text(s.clone()));
+        let n = p.len();
+        w.push_str(&format!(" AND (r.from_ssid = ${n} OR r.to_ssid = ${n})"));
+    }
     let mut bind = |clause: &str, v: Val| {
         p.push(v);
         w.push_str(&clause.replace('?', &format!("${}", p.len())));
     };
     if let Some(o) = &f.organization {
-        bind(" AND r.org = ?", Val::Text(o.clone()));
+        bind(" AND td.organization = ?", Val::Text(o.clone()));
     }
     if let Some(m) = &f.mac {
         bind(" AND r.mac = ?", Val::Text(m.to_ascii_lowercase()));
@@ -190,11 +206,9 @@ pub(crate) fn list_sql(f: &RoamFilter) -> (String, Vec<Val>) {
         "r.at_ms DESC, r.to_device, r.to_id"
     };
     let mut sql = format!(
-        "SELECT r.at_ms, r.mac, r.org, r.from_device, fd.name, r.from_ifname, r.from_ssid, \
-         r.from_freq, r.to_device, td.name, r.to_ifname, r.to_ssid, r.to_freq, r.gap_ms, \
-         r.from_id, r.to_id \
-         FROM roams r LEFT JOIN devices fd ON fd.id = r.from_device \
-         LEFT JOIN devices td ON td.id = r.to_device WHERE 1 = 1{w} ORDER BY {order}"
+        "SELECT r.at_ms, r.mac, coalesce(td.organization, ''), r.from_device, fd.name, \
+         r.from_ifname, r.from_ssid, r.from_freq, r.to_device, td.name, r.to_ifname, r.to_ssid, \
+         r.to_freq, r.gap_ms, r.from_id, r.to_id FROM {FROM_SQL}{w} ORDER BY {order}"
     );
     if let Some(n) = f.limit {
         p.push(Val::Int(i64::from(n)));
@@ -302,10 +316,7 @@ pub(crate) fn pairs_sql(f: &RoamFilter) -> (String, Vec<Val>) {
     let mut p = Vec::new();
     let w = where_sql(f, &mut p);
     (
-        format!(
-            "SELECT r.from_device, r.to_device, r.mac, r.gap_ms, r.at_ms FROM roams r \
-             WHERE 1 = 1{w}"
-        ),
+        format!("SELECT r.from_device, r.to_device, r.mac, r.gap_ms, r.at_ms FROM {FROM_SQL}{w}"),
         p,
     )
 }
@@ -373,5 +384,8 @@ pub fn per_device_since(
 }
 
 /// See [`per_device_since`] (index `roams_time`).
-pub(crate) const PER_DEVICE_SINCE_SQL: &str = "SELECT to_device, count(*), from_device \
-     FROM roams WHERE at_ms >= $1 GROUP BY to_device, from_device";
+pub(crate) const PER_DEVICE_SINCE_SQL: &str = "SELECT r.to_device, count(*), r.from_device \
+     FROM roams r LEFT JOIN devices fd ON fd.id = r.from_device \
+     LEFT JOIN devices td ON td.id = r.to_device \
+     WHERE coalesce(fd.organization, '') = coalesce(td.organization, '') AND r.at_ms >= $1 \
+     GROUP BY r.to_device, r.from_device";
