@@ -441,6 +441,59 @@ pub fn clients(db: &ReadDb, q: &ClientsQuery) -> Result<Vec<ClientsRow>, ReadErr
     Ok(out)
 }
 
+/// One device's and SSID's counts of one day (the metrics' per-SSID gauges).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRow {
+    /// Device id.
+    pub device_id: String,
+    /// Its organization (as it is now).
+    pub organization: Option<String>,
+    /// SSID.
+    pub ssid: String,
+    /// Sessions started.
+    pub sessions: i64,
+    /// Distinct clients of this device and SSID.
+    pub clients: i64,
+    /// Roams that arrived.
+    pub roams: i64,
+    /// Failed joins.
+    pub failed_joins: i64,
+}
+
+/// See [`day_rows`] (index `agg_daily_time`: one day's rows, never the sessions).
+pub(crate) const DAY_ROWS_SQL: &str = "SELECT a.device_id, d.organization, a.ssid, a.sessions, \
+     a.clients, a.roams, a.failed_joins FROM agg_daily a LEFT JOIN devices d ON d.id = a.device_id \
+     WHERE a.day_ms = $1 ORDER BY a.device_id, a.ssid";
+
+/// The daily rows of the UTC day holding `ms` per device and SSID, of `organization` if given
+/// (as far as the derive step has got).
+///
+/// # Errors
+/// Database errors.
+pub fn day_rows(
+    db: &ReadDb,
+    ms: i64,
+    organization: Option<&str>,
+) -> Result<Vec<DayRow>, ReadError> {
+    let mut out = Vec::new();
+    for r in db.query(DAY_ROWS_SQL, &[Val::Int(Period::Day.start_of(ms))])? {
+        let org = r.opt_text(1)?;
+        if organization.is_some_and(|o| org.as_deref() != Some(o)) {
+            continue;
+        }
+        out.push(DayRow {
+            device_id: r.text(0)?,
+            organization: org,
+            ssid: r.text(2)?,
+            sessions: r.int(3)?,
+            clients: r.int(4)?,
+            roams: r.int(5)?,
+            failed_joins: r.int(6)?,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
