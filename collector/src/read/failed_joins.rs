@@ -303,12 +303,17 @@ pub fn per_device_since(
     since_ms: i64,
 ) -> Result<std::collections::BTreeMap<String, i64>, ReadError> {
     let mut out = std::collections::BTreeMap::new();
-    for r in db.query(PER_DEVICE_SINCE_SQL, &[Val::Int(since_ms)])? {
+    for r in db.query(&per_device_since_sql(db), &[Val::Int(since_ms)])? {
         out.insert(r.text(0)?, r.int(1)?);
     }
     Ok(out)
 }
 
-/// See [`per_device_since`] (index `failed_joins_time`).
-pub(crate) const PER_DEVICE_SINCE_SQL: &str = "SELECT device_id, count(*) FROM failed_joins \
-     WHERE assoc_ms >= $1 GROUP BY device_id";
+/// See [`per_device_since`] (index `failed_joins_time`, which SQLite's planner, without
+/// statistics, would pass over for the grouping).
+pub(crate) fn per_device_since_sql(db: &ReadDb) -> String {
+    format!(
+        "SELECT device_id, count(*) FROM failed_joins{} WHERE assoc_ms >= $1 GROUP BY device_id",
+        db.indexed_by("failed_joins_time")
+    )
+}

@@ -276,6 +276,24 @@ mod tests {
                 .any(|i| pl.contains(&format!("INDEX {i} ")));
             assert!(indexed && !full_scan(&pl), "{what}: {pl}");
         }
+        // What a metrics scrape reads besides the status: one day's aggregates, the last
+        // 24 hours of roams and failed joins, each by its time index.
+        for (what, sql, index) in [
+            (
+                "day rows",
+                clients::DAY_ROWS_SQL.to_owned(),
+                "agg_daily_time",
+            ),
+            ("roams 24h", roams::per_device_since_sql(&db), "roams_time"),
+            (
+                "failed joins 24h",
+                failed_joins::per_device_since_sql(&db),
+                "failed_joins_time",
+            ),
+        ] {
+            let pl = db.plan(&sql, &[Val::Int(0)]).unwrap();
+            assert!(pl.contains(index), "{what}: {pl}");
+        }
         let pl = db
             .plan(&status::open_per_organization_sql(&db), &[])
             .unwrap();

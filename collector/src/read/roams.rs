@@ -374,7 +374,7 @@ pub fn per_device_since(
     since_ms: i64,
 ) -> Result<std::collections::BTreeMap<String, (i64, i64)>, ReadError> {
     let mut out: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
-    for r in db.query(PER_DEVICE_SINCE_SQL, &[Val::Int(since_ms)])? {
+    for r in db.query(&per_device_since_sql(db), &[Val::Int(since_ms)])? {
         let e = out.entry(r.text(0)?).or_default();
         e.0 += r.int(1)?;
         let l = out.entry(r.text(2)?).or_default();
@@ -383,9 +383,15 @@ pub fn per_device_since(
     Ok(out)
 }
 
-/// See [`per_device_since`] (index `roams_time`).
-pub(crate) const PER_DEVICE_SINCE_SQL: &str = "SELECT r.to_device, count(*), r.from_device \
-     FROM roams r LEFT JOIN devices fd ON fd.id = r.from_device \
-     LEFT JOIN devices td ON td.id = r.to_device \
-     WHERE coalesce(fd.organization, '') = coalesce(td.organization, '') AND r.at_ms >= $1 \
-     GROUP BY r.to_device, r.from_device";
+/// See [`per_device_since`]: the roams since by index `roams_time` (SQLite's planner, without
+/// statistics, would scan the table for the grouping), then their devices.
+pub(crate) fn per_device_since_sql(db: &ReadDb) -> String {
+    format!(
+        "SELECT r.to_device, r.n, r.from_device \
+         FROM (SELECT to_device, from_device, count(*) AS n FROM roams{} WHERE at_ms >= $1 \
+         GROUP BY to_device, from_device) r \
+         LEFT JOIN devices fd ON fd.id = r.from_device LEFT JOIN devices td ON td.id = r.to_device \
+         WHERE coalesce(fd.organization, '') = coalesce(td.organization, '')",
+        db.indexed_by("roams_time")
+    )
+}
