@@ -72,11 +72,11 @@ impl AppState {
         shutdown: tokio::sync::watch::Receiver<bool>,
         health: Arc<IngestHealth>,
     ) -> AppState {
+        let names = crate::read::names::Names::new(cfg.labels_file.clone(), cfg.oui_file.clone());
+        // Loaded now, so the first request does not wait for the registry (3 MB of CSV).
+        names.current(crate::timefmt::now_ms());
         AppState(Arc::new(Inner {
-            reader: reader::Reader::new(
-                cfg.db.clone(),
-                crate::read::names::Names::new(cfg.labels_file.clone(), cfg.oui_file.clone()),
-            ),
+            reader: reader::Reader::new(cfg.db.clone(), names),
             writer,
             tokens: auth::tokens(&cfg.tokens),
             live: live::Live::new(shutdown, &cfg.limits),
