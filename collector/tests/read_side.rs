@@ -821,6 +821,37 @@ fn reports_on(engine: common::pg::EngineDb) {
     assert_eq!(d["device"]["failed_joins_24h"], 2);
     assert_eq!(d["device"]["roams_in_24h"], 1);
     assert_eq!(d["device"]["roams_out_24h"], 1);
+    // Session rows carry the names too, in the API and the CLI alike.
+    let s = env.get("/api/v1/sessions?device=ap3", admin).json()["sessions"].clone();
+    let named: Vec<(Value, Value, Value)> = s
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["label"].clone(),
+                r["vendor"].clone(),
+                r["randomized"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (Value::Null, "Apple, Inc.".into(), false.into()),
+            ("alice-phone".into(), "Apple, Inc.".into(), false.into()),
+        ]
+    );
+    let strip = |mut v: Value| {
+        v["duration_s"] = Value::Null;
+        v
+    };
+    let via_cli: Vec<Value> = cli_cfg_json(&env, &["sessions", "--device", "ap3"])
+        .into_iter()
+        .map(strip)
+        .collect();
+    let via_http: Vec<Value> = s.as_array().unwrap().iter().cloned().map(strip).collect();
+    assert_eq!(via_cli, via_http, "sessions with names");
 
     if let Ok(out) = std::env::var("WIFISESS_REPORTS_DB_OUT") {
         // For docs/OPERATIONS.md: a copy of the SQLite fixture, and its names files.
