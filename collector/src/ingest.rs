@@ -2,7 +2,7 @@
 //! the writer thread, which commits in groups through the [`Writer`] and acks each publish only
 //! after the transaction holding it committed; between groups it runs the lifecycle jobs
 //! ([`crate::jobs`]) in bounded steps and the writes other parts of the process ask for
-//! ([`Request`]). The publishes waiting for the writer are bounded by [`Backlog`]; neither side
+//! ([`Request`]). The publishes waiting for the writer are bounded by `Backlog`; neither side
 //! ever waits for the other while holding something the other needs.
 
 use std::collections::VecDeque;

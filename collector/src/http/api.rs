@@ -323,7 +323,7 @@ pub async fn session(
     }
 }
 
-/// `POST /api/v1/sessions/refresh` (admin): expiry now, by the same [`jobs::expire`] as the
+/// `POST /api/v1/sessions/refresh` (admin): expiry now, by the same [`crate::jobs::expire`] as the
 /// `expire` command and `run`'s schedule; answers what it closed.
 ///
 /// It writes on its own connection while `run`'s writer thread owns another: SQLite
