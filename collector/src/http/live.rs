@@ -20,7 +20,8 @@ use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
 use crate::config::Limits;
-use crate::read::devices::DeviceFilter;
+use crate::read::clients::DayRow;
+use crate::read::devices::{DeviceFilter, DeviceRow};
 use crate::read::status::{self, OrgStatus};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use crate::writer::{Changed, Notice, OnCommit};
@@ -419,6 +420,85 @@ fn label(v: Option<&str>) -> String {
         .replace('\n', "\\n")
 }
 
+/// Failed joins and roams of the last 24 hours per device (the device rows' counts), and
+/// today's sessions started, distinct clients, roams and failed joins per device and SSID
+/// (the daily aggregates, as far as the derive step has got): no per-client labels, and no
+/// scan of the sessions.
+fn derived_metrics(o: &mut String, devices: &[DeviceRow], today: &[DayRow]) {
+    let dev = |d: &DeviceRow| {
+        format!(
+            "device=\"{}\",organization=\"{}\"",
+            label(Some(&d.id)),
+            label(d.organization.as_deref())
+        )
+    };
+    head(
+        o,
+        "wifisess_failed_joins_24h",
+        "gauge",
+        "Stations that associated but never authorized, last 24 hours. Per device.",
+    );
+    for d in devices {
+        line(o, "wifisess_failed_joins_24h", &dev(d), d.failed_joins_24h);
+    }
+    head(
+        o,
+        "wifisess_roams_24h",
+        "gauge",
+        "Roams of the last 24 hours that arrived at (in) or left (out) the device. Per device.",
+    );
+    for d in devices {
+        let l = dev(d);
+        line(
+            o,
+            "wifisess_roams_24h",
+            &format!("{l},direction=\"in\""),
+            d.roams_in_24h,
+        );
+        line(
+            o,
+            "wifisess_roams_24h",
+            &format!("{l},direction=\"out\""),
+            d.roams_out_24h,
+        );
+    }
+    type Get = fn(&DayRow) -> i64;
+    let per_ssid: [(&str, &str, Get); 4] = [
+        (
+            "wifisess_sessions_started_today",
+            "Sessions started today (UTC).",
+            |r| r.sessions,
+        ),
+        (
+            "wifisess_clients_today",
+            "Distinct clients today (UTC); a client on two SSIDs of a device counts in both.",
+            |r| r.clients,
+        ),
+        (
+            "wifisess_roams_in_today",
+            "Roams that arrived today (UTC).",
+            |r| r.roams,
+        ),
+        (
+            "wifisess_failed_joins_today",
+            "Failed joins today (UTC).",
+            |r| r.failed_joins,
+        ),
+    ];
+    for (name, help, f) in per_ssid {
+        head(o, name, "gauge", &format!("{help} Per device and SSID."));
+        for r in today {
+            let labels = format!(
+                "device=\"{}\",organization=\"{}\",ssid=\"{}\"",
+                label(Some(&r.device_id)),
+                label(r.organization.as_deref()),
+                label(Some(&r.ssid))
+            );
+            line(o, name, &labels, f(r));
+        }
+    }
+}
+
 /// `GET /metrics`: Prometheus text format. A token scoped to an organization gets only that
 /// organization's gauges (the ingest counters are collector-wide and left out).
 pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Response, ApiError> {
@@ -428,7 +508,7 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
         ..DeviceFilter::default()
     };
     let limits_cfg = st.cfg.max_open_sessions.clone();
-    let (report, counters) = st
+    let (report, counters, today) = st
         .reader
         .run(move |db| {
             let report = status::status(db, &scope, now, &limits_cfg)?;
@@ -437,7 +517,9 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             } else {
                 Vec::new()
             };
-            Ok((report, counters))
+            let today =
+                crate::read::clients::day_rows(db, now.now_ms, scope.organization.as_deref())?;
+            Ok((report, counters, today))
         })
         .await?;
     let orgs = &report.organizations;
@@ -665,6 +747,7 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             line(&mut o, name, &labels, f(&d.health));
         }
     }
+    derived_metrics(&mut o, &report.device_status, &today);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -50,13 +50,17 @@ pub struct Cursor {
 }
 
 /// Fields of a session row, in the order of JSON objects and CSV columns.
-pub const SESSION_FIELDS: [&str; 22] = [
+pub const SESSION_FIELDS: [&str; 26] = [
     "id",
     "device_id",
     "device_name",
     "organization",
     "group",
     "mac",
+    "hostname",
+    "label",
+    "vendor",
+    "randomized",
     "ssid",
     "ifname",
     "bssid",
@@ -90,6 +94,15 @@ pub struct SessionRow {
     pub group: Option<String>,
     /// Client MAC (null until the session's start was received).
     pub mac: Option<String>,
+    /// The client's hostname from the AP's DHCP leases (the latest the agent sent; agents in
+    /// MAC privacy mode send none).
+    pub hostname: Option<String>,
+    /// The client's label from the collector's labels file.
+    pub label: Option<String>,
+    /// The company the MAC's OUI is registered to (IEEE registry).
+    pub vendor: Option<String>,
+    /// A locally administered MAC (randomised by the client, or the agent's pseudonym).
+    pub randomized: bool,
     /// SSID.
     pub ssid: Option<String>,
     /// AP interface.
@@ -136,6 +149,10 @@ impl SessionRow {
             o(&self.organization),
             o(&self.group),
             o(&self.mac),
+            o(&self.hostname),
+            o(&self.label),
+            o(&self.vendor),
+            self.randomized.to_string(),
             o(&self.ssid),
             o(&self.ifname),
             o(&self.bssid),
@@ -162,7 +179,7 @@ pub fn sessions_sql(f: &SessionFilter) -> (String, Vec<Val>) {
         "SELECT s.id, s.device_id, d.name, d.organization, d.grp, s.mac, s.ssid, s.ifname, \
          s.bssid, s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.last_activity_ms, \
          s.rx_bytes, s.tx_bytes, s.signal_avg, s.stop_reason, s.stop_inferred, \
-         s.times_corrected \
+         s.times_corrected, s.hostname \
          FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE 1 = 1",
     );
     let mut p: Vec<Val> = Vec::new();
@@ -277,7 +294,7 @@ pub fn list_keyed(
                 device_id: r.text(1)?,
                 id: r.int(0)?,
             };
-            Ok((session_row(r, now)?, key))
+            Ok((session_row(db, r, now)?, key))
         })
         .collect()
 }
@@ -290,7 +307,12 @@ pub fn list(db: &ReadDb, f: &SessionFilter, now: Now) -> Result<Vec<SessionRow>,
     Ok(list_keyed(db, f, now)?.into_iter().map(|r| r.0).collect())
 }
 
-fn session_row(r: &Row, now: Now) -> Result<SessionRow, ReadError> {
+fn session_row(db: &ReadDb, r: &Row, now: Now) -> Result<SessionRow, ReadError> {
+    let mac = r.opt_text(5)?;
+    let info = mac
+        .as_deref()
+        .map(|m| db.names().describe(m))
+        .unwrap_or_default();
     let start = r.int(10)?;
     let stop = r.opt_int(11)?;
     let last_seen = r.int(12)?;
@@ -302,7 +324,11 @@ fn session_row(r: &Row, now: Now) -> Result<SessionRow, ReadError> {
         device_name: r.opt_text(2)?,
         organization: r.opt_text(3)?,
         group: r.opt_text(4)?,
-        mac: r.opt_text(5)?,
+        mac,
+        hostname: r.opt_text(20)?,
+        label: info.label,
+        vendor: info.vendor,
+        randomized: info.randomized,
         ssid: r.opt_text(6)?,
         ifname: r.opt_text(7)?,
         bssid: r.opt_text(8)?,
