@@ -74,7 +74,7 @@ for _ in $(seq 100); do [ -s "$DB" ] && break; sleep 0.1; done
 say "mosquitto on 127.0.0.1:$PORT, collector $COLLECTOR on $DB"
 
 t0=$(date +%s)
-"$REPO/tests/hwsim/lab.sh" --radios 5 --mqtt-port "$PORT" --timeout 400 --log "$LOG" "$SCENARIO"
+"$REPO/tests/hwsim/lab.sh" --radios 6 --mqtt-port "$PORT" --timeout 400 --log "$LOG" "$SCENARIO"
 vm_rc=$?
 say "VM done (lab exit $vm_rc) after $(( $(date +%s) - t0 )) s"
 out "== host checks (collector: $COLLECTOR)"
@@ -83,6 +83,8 @@ out "== host checks (collector: $COLLECTOR)"
 q() { sqlite3 -batch -noheader -separator ' ' "$DB" "$@"; }
 # hostapd KEY NAME: a value of the VM's "HOSTAPD NAME ..." line.
 hostapd() { sed -n "s/^HOSTAPD $2 .*\b$1=\([0-9a-f:]*\).*/\1/p" "$LOG" | head -n1; }
+# hv KEY NAME: the same, 0 when missing (for arithmetic; the checks then fail).
+hv() { local v; v="$(hostapd "$1" "$2")"; echo "${v:-0}"; }
 # roams_of MAC: "from_device to_device gap_ms at_ms from_ssid to_ssid from_freq to_freq"
 roams_of() {
     q "SELECT from_device, to_device, gap_ms, at_ms, from_ssid, to_ssid, ifnull(from_freq,0),
@@ -95,10 +97,10 @@ band() { # MHz -> band, as the collector's core::roams::band
     else echo "?"; fi
 }
 
-C1="$(hostapd mac c1)"; C2="$(hostapd mac c2)"; C3="$(hostapd mac c3)"
+C1="$(hostapd mac c1)"; C2="$(hostapd mac c2)"; C3="$(hostapd mac c3)"; C4="$(hostapd mac c4)"
 # The checks run whenever the VM got as far as printing hostapd's times (a failed VM check
 # still fails the scenario above).
-if [ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ]; then
+if [ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ] && [ -n "$C4" ]; then
     # The derive step runs every 2 s; wait until the roams are there (or 20 s).
     for _ in $(seq 40); do
         [ "$(q "SELECT count(*) FROM roams WHERE mac IN ('$C1','$C2')")" -ge 2 ] && break
@@ -154,14 +156,21 @@ if [ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ]; then
     n3=$(q "SELECT count(*) FROM sessions WHERE mac='$C3' AND device_id='ap-a'")
     o3=$(q "SELECT count(*) FROM sessions WHERE mac='$C3' AND stop_ms IS NULL")
     check "c3: three sessions on ap-a, the last one open ($n3, open $o3)" [ "$n3/$o3" = 3/1 ]
-    hv() { local v; v="$(hostapd "$1" c3)"; echo "${v:-0}"; }
-    g_in=$(( $(hv a_conn2_ms) - $(hv a_disc1_ms) ))
-    g_out=$(( $(hv a_conn3_ms) - $(hv a_disc2_ms) ))
+    g_in=$(( $(hv a_conn2_ms c3) - $(hv a_disc1_ms c3) ))
+    g_out=$(( $(hv a_conn3_ms c3) - $(hv a_disc2_ms c3) ))
     out "DELTA rejoin_c3_gaps_ms=$g_in,$g_out (hostapd: same-AP rejoins, inside and outside the ${WINDOW_MS} ms window)"
     check "c3: the first rejoin inside the window ($g_in ms), the second outside ($g_out ms)" \
         all [ "$g_in" -lt "$WINDOW_MS" ] -- [ "$g_out" -gt "$WINDOW_MS" ]
     check "c3: rejoining the same AP is no roam ($(roams_of "$C3" | grep -c .) roams)" \
         [ "$(roams_of "$C3" | grep -c .)" = 0 ]
+    # c4 left A and joined B past the window: a session on each device, no roam.
+    s4="$(q "SELECT count(*), count(stop_ms) FROM sessions WHERE mac='$C4' AND device_id='ap-a'")/$(q "SELECT count(*), count(stop_ms) FROM sessions WHERE mac='$C4' AND device_id='ap-b'")"
+    check "c4: one closed session on ap-a, one open on ap-b ($s4)" [ "$s4" = "1 1/1 0" ]
+    g4=$(( $(hv b_conn_ms c4) - $(hv a_disc_ms c4) ))
+    out "DELTA nonroam_c4_gap_ms=$g4 (hostapd: AP-STA-CONNECTED on B - AP-STA-DISCONNECTED on A, past the window)"
+    check "c4: joined B past the window ($g4 ms)" [ "$g4" -gt "$WINDOW_MS" ]
+    check "c4: A then B past the window is no roam ($(roams_of "$C4" | grep -c .) roams)" \
+        [ "$(roams_of "$C4" | grep -c .)" = 0 ]
     check "both devices in one organization" \
         [ "$(q "SELECT group_concat(ifnull(organization,'-'), ',') FROM (SELECT organization FROM devices WHERE id IN ('ap-a','ap-b') ORDER BY id)")" = lab-org,lab-org ]
 else
