@@ -95,6 +95,24 @@ fetch_kernel() {
     MODDIR="$KDIR/lib/modules/$KVER/kernel"
 }
 
+# ---- the regulatory database (LAB §5): without it 5 GHz channels stay disabled in the VM ------
+# Debian's wireless-regdb, unpacked into the cache like the kernel (the host is left alone);
+# a scenario that wants 5 GHz runs `iw reg set US` before hostapd. Not fatal when apt does not
+# offer it: only such scenarios fail.
+fetch_regdb() {
+    REGDB="$WORK/regdb/lib/firmware"
+    [ -f "$REGDB/regulatory.db-upstream" ] && return
+    log "downloading wireless-regdb"
+    rm -rf "$WORK/regdb.tmp" && mkdir -p "$WORK/regdb.tmp"
+    if (cd "$WORK/regdb.tmp" && apt-get download -qq wireless-regdb >&2 2>/dev/null) \
+        && dpkg -x "$WORK/regdb.tmp"/*.deb "$WORK/regdb.tmp/root"; then
+        rm -rf "$WORK/regdb" && mv "$WORK/regdb.tmp/root" "$WORK/regdb"
+    else
+        log "no wireless-regdb: 5 GHz stays disabled in the VM"
+    fi
+    rm -rf "$WORK/regdb.tmp"
+}
+
 # ---- the agent, static, in its own target dir (does not disturb other builds) ----------------
 build_agent() {
     log "building wifisess-agent (static, $PROFILE, features: ${FEATURES:-none})"
@@ -132,6 +150,7 @@ build_initramfs() {
     key="$( {
         echo "$KVER $MODULES"
         sha256sum "$AGENT" "$HERE/vm/init" "$HERE/vm/helpers.sh" /bin/busybox "${files[@]}"
+        sha256sum "$REGDB"/regulatory.db*-upstream 2>/dev/null || true
     } | sha256sum | cut -c1-16)"
     BASE="$WORK/initramfs/base-$key.cpio.gz"
     [ -f "$BASE" ] && return
@@ -159,6 +178,13 @@ build_initramfs() {
         esac
         basename "$m" >>"$root/lab/modules"
     done
+    # The upstream-signed database (the kernel trusts its key; Debian's postinst would pick one
+    # with update-alternatives).
+    if [ -f "$REGDB/regulatory.db-upstream" ]; then
+        mkdir -p "$root/lib/firmware"
+        cp "$REGDB/regulatory.db-upstream" "$root/lib/firmware/regulatory.db"
+        cp "$REGDB/regulatory.db.p7s-upstream" "$root/lib/firmware/regulatory.db.p7s"
+    fi
     cp "$HERE/vm/init" "$root/init" && chmod +x "$root/init"
     cp "$HERE/vm/helpers.sh" "$root/lab/helpers.sh"
     echo "$KVER" >"$root/lab/kernel"
@@ -179,6 +205,7 @@ scenario_cpio() { # packs the scenario as /scenario/run.sh into OUT
 
 install_deps
 fetch_kernel
+fetch_regdb
 build_agent
 build_initramfs
 

@@ -147,8 +147,8 @@ if [ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ] && [ -n "$C4" ]; then
             check "$c: a gap and hostapd's times (gap '$gap', hostapd '$h_disc' '$h_conn')" false
         fi
         check "$c: same SSID, no SSID change ($fssid -> $tssid)" all [ -n "$fssid" ] -- [ "$fssid" = "$tssid" ]
-        check "$c: channel 1 -> 6, no band change ($ffreq -> $tfreq MHz)" \
-            all [ "$ffreq/$tfreq" = 2412/2437 ] -- [ "$(band "$ffreq")" = "$(band "$tfreq")" ]
+        check "$c: channel 1 -> 36, a band change 2.4 -> 5 GHz ($ffreq -> $tfreq MHz)" \
+            all [ "$ffreq/$tfreq" = 2412/5180 ] -- [ "$(band "$ffreq")/$(band "$tfreq")" = 2.4/5 ]
     done
 
     # c3 left A and rejoined A twice: once inside the roam window (the agent made two

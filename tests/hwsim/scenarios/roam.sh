@@ -3,7 +3,8 @@
 # this with --mqtt-port; run it through tests/hwsim/run-scenarios.sh or that script, not
 # lab.sh alone (it needs the broker).
 #
-# wlan0 = AP A (channel 1, device ap-a), wlan1 = AP B (channel 6, device ap-b): same SSID and
+# wlan0 = AP A (2.4 GHz, channel 1, device ap-a), wlan1 = AP B (5 GHz, channel 36, device
+# ap-b; regulatory domain US, LAB §5: a band change with every roam): same SSID and
 # passphrase, one agent each (its own device id, restricted to its interface), one
 # organization, both publishing to the host's broker through guestfwd (10.0.2.100:1883).
 #   wlan2 (c1): joins A, then `wpa_cli roam` to B: mac80211 sends A no deauthentication, so A
@@ -54,7 +55,7 @@ network={
   ssid="$SSID"
   psk="$PSK"
   bssid=$2
-  scan_freq=2412 2437
+  scan_freq=2412 5180
 }
 EOC
     wpa_supplicant -t -i "$1" -c /tmp/wpa-$1.conf >>/tmp/wpa-$1.log 2>&1 &
@@ -65,9 +66,13 @@ disconnected() { ! wpa_cli -i "$1" status | grep -q '^wpa_state=COMPLETED'; }
 # hcount LOG EVENT MAC: how many "EVENT MAC" lines LOG has.
 hcount() { grep -c " $2 $3" "$1"; }
 
+# 5 GHz: the regulatory database lab.sh puts in /lib/firmware, then a country that allows 36.
+iw reg set US
+wait_for 10 sh -c "iw reg get | grep -q 'country US'" || fail "regulatory domain US not applied (no regulatory.db?)"
 start_ap wlan0 "$SSID" "$PSK" "ap_max_inactivity=$INACT"
 LAB_AP_STARTS=0  # helpers.sh keeps one AP-ENABLED counter for all logs
-start_ap wlan1 "$SSID" "$PSK" "channel=6
+start_ap wlan1 "$SSID" "$PSK" "hw_mode=a
+channel=36
 ap_max_inactivity=$INACT"
 agent ap-a wlan0
 agent ap-b wlan1
