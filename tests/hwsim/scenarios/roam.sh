@@ -130,7 +130,11 @@ wait_for $((INACT + 30)) sh -c "[ \$(grep -c 'AP-STA-DISCONNECTED $C1' $HA) -gt 
 # The stops go out after the rejoin grace; a few seconds more for the broker.
 sleep $((GRACE + 4))
 
-echo "HOSTAPD c1 mac=$C1 a_disc_ms=$(hostapd_ms $HA AP-STA-DISCONNECTED $C1 $((n1 + 1))) b_conn_ms=$(hostapd_ms $HB AP-STA-CONNECTED $C1)"
+# c1's removal from A (the DEL_STATION the agent stops the session at), ~1 s after A's
+# AP-STA-DISCONNECTED for an inactivity drop.
+c1_removed="$(grep "STA $C1 IEEE 802.11: deauthenticated due to inactivity" $HA | tail -n1 \
+    | sed -n 's/^\([0-9]*\)\.\([0-9][0-9][0-9]\).*/\1\2/p')"
+echo "HOSTAPD c1 mac=$C1 a_disc_ms=$(hostapd_ms $HA AP-STA-DISCONNECTED $C1 $((n1 + 1))) a_removed_ms=$c1_removed b_conn_ms=$(hostapd_ms $HB AP-STA-CONNECTED $C1)"
 echo "HOSTAPD c2 mac=$C2 a_disc_ms=$(hostapd_ms $HA AP-STA-DISCONNECTED $C2 $((n2 + 1))) b_conn_ms=$(hostapd_ms $HB AP-STA-CONNECTED $C2)"
 echo "HOSTAPD c3 mac=$C3 a_disc1_ms=$(hostapd_ms $HA AP-STA-DISCONNECTED $C3 $((n3d + 1))) a_conn2_ms=$(hostapd_ms $HA AP-STA-CONNECTED $C3 $((n3c + 1))) a_disc2_ms=$(hostapd_ms $HA AP-STA-DISCONNECTED $C3 $((n3d + 2))) a_conn3_ms=$(hostapd_ms $HA AP-STA-CONNECTED $C3 $((n3c + 2)))"
 check "hostapd: c1 connected to B once" [ "$(hcount $HB AP-STA-CONNECTED $C1)" = 1 ]
