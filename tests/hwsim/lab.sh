@@ -7,6 +7,8 @@
 #
 #   SCENARIO      a busybox-ash script, run inside the VM after /lab/helpers.sh is sourced
 #                 (tests/hwsim/vm/helpers.sh). It must end with `pass`; `fail MSG` aborts.
+#                 (A scenario with a host half, tests/hwsim/host/NAME.sh, is run through that:
+#                 e.g. roam needs a broker and a collector on the host.)
 #   --radios N    mac80211_hwsim radios, wlan0..wlanN-1 (default 4; env HWSIM_RADIOS)
 #   --mqtt-port P forward 10.0.2.100:1883 in the VM to 127.0.0.1:P on the host (env
 #                 HWSIM_MQTT_PORT); the VM has no other network. eth0 is 10.0.2.15/24.
@@ -19,7 +21,8 @@
 #
 # Prints the VM console on stdout. Exit 0 when the scenario printed "SCENARIO PASS", 1 when it
 # failed or the VM did not finish, 2 on bad usage. Everything is cached under target/hwsim/:
-# the kernel (apt-get download + dpkg -x, /boot is left alone), the static agent build (its own
+# the kernel and Debian's wireless-regdb (apt-get download + dpkg -x, /boot and /lib/firmware
+# are left alone; the VM gets /lib/firmware/regulatory.db for 5 GHz), the static agent build (its own
 # target dir) and the base initramfs (keyed by a hash of its inputs). The scenario is packed
 # into a second small cpio appended to the base one, so a new scenario rebuilds nothing.
 set -euo pipefail
@@ -37,7 +40,7 @@ FEATURES="${HWSIM_AGENT_FEATURES-devtools}"
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
