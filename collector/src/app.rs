@@ -54,7 +54,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let parts = WriterParts {
         requests,
         on_commit,
-        jobs: crate::jobs::Schedule::new(cfg.retention_days, cfg.expire_hours, now_ms()),
+        jobs: crate::jobs::Schedule::new(cfg.retention_days, cfg.expire_hours, now_ms())
+            .with_derive(cfg.derive(), cfg.aggregate_retention_days),
         expire_hours: cfg.expire_hours,
         health,
     };

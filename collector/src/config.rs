@@ -82,6 +82,19 @@ pub struct Config {
     pub expire_hours: u32,
     /// Minutes without client activity after which an open session is flagged dangling.
     pub dangling_minutes: u32,
+    /// SPEC §7's `roam_window`, seconds: a session on another AP of the same organization
+    /// that starts at most this long after the client's previous session stopped (or before
+    /// it stopped) is a roam.
+    pub roam_window_s: u32,
+    /// Days the hourly and daily trends and the per-day client sets are kept (0: forever);
+    /// independent of `retention_days`, usually much longer.
+    pub aggregate_retention_days: u32,
+    /// CSV `mac,label` naming clients (sessions, failed joins, roams, presence), reloaded
+    /// when it changes.
+    pub labels_file: Option<PathBuf>,
+    /// The IEEE OUI registry as CSV (Debian `ieee-data`): client vendors; reloaded when it
+    /// changes (checked at most once a minute). A missing file: no vendors, one warning.
+    pub oui_file: PathBuf,
     /// Messages per SQLite transaction at most (group commit).
     pub commit_max_messages: usize,
     /// `--http ADDR`: where the HTTP API listens (`None`: the default, 127.0.0.1:8080).
@@ -143,6 +156,13 @@ impl Default for Limits {
 }
 
 impl Config {
+    /// The derive step's settings.
+    pub fn derive(&self) -> crate::derive::DeriveConfig {
+        crate::derive::DeriveConfig {
+            roam_window_ms: i64::from(self.roam_window_s) * 1000,
+        }
+    }
+
     /// This collector's name among those sharing the database and the broker: the configured
     /// `instance`, else the host name.
     pub fn instance_name(&self) -> String {
@@ -201,6 +221,10 @@ impl Default for Config {
             retention_days: 180,
             expire_hours: 4,
             dangling_minutes: 60,
+            roam_window_s: crate::derive::ROAM_WINDOW_S,
+            aggregate_retention_days: 730,
+            labels_file: None,
+            oui_file: PathBuf::from(crate::read::names::DEFAULT_OUI_FILE),
             commit_max_messages: 2000,
             http: None,
             devices: Vec::new(),
@@ -234,6 +258,10 @@ struct FileConfig {
     retention_days: Option<u32>,
     expire_hours: Option<u32>,
     dangling_minutes: Option<u32>,
+    roam_window_s: Option<u32>,
+    aggregate_retention_days: Option<u32>,
+    labels_file: Option<PathBuf>,
+    oui_file: Option<PathBuf>,
     commit_max_messages: Option<usize>,
     http: Option<String>,
     #[serde(default)]
@@ -344,6 +372,12 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         c.retention_days = f.retention_days.unwrap_or(c.retention_days);
         c.expire_hours = f.expire_hours.unwrap_or(c.expire_hours);
         c.dangling_minutes = f.dangling_minutes.unwrap_or(c.dangling_minutes);
+        c.roam_window_s = f.roam_window_s.unwrap_or(c.roam_window_s);
+        c.aggregate_retention_days = f
+            .aggregate_retention_days
+            .unwrap_or(c.aggregate_retention_days);
+        c.labels_file = f.labels_file.or(c.labels_file);
+        c.oui_file = f.oui_file.unwrap_or(c.oui_file);
         c.commit_max_messages = f.commit_max_messages.unwrap_or(c.commit_max_messages);
         c.http = f.http.or(c.http);
         c.devices = f.devices;
@@ -366,6 +400,15 @@ pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
     c.retention_days = env_num(env, "WIFISESS_RETENTION_DAYS")?.unwrap_or(c.retention_days);
     c.expire_hours = env_num(env, "WIFISESS_EXPIRE_HOURS")?.unwrap_or(c.expire_hours);
     c.dangling_minutes = env_num(env, "WIFISESS_DANGLING_MINUTES")?.unwrap_or(c.dangling_minutes);
+    c.roam_window_s = env_num(env, "WIFISESS_ROAM_WINDOW_S")?.unwrap_or(c.roam_window_s);
+    c.aggregate_retention_days =
+        env_num(env, "WIFISESS_AGGREGATE_RETENTION_DAYS")?.unwrap_or(c.aggregate_retention_days);
+    if let Some(v) = env("WIFISESS_LABELS_FILE") {
+        c.labels_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = env("WIFISESS_OUI_FILE") {
+        c.oui_file = PathBuf::from(v);
+    }
     c.http = env("WIFISESS_HTTP").or(c.http);
     if let Some(v) = &flags.db {
         c.db = DbLocator::parse(v);
@@ -478,6 +521,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.client_id.is_empty() {
         return Err(ConfigError("client_id: must not be empty".into()));
+    }
+    if c.roam_window_s > 3600 {
+        return Err(ConfigError(format!(
+            "roam_window_s: at most 3600 seconds (a roam is a move, not a visit): {}",
+            c.roam_window_s
+        )));
     }
     if c.commit_max_messages == 0 {
         return Err(ConfigError(

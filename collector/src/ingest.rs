@@ -2,7 +2,7 @@
 //! the writer thread, which commits in groups through the [`Writer`] and acks each publish only
 //! after the transaction holding it committed; between groups it runs the lifecycle jobs
 //! ([`crate::jobs`]) in bounded steps and the writes other parts of the process ask for
-//! ([`Request`]). The publishes waiting for the writer are bounded by [`Backlog`]; neither side
+//! ([`Request`]). The publishes waiting for the writer are bounded by `Backlog`; neither side
 //! ever waits for the other while holding something the other needs.
 
 use std::collections::VecDeque;
@@ -434,6 +434,7 @@ impl WriterThread {
             self.parts.health.end(now_ms());
             let committed = committed.context("writing to the database")?;
             drop(incoming);
+            self.parts.jobs.derive_soon();
             self.notify(group.len(), &committed, began);
             for (m, o) in group.iter().zip(&committed.outcomes) {
                 if let Outcome::Rejected(r) = o {

@@ -1,9 +1,12 @@
-//! Lifecycle jobs (SPEC §5.2): retention (old closed sessions deleted in bounded batches),
-//! expiry (open sessions of silent devices closed at the device's last-seen time), the
-//! operator's forced close, and the schedule `run` follows. They write through the
-//! [`Writer`]; no clock: `now_ms` is passed in.
+//! Lifecycle jobs (SPEC §5.2): retention (old closed sessions, failed joins and roams deleted
+//! in bounded batches; trends after `aggregate_retention_days`), expiry (open sessions of
+//! silent devices closed at the device's last-seen time), the operator's forced close, and
+//! the schedule `run` follows, which also runs the derive steps ([`crate::derive`]). They
+//! write through the [`Writer`]; no clock: `now_ms` is passed in.
 
-use crate::store::{Closable, PruneReport, StoreError};
+use crate::core::derived::DAY_MS;
+use crate::derive::DeriveConfig;
+use crate::store::{Closable, PruneReport, Store, StoreError};
 use crate::writer::{Committed, Writer};
 
 /// Most sessions deleted per retention transaction. Each deleted row costs an entry in
@@ -25,6 +28,30 @@ pub const RETAIN_EVERY_MS: i64 = 24 * 3_600_000;
 pub fn retention_cutoff(now_ms: i64, days: u32) -> i64 {
     now_ms - i64::from(days) * 86_400_000
 }
+
+/// How far before a pending mark's earliest instant retention stops: a derive step reads
+/// sessions up to a roam window and a day before the instants a mark names.
+pub const MARK_MARGIN_MS: i64 = 2 * DAY_MS;
+
+/// The cutoff retention really uses: `cutoff_ms`, or earlier while a pending mark still
+/// needs rows of before it (retention never deletes the rows a trend bucket or a roam is
+/// still to be derived from; docs/collector.md, "Derived data").
+///
+/// # Errors
+/// Store errors.
+pub fn effective_cutoff(s: &mut dyn Store, cutoff_ms: i64) -> Result<i64, StoreError> {
+    Ok(match s.marks_floor()? {
+        Some(floor) => cutoff_ms.min(floor.saturating_sub(MARK_MARGIN_MS)),
+        None => cutoff_ms,
+    })
+}
+
+/// How often `run` applies the aggregate retention.
+pub const AGGREGATE_RETAIN_EVERY_MS: i64 = RETAIN_EVERY_MS;
+
+/// How long an idle writer waits before it looks for marks again (another collector's, or
+/// the `expire` command's).
+pub const DERIVE_POLL_MS: i64 = 2_000;
 
 /// The expiry's silence threshold: devices last heard at or before it are silent.
 pub fn silent_since(now_ms: i64, hours: u32) -> i64 {
@@ -71,6 +98,7 @@ impl BatchSizer {
 /// # Errors
 /// Store errors; batches committed before the error stay deleted.
 pub fn prune(w: &mut Writer, cutoff_ms: i64) -> Result<PruneReport, StoreError> {
+    let cutoff_ms = w.in_transaction(|s| effective_cutoff(s, cutoff_ms))?;
     let mut total = PruneReport::default();
     let mut sizer = BatchSizer::default();
     loop {
@@ -79,7 +107,23 @@ pub fn prune(w: &mut Writer, cutoff_ms: i64) -> Result<PruneReport, StoreError> 
         let b = w.prune_batch(cutoff_ms, limit)?;
         sizer.took(began.elapsed().as_millis() as u64);
         total.add(b);
-        if b.sessions < u64::from(limit) {
+        if !b.full(limit) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes every trend row (hourly, daily, day sets) of before `cutoff_ms`, in bounded
+/// batches; returns how many went.
+///
+/// # Errors
+/// Store errors; batches committed before the error stay deleted.
+pub fn prune_aggregates(w: &mut Writer, cutoff_ms: i64) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = w.in_transaction(|s| s.prune_aggregates_batch(cutoff_ms, PRUNE_BATCH))?;
+        total += n;
+        if n < u64::from(PRUNE_BATCH) {
             return Ok(total);
         }
     }
@@ -146,6 +190,13 @@ pub enum Job {
         /// Sessions to delete in this transaction at most.
         limit: u32,
     },
+    /// Delete one batch of trend rows of before the cutoff.
+    PruneAggregates {
+        /// Cutoff, ms.
+        cutoff_ms: i64,
+    },
+    /// One derive step.
+    Derive,
 }
 
 /// When `run` does lifecycle work: expiry every [`EXPIRE_EVERY_MS`], retention every
@@ -164,6 +215,19 @@ pub struct Schedule {
     pass_claimed: bool,
     /// Sizes of the retention batches.
     sizer: BatchSizer,
+    /// `aggregate_retention_days` (0: kept forever).
+    aggregate_days: u32,
+    next_aggregate_ms: i64,
+    /// An aggregate retention pass in progress: its cutoff and the rows deleted so far.
+    pruning_aggregates: Option<(i64, u64)>,
+    /// The derive step's settings; `None`: no derive steps (tests of the other jobs).
+    derive: Option<DeriveConfig>,
+    /// Marks may be waiting (a commit since the last idle step).
+    derive_pending: bool,
+    /// When an idle writer looks for marks again.
+    next_derive_ms: i64,
+    /// The last step taken was a derive step (derive and retention take turns).
+    derived_last: bool,
 }
 
 impl Schedule {
@@ -177,13 +241,36 @@ impl Schedule {
             pruning: None,
             pass_claimed: false,
             sizer: BatchSizer::default(),
+            aggregate_days: 0,
+            next_aggregate_ms: now_ms,
+            pruning_aggregates: None,
+            derive: None,
+            derive_pending: false,
+            next_derive_ms: now_ms,
+            derived_last: false,
         }
     }
 
-    /// True while a retention pass has batches left: the writer should not block waiting
-    /// for messages.
+    /// Also runs derive steps with `cfg` (first at `now_ms`), and the aggregate retention of
+    /// `aggregate_days` (0: never).
+    pub fn with_derive(mut self, cfg: DeriveConfig, aggregate_days: u32) -> Schedule {
+        self.derive = Some(cfg);
+        self.derive_pending = true;
+        self.aggregate_days = aggregate_days;
+        self
+    }
+
+    /// A commit may have left marks: derive steps run until one finds nothing.
+    pub fn derive_soon(&mut self) {
+        if self.derive.is_some() {
+            self.derive_pending = true;
+        }
+    }
+
+    /// True while a retention pass has batches left or marks wait: the writer should not
+    /// block waiting for messages.
     pub fn busy(&self) -> bool {
-        self.pruning.is_some()
+        self.pruning.is_some() || self.pruning_aggregates.is_some() || self.derive_pending
     }
 
     /// Milliseconds until the next job is due (0 if one is due or a pass is in progress).
@@ -198,10 +285,18 @@ impl Schedule {
         if self.retention_days > 0 {
             next = next.min(self.next_retain_ms);
         }
+        if self.aggregate_days > 0 {
+            next = next.min(self.next_aggregate_ms);
+        }
+        if self.derive.is_some() {
+            next = next.min(self.next_derive_ms);
+        }
         next.saturating_sub(now_ms).max(0)
     }
 
-    /// The job due at `now_ms`, if any (expiry before retention).
+    /// The job due at `now_ms`, if any: expiry first; then derive steps and retention
+    /// batches take turns (neither starves the other under load), the aggregate retention
+    /// last.
     pub fn due(&mut self, now_ms: i64) -> Option<Job> {
         if self.expire_hours > 0 && now_ms >= self.next_expire_ms {
             self.next_expire_ms = now_ms + EXPIRE_EVERY_MS;
@@ -215,9 +310,40 @@ impl Schedule {
             ));
             self.pass_claimed = false;
         }
+        if self.pruning_aggregates.is_none()
+            && self.aggregate_days > 0
+            && now_ms >= self.next_aggregate_ms
+        {
+            self.next_aggregate_ms = now_ms + AGGREGATE_RETAIN_EVERY_MS;
+            self.pruning_aggregates = Some((retention_cutoff(now_ms, self.aggregate_days), 0));
+        }
+        if self.derive.is_some() && now_ms >= self.next_derive_ms {
+            self.derive_pending = true;
+        }
+        let derive = self.derive_pending && self.derive.is_some();
         let limit = self.sizer.limit();
-        self.pruning
-            .map(|(cutoff_ms, _)| Job::Prune { cutoff_ms, limit })
+        let prune = self
+            .pruning
+            .map(|(cutoff_ms, _)| Job::Prune { cutoff_ms, limit });
+        let job = match (derive, prune) {
+            (true, Some(p)) if self.derived_last => Some(p),
+            (true, _) => Some(Job::Derive),
+            (false, Some(p)) => Some(p),
+            (false, None) => self
+                .pruning_aggregates
+                .map(|(cutoff_ms, _)| Job::PruneAggregates { cutoff_ms }),
+        };
+        self.derived_last = job == Some(Job::Derive);
+        job
+    }
+
+    /// Records a derive step: an idle one (nothing marked) ends the run of steps until the
+    /// next commit or poll; a failed one backs off.
+    pub fn derived(&mut self, idle_or_failed: bool, now_ms: i64) {
+        if idle_or_failed {
+            self.derive_pending = false;
+            self.next_derive_ms = now_ms + DERIVE_POLL_MS;
+        }
     }
 
     /// Records a finished retention batch of at most `limit` sessions that took `took_ms`;
@@ -227,7 +353,7 @@ impl Schedule {
         total.add(batch);
         let total = *total;
         self.sizer.took(took_ms);
-        if batch.sessions < u64::from(limit) {
+        if !batch.full(limit) {
             self.pruning = None;
             return Some(total);
         }
@@ -239,6 +365,52 @@ impl Schedule {
     /// (for the writer's commit notice), if it closed anything.
     pub fn run_due(&mut self, w: &mut Writer, now_ms: i64) -> Option<Committed> {
         match self.due(now_ms)? {
+            Job::Derive => {
+                let cfg = self.derive.unwrap_or_default();
+                match crate::derive::step(w, &cfg, now_ms) {
+                    Ok(r) => {
+                        if !r.is_idle() {
+                            log::debug!(
+                                "derive: {} clients, {} hours, {} roams",
+                                r.clients,
+                                r.hours,
+                                r.roams
+                            );
+                        }
+                        self.derived(r.is_idle(), now_ms);
+                    }
+                    Err(e) => {
+                        log::error!("derive step failed (retried in 2 s): {e}");
+                        self.derived(true, now_ms);
+                    }
+                }
+                None
+            }
+            Job::PruneAggregates { cutoff_ms } => {
+                match w.in_transaction(|s| s.prune_aggregates_batch(cutoff_ms, PRUNE_BATCH)) {
+                    Ok(n) => {
+                        if let Some((_, total)) = self.pruning_aggregates.as_mut() {
+                            *total += n;
+                            if n < u64::from(PRUNE_BATCH) {
+                                if *total > 0 {
+                                    log::info!(
+                                        "aggregate retention: deleted {total} trend rows of \
+                                         before {}",
+                                        crate::timefmt::rfc3339_ms(cutoff_ms)
+                                    );
+                                }
+                                self.pruning_aggregates = None;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.pruning_aggregates = None;
+                        self.next_aggregate_ms = now_ms + EXPIRE_EVERY_MS;
+                        log::error!("aggregate retention failed (retried in 5 minutes): {e}");
+                    }
+                }
+                None
+            }
             Job::Expire => match expire_claimed(w, now_ms, self.expire_hours) {
                 Ok((done, committed)) => {
                     for d in done.iter().filter(|d| d.sessions > 0) {
@@ -259,11 +431,36 @@ impl Schedule {
             },
             Job::Prune { cutoff_ms, limit } => {
                 // Once per fleet: a pass another collector of the same database started less
-                // than a day ago is left to it.
+                // than a day ago is left to it. The claimed pass keeps the rows pending marks
+                // still need (its cutoff may move earlier, never later).
+                let mut cutoff_ms = cutoff_ms;
                 if !self.pass_claimed {
-                    match w.claim_job("retention", now_ms, RETAIN_EVERY_MS) {
-                        Ok(true) => self.pass_claimed = true,
-                        Ok(false) => {
+                    let claimed = w
+                        .claim_job("retention", now_ms, RETAIN_EVERY_MS)
+                        .and_then(|c| {
+                            if c {
+                                w.in_transaction(|s| effective_cutoff(s, cutoff_ms))
+                                    .map(Some)
+                            } else {
+                                Ok(None)
+                            }
+                        });
+                    match claimed {
+                        Ok(Some(eff)) => {
+                            self.pass_claimed = true;
+                            if eff < cutoff_ms {
+                                log::info!(
+                                    "retention: keeping rows from {} on until their roams and \
+                                     trends are derived",
+                                    crate::timefmt::rfc3339_ms(eff)
+                                );
+                            }
+                            cutoff_ms = eff;
+                            if let Some(p) = self.pruning.as_mut() {
+                                p.0 = eff;
+                            }
+                        }
+                        Ok(None) => {
                             log::debug!("retention: another collector runs it today");
                             self.pruning = None;
                             return None;
@@ -283,10 +480,10 @@ impl Schedule {
                 match r {
                     Ok(b) => {
                         if let Some(t) = self.pruned(b, limit, took_ms) {
-                            if t.sessions > 0 {
+                            if t.sessions + t.failed_joins + t.roams > 0 {
                                 log::info!(
                                     "retention: deleted {} sessions that stopped before {} \
-                                     (stops from {} to {})",
+                                     (stops from {} to {}), {} failed joins, {} roams",
                                     t.sessions,
                                     crate::timefmt::rfc3339_ms(cutoff_ms),
                                     t.oldest_stop_ms
@@ -295,6 +492,8 @@ impl Schedule {
                                     t.newest_stop_ms
                                         .map(crate::timefmt::rfc3339_ms)
                                         .unwrap_or_default(),
+                                    t.failed_joins,
+                                    t.roams,
                                 );
                             }
                         }
@@ -334,6 +533,7 @@ mod tests {
             sessions: u64::from(first),
             oldest_stop_ms: Some(5),
             newest_stop_ms: Some(9),
+            ..PruneReport::default()
         };
         // A fast batch: the next one may be twice as large.
         assert_eq!(s.pruned(full, first, 1), None);
@@ -348,6 +548,7 @@ mod tests {
             sessions: 1,
             oldest_stop_ms: Some(3),
             newest_stop_ms: Some(7),
+            ..PruneReport::default()
         };
         let total = s.pruned(last, first * 2, 1).unwrap();
         assert_eq!(total.sessions, u64::from(first) + 1);

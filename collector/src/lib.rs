@@ -4,13 +4,15 @@
 //! Data flows one way (docs/collector.md, "Layout"):
 //! [`ingest`] (MQTT, acks) → [`writer`] → [`core`] (the merge rules, pure) → [`store`] (the
 //! port and its adapters) ← [`read`] (rows and queries) ← [`cli`], [`http`]. [`app`] wires
-//! them and owns shutdown; [`jobs`] are the lifecycle work the writer runs; [`health`] is
-//! the progress ingest reports and the API reads (created by `app`, imported by both).
+//! them and owns shutdown; [`jobs`] are the lifecycle work the writer runs, [`derive`](mod@crate::derive) the
+//! steps that keep the derived data (roams, trends) current; [`health`] is the progress
+//! ingest reports and the API reads (created by `app`, imported by both).
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod derive;
 pub mod health;
 pub mod http;
 pub mod ingest;

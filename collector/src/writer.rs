@@ -267,6 +267,18 @@ impl Writer {
         self.transaction(|w| w.store.prune_batch(cutoff_ms, limit))
     }
 
+    /// Runs `f` on the store in a transaction of its own (the derive step, retention's
+    /// horizon): committed on `Ok`, rolled back on `Err`, retried like every transaction.
+    ///
+    /// # Errors
+    /// Store errors (rolled back).
+    pub fn in_transaction<T>(
+        &mut self,
+        mut f: impl FnMut(&mut dyn Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.transaction(|w| f(&mut *w.store))
+    }
+
     /// Claims the fleet-wide job `job` due at `now_ms` ([`Store::claim_job`]), in a
     /// transaction of its own: true if this collector should run it now.
     ///
@@ -470,6 +482,9 @@ impl Writer {
             tx.state.rev += 1;
             let names = self.inventory.effective(id, &tx.state.status.names());
             self.store.write(tx, &names)?;
+            // Dirty marks for the derived data (roams, trends), in the same transaction.
+            let marks = crate::core::derived::of_device(tx);
+            self.store.mark(&marks, crate::timefmt::now_ms())?;
             c.sessions_written += rows;
             if rows > 0 {
                 c.devices.push(id.clone());

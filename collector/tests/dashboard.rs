@@ -723,32 +723,87 @@ fn sorting_filters_and_names_live_in_the_url() {
         .as_str()
         .unwrap()
         .contains("1234"));
+}
 
-    // Screenshots: the live list, the device page, the charts; at 1 366×768 and on a phone.
+// ---- roams, failed joins and trends (issue 20's routes) ------------------------------------
+
+/// The device page lists the device's failed joins and roams, the charts come from
+/// `/api/v1/trends` and roams per AP pair from `/api/v1/roams/pairs` (not the fallbacks);
+/// screenshots of all three views at 1 366×768 and 375 px.
+#[test]
+fn device_page_and_charts_show_roams_failed_joins_and_trends() {
+    let names = tempfile::tempdir().unwrap();
+    let env = Env::start(&format!(
+        "dangling_minutes = 58\n{}",
+        names_config(names.path())
+    ));
+    seed_reports(&env, None, now_ms() - 20 * 60_000);
+    env.publish(vec![sessions_batch(
+        "ap2",
+        10,
+        &[(0x23, 8, 3_000_000, None), (0x24, 9, 3_100_000, None)],
+    )]);
+    env.publish(vec![ap1_radios()]);
+    env.wait_json("ap1's radios", "/api/v1/devices/ap1", None, |v| {
+        v["device"]["radios"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+    let mut b = Browser::open_sized(
+        &format!("http://127.0.0.1:{}/#/device/ap1", env.http_port),
+        1366,
+        768,
+    );
+    let rows = |table: &str| {
+        format!("document.getElementById('{table}').dataset.state + ':' + document.querySelectorAll('#{table} tbody tr:not(.none)').length")
+    };
+    b.wait_eval("ap1's failed joins", &rows("devpage-fj"), json!("ok:2"));
+    b.wait_eval("ap1's roams", &rows("devpage-roams"), json!("ok:2"));
+    let roams = b.eval("document.querySelector('#devpage-roams tbody').textContent");
+    let roams = roams.as_str().unwrap();
+    assert!(roams.contains("alice-phone"), "{roams}");
+    assert!(roams.contains("4.0 s"), "{roams}");
+    assert!(roams.contains("-10.0 s overlap"), "{roams}");
+    assert!(roams.contains("Lab AP 2"), "{roams}");
+
+    b.eval("location.hash = '#/charts'; 0");
+    b.wait_eval("the AP pairs", &rows("roam-pairs"), json!("ok:2"));
+    b.wait_eval(
+        "the charts from the trends",
+        "document.querySelector('#charts-note').textContent.startsWith('From /api/v1/trends') && state.charts.length",
+        json!(2),
+    );
+    // Sessions started in the last 24 h: 5 of the fixture, 2 of ap2, 3 + 2 of ap1 (its radios'
+    // status brings none).
+    let started = b.eval("state.charts[1].data[1].reduce((a, b) => a + b, 0)");
+    let api: i64 = env.get("/api/v1/trends?period=hour&from=-25h", None).json()["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sessions"].as_i64().unwrap())
+        .sum();
+    assert_eq!(started, json!(api));
+    assert!(api >= 5, "{api}");
+
     for (w, h, mobile) in [(1366, 768, false), (375, 812, true)] {
         b.resize(w, h, mobile);
         b.eval("location.hash = '#/now'; 0");
-        b.wait_eval("all open sessions", NOW_ROWS, json!(5));
-        save_png(&mut b, &env, &format!("dashboard-{w}.png"), mobile);
-        b.eval("location.hash = '#/device/ap1'; 0");
         b.wait_eval(
-            "the device page",
-            "document.getElementById('devpage-roams').dataset.state && document.querySelectorAll('#devpage-radios tbody tr').length",
-            json!(2),
-        );
-        save_png(&mut b, &env, &format!("device-{w}.png"), mobile);
-        b.eval("location.hash = '#/charts'; 0");
-        b.wait_eval(
-            "the charts",
-            "document.querySelectorAll('#view-charts canvas').length >= 2 && !!document.getElementById('roam-pairs').dataset.state",
+            "the live view",
+            "document.querySelectorAll('#now-table tbody tr[data-session-id]').length > 0",
             json!(true),
         );
-        if !mobile {
-            assert_eq!(
-                b.eval("[...document.querySelectorAll('#view-charts .uplot')].every(u => u.getBoundingClientRect().right <= innerWidth)"),
-                json!(true)
-            );
-        }
+        save_png(&mut b, &env, &format!("dashboard-{w}.png"), mobile);
+        b.eval("location.hash = '#/device/ap1'; 0");
+        b.wait_eval("the device page", &rows("devpage-roams"), json!("ok:2"));
+        save_png(&mut b, &env, &format!("device-{w}.png"), mobile);
+        b.eval("location.hash = '#/charts'; 0");
+        b.wait_eval("the charts", &rows("roam-pairs"), json!("ok:2"));
+        b.wait_eval(
+            "the canvases",
+            "document.querySelectorAll('#view-charts canvas').length >= 2",
+            json!(true),
+        );
         save_png(&mut b, &env, &format!("charts-{w}.png"), mobile);
     }
 }

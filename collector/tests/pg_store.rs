@@ -140,6 +140,11 @@ fn partitions_by_stop_month_and_retention_drops_them() {
     assert_eq!(count(&mut c, &name), closed);
     // Retention with a cutoff past that month: the partition is dropped whole.
     let mut w = Writer::new(Box::new(store), PREFIX, Default::default());
+    // Retention waits for the derived data (trends) of those sessions: derive them first.
+    let cfg = wifisess_collector::derive::DeriveConfig {
+        roam_window_ms: 10_000,
+    };
+    wifisess_collector::derive::until_idle(&mut w, &cfg, now).unwrap();
     let cutoff = schema::month_start_ms(this - 2) + DAY;
     let plan = w.store().prune_plan(cutoff).unwrap();
     assert_eq!(plan.sessions, closed as u64);

@@ -372,7 +372,12 @@ fn every_route_by_role_and_scope() {
             | "/metrics"
             | "/api/v1/stream"
             | "/api/v1/sessions/refresh" => plain(path),
-            "/api/v1/sessions" | "/api/v1/devices" | "/api/v1/status" => vec![
+            "/api/v1/sessions"
+            | "/api/v1/devices"
+            | "/api/v1/status"
+            | "/api/v1/roams"
+            | "/api/v1/roams/pairs"
+            | "/api/v1/failed-joins" => vec![
                 (path.to_owned(), None),
                 (format!("{path}?organization=beta"), Some("beta")),
             ],
@@ -390,6 +395,21 @@ fn every_route_by_role_and_scope() {
                     "/api/v1/presence?group=hall&from=-2h&to=now&organization=beta".into(),
                     Some("beta"),
                 ),
+            ],
+            "/api/v1/failed-joins/counts" => vec![
+                (format!("{path}?by=device"), None),
+                (format!("{path}?by=ssid&organization=beta"), Some("beta")),
+            ],
+            // Series per device: an unscoped caller sees ap2's, a scoped one must not.
+            "/api/v1/trends" => vec![
+                (format!("{path}?period=day&by=device&from=-3d"), None),
+                (format!("{path}?period=hour&by=device"), None),
+                (format!("{path}?organization=beta"), Some("beta")),
+            ],
+            "/api/v1/clients" => vec![
+                (format!("{path}?period=week"), None),
+                (format!("{path}?device=ap2"), None),
+                (format!("{path}?period=day&organization=beta"), Some("beta")),
             ],
             other => panic!("route {other} has no case in every_route_by_role_and_scope"),
         }

@@ -7,6 +7,8 @@
 #
 #   SCENARIO      a busybox-ash script, run inside the VM after /lab/helpers.sh is sourced
 #                 (tests/hwsim/vm/helpers.sh). It must end with `pass`; `fail MSG` aborts.
+#                 (A scenario with a host half, tests/hwsim/host/NAME.sh, is run through that:
+#                 e.g. roam needs a broker and a collector on the host.)
 #   --radios N    mac80211_hwsim radios, wlan0..wlanN-1 (default 4; env HWSIM_RADIOS)
 #   --mqtt-port P forward 10.0.2.100:1883 in the VM to 127.0.0.1:P on the host (env
 #                 HWSIM_MQTT_PORT); the VM has no other network. eth0 is 10.0.2.15/24.
@@ -19,7 +21,8 @@
 #
 # Prints the VM console on stdout. Exit 0 when the scenario printed "SCENARIO PASS", 1 when it
 # failed or the VM did not finish, 2 on bad usage. Everything is cached under target/hwsim/:
-# the kernel (apt-get download + dpkg -x, /boot is left alone), the static agent build (its own
+# the kernel and Debian's wireless-regdb (apt-get download + dpkg -x, /boot and /lib/firmware
+# are left alone; the VM gets /lib/firmware/regulatory.db for 5 GHz), the static agent build (its own
 # target dir) and the base initramfs (keyed by a hash of its inputs). The scenario is packed
 # into a second small cpio appended to the base one, so a new scenario rebuilds nothing.
 set -euo pipefail
@@ -37,7 +40,7 @@ FEATURES="${HWSIM_AGENT_FEATURES-devtools}"
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -95,6 +98,24 @@ fetch_kernel() {
     MODDIR="$KDIR/lib/modules/$KVER/kernel"
 }
 
+# ---- the regulatory database (LAB §5): without it 5 GHz channels stay disabled in the VM ------
+# Debian's wireless-regdb, unpacked into the cache like the kernel (the host is left alone);
+# a scenario that wants 5 GHz runs `iw reg set US` before hostapd. Not fatal when apt does not
+# offer it: only such scenarios fail.
+fetch_regdb() {
+    REGDB="$WORK/regdb/lib/firmware"
+    [ -f "$REGDB/regulatory.db-upstream" ] && return
+    log "downloading wireless-regdb"
+    rm -rf "$WORK/regdb.tmp" && mkdir -p "$WORK/regdb.tmp"
+    if (cd "$WORK/regdb.tmp" && apt-get download -qq wireless-regdb >&2 2>/dev/null) \
+        && dpkg -x "$WORK/regdb.tmp"/*.deb "$WORK/regdb.tmp/root"; then
+        rm -rf "$WORK/regdb" && mv "$WORK/regdb.tmp/root" "$WORK/regdb"
+    else
+        log "no wireless-regdb: 5 GHz stays disabled in the VM"
+    fi
+    rm -rf "$WORK/regdb.tmp"
+}
+
 # ---- the agent, static, in its own target dir (does not disturb other builds) ----------------
 build_agent() {
     log "building wifisess-agent (static, $PROFILE, features: ${FEATURES:-none})"
@@ -132,6 +153,7 @@ build_initramfs() {
     key="$( {
         echo "$KVER $MODULES"
         sha256sum "$AGENT" "$HERE/vm/init" "$HERE/vm/helpers.sh" /bin/busybox "${files[@]}"
+        sha256sum "$REGDB"/regulatory.db*-upstream 2>/dev/null || true
     } | sha256sum | cut -c1-16)"
     BASE="$WORK/initramfs/base-$key.cpio.gz"
     [ -f "$BASE" ] && return
@@ -159,6 +181,13 @@ build_initramfs() {
         esac
         basename "$m" >>"$root/lab/modules"
     done
+    # The upstream-signed database (the kernel trusts its key; Debian's postinst would pick one
+    # with update-alternatives).
+    if [ -f "$REGDB/regulatory.db-upstream" ]; then
+        mkdir -p "$root/lib/firmware"
+        cp "$REGDB/regulatory.db-upstream" "$root/lib/firmware/regulatory.db"
+        cp "$REGDB/regulatory.db.p7s-upstream" "$root/lib/firmware/regulatory.db.p7s"
+    fi
     cp "$HERE/vm/init" "$root/init" && chmod +x "$root/init"
     cp "$HERE/vm/helpers.sh" "$root/lab/helpers.sh"
     echo "$KVER" >"$root/lab/kernel"
@@ -179,6 +208,7 @@ scenario_cpio() { # packs the scenario as /scenario/run.sh into OUT
 
 install_deps
 fetch_kernel
+fetch_regdb
 build_agent
 build_initramfs
 

@@ -1,5 +1,5 @@
 //! The query and maintenance subcommands (`sessions`, `devices`, `status`, `presence`,
-//! `prune`, `expire`): their arguments, checked into the read side's filters, and their
+//! `roams`, `failed-joins`, `trends`, `clients`, `prune`, `expire`): their arguments, checked into the read side's filters, and their
 //! output. Queries open the database read-only (never create, migrate or write it); `prune`
 //! and `expire` write through the [`Writer`] like `run` does. A bad argument is a
 //! [`CmdError::Usage`] (one line, exit 2).
@@ -13,10 +13,14 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use crate::config::{Config, Flags};
+use crate::read::clients::{self, ClientsQuery, Period, TrendBy, TrendQuery};
 use crate::read::devices::{self, DeviceFilter};
+use crate::read::failed_joins::{self, CountBy, FailedJoinFilter};
+use crate::read::names::Names;
 use crate::read::presence::{self, PresenceQuery};
+use crate::read::roams::{self, RoamFilter};
 use crate::read::sessions::{self, SessionFilter};
-use crate::read::{status, Now, ReadDb, ReadError};
+use crate::read::{status, Now, ReadDb, ReadError, Scope};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{DbLocator, SchemaError, Store};
@@ -68,6 +72,21 @@ pub enum Query {
     },
     /// Attendance: per client, minutes connected to the group's devices within [from, to].
     Presence(PresenceArgs),
+    /// Roams: a client's session ending on one AP and starting on another AP of the same
+    /// organization within `roam_window_s` (default 10 s), or overlapping it. Newest first;
+    /// with --mac the client's chain, oldest first; with --pairs counted per (from, to) AP.
+    /// GAP is the new session's start minus the old one's stop (negative: they overlapped).
+    Roams(RoamsArgs),
+    /// Failed joins: stations that associated but were never authorized (a wrong passphrase,
+    /// a refused EAP login). Newest first; with --by counted per device, SSID or client.
+    FailedJoins(FailedJoinsArgs),
+    /// Trends from the hourly and daily aggregates (kept `aggregate_retention_days`, longer
+    /// than raw sessions): sessions started, distinct clients, connected minutes, bytes, roams
+    /// and failed joins per hour or day, in total or per device or SSID.
+    Trends(TrendsArgs),
+    /// The clients report: distinct client MACs per day or week (weeks start on Monday, UTC)
+    /// of an organization, group, device or SSID, exact from the per-day client sets.
+    Clients(ClientsArgs),
     /// Delete closed sessions that stopped more than N days ago.
     Prune {
         #[command(flatten)]
@@ -141,6 +160,131 @@ pub struct SessionsArgs {
     pub format: Format,
 }
 
+/// Which devices a report covers (as `sessions`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ScopeArgs {
+    /// Device id or name; repeat for several.
+    #[arg(long, value_name = "D")]
+    pub device: Vec<String>,
+    /// Device group.
+    #[arg(long, value_name = "G")]
+    pub group: Option<String>,
+    /// Organization.
+    #[arg(long, value_name = "O", visible_alias = "organization")]
+    pub org: Option<String>,
+}
+
+/// `roams` arguments (SPEC §7).
+#[derive(Debug, Clone, Args)]
+pub struct RoamsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Client MAC: its chain of roams, oldest first.
+    #[arg(long, value_name = "M")]
+    pub mac: Option<String>,
+    /// An SSID the client left or joined.
+    #[arg(long, value_name = "S")]
+    pub ssid: Option<String>,
+    /// Arrived at or after T (RFC 3339, a date, now, or -2h / -7d).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Arrived before T.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// Count roams per pair of APs (who bounces clients between whom), most first.
+    #[arg(long)]
+    pub pairs: bool,
+    /// At most N rows (pairs with --pairs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `failed-joins` arguments (SPEC §7).
+#[derive(Debug, Clone, Args)]
+pub struct FailedJoinsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Client MAC.
+    #[arg(long, value_name = "M")]
+    pub mac: Option<String>,
+    /// SSID, exact.
+    #[arg(long, value_name = "S")]
+    pub ssid: Option<String>,
+    /// Associated at or after T.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Associated before T.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// Count per `device`, `ssid` or `client`, most first (instead of listing them).
+    #[arg(long, value_name = "BY")]
+    pub by: Option<String>,
+    /// At most N rows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `trends` arguments (SPEC §7).
+#[derive(Debug, Clone, Args)]
+pub struct TrendsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// SSID, exact.
+    #[arg(long, value_name = "S")]
+    pub ssid: Option<String>,
+    /// Step: `hour` or `day` (UTC).
+    #[arg(long, value_name = "P", default_value = "hour")]
+    pub period: String,
+    /// One series in `total`, or one per `device` or `ssid`.
+    #[arg(long, value_name = "BY", default_value = "total")]
+    pub by: String,
+    /// From T (rounded down to the period; default 48 hours or 30 days before --to).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// To T, exclusive (default now). At most 5 000 points per series.
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `clients` arguments (SPEC §7).
+#[derive(Debug, Clone, Args)]
+pub struct ClientsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// SSID, exact.
+    #[arg(long, value_name = "S")]
+    pub ssid: Option<String>,
+    /// `day` or `week` (weeks start on Monday, UTC).
+    #[arg(long, value_name = "P", default_value = "day")]
+    pub period: String,
+    /// From T (rounded down to the period; default 30 days or 12 weeks before --to).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// To T, exclusive (default now).
+    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    pub to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
 /// `presence` arguments (SPEC §5.3).
 #[derive(Debug, Clone, Args)]
 pub struct PresenceArgs {
@@ -172,6 +316,10 @@ impl Query {
         let c = match self {
             Query::Sessions(a) => &a.common,
             Query::Presence(a) => &a.common,
+            Query::Roams(a) => &a.common,
+            Query::FailedJoins(a) => &a.common,
+            Query::Trends(a) => &a.common,
+            Query::Clients(a) => &a.common,
             Query::Devices { common, .. }
             | Query::Status { common, .. }
             | Query::Prune { common, .. }
@@ -214,12 +362,16 @@ fn time(opt: &str, v: &Option<String>, now_ms: i64) -> Result<Option<i64>, CmdEr
         .transpose()
 }
 
-/// The database for a query: read-only.
-fn open_read(db: &DbLocator) -> Result<ReadDb, CmdError> {
-    ReadDb::open(db).map_err(|e| match e {
+/// The database for a query: read-only, its rows completed with the configuration's labels
+/// file and OUI registry (`labels_file`, `oui_file`) as they are now.
+fn open_read(cfg: &Config, now_ms: i64) -> Result<ReadDb, CmdError> {
+    let db = &cfg.db;
+    let mut r = ReadDb::open(db).map_err(|e| match e {
         ReadError::Open(e) => CmdError::Usage(format!("--db {}: {e}", db.display())),
         e => CmdError::Runtime(anyhow::Error::new(e).context(format!("opening {}", db.display()))),
-    })
+    })?;
+    r.set_names(Names::new(cfg.labels_file.clone(), cfg.oui_file.clone()).current(now_ms));
+    Ok(r)
 }
 
 /// The database for `prune` / `expire`: a writer like `run`'s (an SQLite file must exist
@@ -256,20 +408,9 @@ pub fn session_filter(
     a: &SessionsArgs,
     now_ms: i64,
 ) -> Result<SessionFilter, CmdError> {
-    for d in &a.device {
-        if !devices::exists(db, d).map_err(read_err)? {
-            return usage(format!("--device: no device with id or name {d:?}"));
-        }
-    }
+    check_devices(db, &a.device)?;
     check_scope(db, a.group.as_deref(), a.org.as_deref())?;
-    let mac = match &a.mac {
-        None => None,
-        Some(m) => Some(
-            m.parse::<wifisess_wire::MacAddr>()
-                .map_err(|_| CmdError::Usage(format!("--mac: not a MAC address: {m:?}")))?
-                .to_string(),
-        ),
-    };
+    let mac = parse_mac(&a.mac)?;
     Ok(SessionFilter {
         open: if a.open {
             Some(true)
@@ -291,6 +432,56 @@ pub fn session_filter(
         after: None,
         id: None,
     })
+}
+
+fn check_devices(db: &ReadDb, devs: &[String]) -> Result<(), CmdError> {
+    for d in devs {
+        if !devices::exists(db, d).map_err(read_err)? {
+            return usage(format!("--device: no device with id or name {d:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn parse_mac(m: &Option<String>) -> Result<Option<String>, CmdError> {
+    match m {
+        None => Ok(None),
+        Some(m) => Ok(Some(
+            m.parse::<wifisess_wire::MacAddr>()
+                .map_err(|_| CmdError::Usage(format!("--mac: not a MAC address: {m:?}")))?
+                .to_string(),
+        )),
+    }
+}
+
+/// Checks `a` into a [`Scope`]: names that match nothing are usage errors.
+fn scope(db: &ReadDb, a: &ScopeArgs) -> Result<Scope, CmdError> {
+    check_devices(db, &a.device)?;
+    check_scope(db, a.group.as_deref(), a.org.as_deref())?;
+    Ok(Scope {
+        devices: a.device.clone(),
+        group: a.group.clone(),
+        organization: a.org.clone(),
+    })
+}
+
+/// `--period` of a series, one of `allowed`.
+fn period(v: &str, allowed: &[Period]) -> Result<Period, CmdError> {
+    let names: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
+    Period::parse(v)
+        .filter(|p| allowed.contains(p))
+        .ok_or_else(|| CmdError::Usage(format!("--period: expected {}: {v:?}", names.join(" or "))))
+}
+
+/// `--from` / `--to` of a series of `p`, defaults and the size check of [`clients::range`].
+fn series_range(
+    p: Period,
+    from: &Option<String>,
+    to: &Option<String>,
+    now_ms: i64,
+) -> Result<(i64, i64), CmdError> {
+    let (f, t) = (time("from", from, now_ms)?, time("to", to, now_ms)?);
+    clients::range(p, f, t, now_ms).map_err(|e| CmdError::Usage(format!("--from/--to: {e}")))
 }
 
 fn check_scope(db: &ReadDb, group: Option<&str>, org: Option<&str>) -> Result<(), CmdError> {
@@ -318,7 +509,7 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
     };
     match cmd {
         Query::Sessions(a) => {
-            let db = open_read(&cfg.db)?;
+            let db = open_read(cfg, now_ms)?;
             let f = session_filter(&db, a, now_ms)?;
             let rows = sessions::list(&db, &f, now).map_err(read_err)?;
             let limits = status::status(&db, &DeviceFilter::default(), now, &cfg.max_open_sessions)
@@ -332,7 +523,7 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
             }
         }
         Query::Devices { format, .. } => {
-            let db = open_read(&cfg.db)?;
+            let db = open_read(cfg, now_ms)?;
             let rows = devices::list(&db, &DeviceFilter::default(), now).map_err(read_err)?;
             print(&render::devices(&rows, *format))?;
         }
@@ -343,7 +534,7 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
             format,
             ..
         } => {
-            let db = open_read(&cfg.db)?;
+            let db = open_read(cfg, now_ms)?;
             if let Some(d) = device {
                 if !devices::exists(&db, d).map_err(read_err)? {
                     return usage(format!("--device: no device with id or name {d:?}"));
@@ -374,7 +565,7 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
                         .map_err(|e| CmdError::Usage(format!("--labels: {}: {e}", p.display())))?
                 }
             };
-            let db = open_read(&cfg.db)?;
+            let db = open_read(cfg, now_ms)?;
             check_scope(&db, Some(&a.group), None)?;
             let q = PresenceQuery {
                 group: a.group.clone(),
@@ -385,6 +576,92 @@ pub fn execute(cfg: &Config, cmd: &Query, now_ms: i64) -> Result<(), CmdError> {
             };
             let rows = presence::presence(&db, &q, now_ms, &labels).map_err(read_err)?;
             print(&render::presence(&rows, a.format))?;
+        }
+        Query::Roams(a) => {
+            let mac = parse_mac(&a.mac)?;
+            let (after_ms, before_ms) =
+                (time("from", &a.from, now_ms)?, time("to", &a.to, now_ms)?);
+            let db = open_read(cfg, now_ms)?;
+            let sc = scope(&db, &a.scope)?;
+            let f = RoamFilter {
+                devices: sc.devices,
+                group: sc.group,
+                organization: sc.organization,
+                mac,
+                ssid: a.ssid.clone(),
+                after_ms,
+                before_ms,
+                limit: a.limit,
+            };
+            if a.pairs {
+                let rows = roams::pairs(&db, &f).map_err(read_err)?;
+                print(&render::roam_pairs(&rows, a.format))?;
+            } else {
+                let rows = roams::list(&db, &f).map_err(read_err)?;
+                print(&render::roams(&rows, a.format))?;
+            }
+        }
+        Query::FailedJoins(a) => {
+            let mac = parse_mac(&a.mac)?;
+            let by = match &a.by {
+                None => None,
+                Some(v) => Some(CountBy::parse(v).ok_or_else(|| {
+                    CmdError::Usage(format!("--by: expected device, ssid or client: {v:?}"))
+                })?),
+            };
+            let (after_ms, before_ms) =
+                (time("from", &a.from, now_ms)?, time("to", &a.to, now_ms)?);
+            let db = open_read(cfg, now_ms)?;
+            let f = FailedJoinFilter {
+                scope: scope(&db, &a.scope)?,
+                mac,
+                ssid: a.ssid.clone(),
+                after_ms,
+                before_ms,
+                limit: a.limit,
+            };
+            match by {
+                Some(by) => {
+                    let rows = failed_joins::counts(&db, &f, by).map_err(read_err)?;
+                    print(&render::failed_join_counts(&rows, a.format))?;
+                }
+                None => {
+                    let rows = failed_joins::list(&db, &f).map_err(read_err)?;
+                    print(&render::failed_joins(&rows, a.format))?;
+                }
+            }
+        }
+        Query::Trends(a) => {
+            let p = period(&a.period, &[Period::Hour, Period::Day])?;
+            let by = TrendBy::parse(&a.by).ok_or_else(|| {
+                CmdError::Usage(format!("--by: expected total, device or ssid: {:?}", a.by))
+            })?;
+            let (from_ms, to_ms) = series_range(p, &a.from, &a.to, now_ms)?;
+            let db = open_read(cfg, now_ms)?;
+            let q = TrendQuery {
+                period: p,
+                from_ms,
+                to_ms,
+                scope: scope(&db, &a.scope)?,
+                ssid: a.ssid.clone(),
+                by,
+            };
+            let rows = clients::trends(&db, &q).map_err(read_err)?;
+            print(&render::trends(&rows, a.format))?;
+        }
+        Query::Clients(a) => {
+            let p = period(&a.period, &[Period::Day, Period::Week])?;
+            let (from_ms, to_ms) = series_range(p, &a.from, &a.to, now_ms)?;
+            let db = open_read(cfg, now_ms)?;
+            let q = ClientsQuery {
+                period: p,
+                from_ms,
+                to_ms,
+                scope: scope(&db, &a.scope)?,
+                ssid: a.ssid.clone(),
+            };
+            let rows = clients::clients(&db, &q).map_err(read_err)?;
+            print(&render::clients(&rows, a.format))?;
         }
         Query::Prune { days, dry_run, .. } => {
             let cutoff = crate::jobs::retention_cutoff(now_ms, *days);

@@ -5,9 +5,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::read::clients::{ClientsRow, TrendPoint, CLIENTS_FIELDS, TREND_FIELDS};
 use crate::read::csv;
 use crate::read::devices::DeviceRow;
+use crate::read::failed_joins::{CountRow, FailedJoinRow, COUNT_FIELDS, FAILED_JOIN_FIELDS};
 use crate::read::presence::{PresenceRow, PRESENCE_FIELDS};
+use crate::read::roams::{PairRow, RoamRow, PAIR_FIELDS, ROAM_FIELDS};
 use crate::read::sessions::{SessionRow, SESSION_FIELDS};
 use crate::read::status::{OrgStatus, StatusReport};
 use crate::store::{Closable, PruneReport};
@@ -383,6 +386,214 @@ pub fn presence(rows: &[PresenceRow], format: Format) -> String {
             )
         }
     }
+}
+
+/// JSON lines, CSV of `fields` and `cells`, or the table `t` makes.
+fn rows_in<T: Serialize>(
+    rows: &[T],
+    format: Format,
+    fields: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+    t: impl FnOnce() -> String,
+) -> String {
+    match format {
+        Format::Json => json_lines(rows),
+        Format::Csv => csv::document(fields, &rows.iter().map(cells).collect::<Vec<_>>()),
+        Format::Table => t(),
+    }
+}
+
+/// A client as a table shows it: its MAC, and its label or vendor in brackets.
+fn client(mac: &str, label: &Option<String>, vendor: &Option<String>, random: bool) -> String {
+    match (label, vendor, random) {
+        (Some(l), _, _) => format!("{mac} ({l})"),
+        (None, Some(v), _) => format!("{mac} ({v})"),
+        (None, None, true) => format!("{mac} (random)"),
+        _ => mac.to_owned(),
+    }
+}
+
+/// `1500` → `1.5s`, `-240000` → `-240.0s`.
+fn gap(ms: i64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+/// `roams` output.
+pub fn roams(rows: &[RoamRow], format: Format) -> String {
+    rows_in(rows, format, &ROAM_FIELDS, RoamRow::cells, || {
+        let end = |dev: &str, name: &Option<String>, ifname: &str, band: &Option<String>| {
+            let b = band
+                .as_deref()
+                .map(|b| format!(" {b}G"))
+                .unwrap_or_default();
+            format!("{} {ifname}{b}", name.as_deref().unwrap_or(dev))
+        };
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let mut change = Vec::new();
+                if r.band_changed {
+                    change.push("band");
+                }
+                if r.ssid_changed {
+                    change.push("ssid");
+                }
+                vec![
+                    short(&r.at),
+                    client(&r.mac, &r.label, &r.vendor, r.randomized),
+                    end(&r.from_device, &r.from_name, &r.from_ifname, &r.from_band),
+                    end(&r.to_device, &r.to_name, &r.to_ifname, &r.to_band),
+                    gap(r.gap_ms),
+                    change.join(","),
+                ]
+            })
+            .collect();
+        table(
+            &["AT", "CLIENT", "FROM", "TO", "GAP", "CHANGED"],
+            &[20, 32, 24, 24, 9, 9],
+            &body,
+        )
+    })
+}
+
+/// `roams --pairs` output.
+pub fn roam_pairs(rows: &[PairRow], format: Format) -> String {
+    rows_in(rows, format, &PAIR_FIELDS, PairRow::cells, || {
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.from_name.clone().unwrap_or_else(|| r.from_device.clone()),
+                    r.to_name.clone().unwrap_or_else(|| r.to_device.clone()),
+                    r.roams.to_string(),
+                    r.clients.to_string(),
+                    gap(r.median_gap_ms),
+                    short(&r.last),
+                ]
+            })
+            .collect();
+        table(
+            &["FROM", "TO", "ROAMS", "CLIENTS", "MEDIAN_GAP", "LAST"],
+            &[24, 24, 7, 7, 10, 20],
+            &body,
+        )
+    })
+}
+
+/// `failed-joins` output.
+pub fn failed_joins(rows: &[FailedJoinRow], format: Format) -> String {
+    rows_in(
+        rows,
+        format,
+        &FAILED_JOIN_FIELDS,
+        FailedJoinRow::cells,
+        || {
+            let body: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        short(&r.associated),
+                        r.device_name.clone().unwrap_or_else(|| r.device_id.clone()),
+                        client(&r.mac, &r.label, &r.vendor, r.randomized),
+                        r.ssid.clone(),
+                        r.ifname.clone(),
+                        r.bssid.clone(),
+                    ]
+                })
+                .collect();
+            table(
+                &["ASSOCIATED", "DEVICE", "CLIENT", "SSID", "IFNAME", "BSSID"],
+                &[20, 16, 32, 16, 10, 17],
+                &body,
+            )
+        },
+    )
+}
+
+/// `failed-joins --by` output.
+pub fn failed_join_counts(rows: &[CountRow], format: Format) -> String {
+    rows_in(rows, format, &COUNT_FIELDS, CountRow::cells, || {
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.key.clone(),
+                    o(&r.name),
+                    r.failed_joins.to_string(),
+                    r.clients.to_string(),
+                    r.devices.to_string(),
+                    short(&r.first),
+                    short(&r.last),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "KEY",
+                "NAME",
+                "FAILED_JOINS",
+                "CLIENTS",
+                "DEVICES",
+                "FIRST",
+                "LAST",
+            ],
+            &[24, 20, 12, 7, 7, 20, 20],
+            &body,
+        )
+    })
+}
+
+/// `trends` output.
+pub fn trends(rows: &[TrendPoint], format: Format) -> String {
+    rows_in(rows, format, &TREND_FIELDS, TrendPoint::cells, || {
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    short(&r.time),
+                    o(&r.device_id),
+                    o(&r.ssid),
+                    r.sessions.to_string(),
+                    r.clients.to_string(),
+                    r.connected_minutes.to_string(),
+                    r.rx_bytes.to_string(),
+                    r.tx_bytes.to_string(),
+                    r.roams.to_string(),
+                    r.failed_joins.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "TIME", "DEVICE", "SSID", "SESSIONS", "CLIENTS", "MINUTES", "RX", "TX", "ROAMS",
+                "FAILED",
+            ],
+            &[20, 16, 16, 8, 7, 7, 14, 14, 5, 6],
+            &body,
+        )
+    })
+}
+
+/// `clients` output.
+pub fn clients(rows: &[ClientsRow], format: Format) -> String {
+    rows_in(rows, format, &CLIENTS_FIELDS, ClientsRow::cells, || {
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.period.clone(),
+                    r.clients.to_string(),
+                    r.randomized.to_string(),
+                    r.devices.to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &["PERIOD", "CLIENTS", "RANDOMIZED", "DEVICES"],
+            &[10, 7, 10, 7],
+            &body,
+        )
+    })
 }
 
 /// The `prune` report: one line, identical in a dry run and a real run of the same cutoff.

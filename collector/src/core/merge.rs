@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use wifisess_wire::{Batch, Event, SessionId, Stamp, Status};
 
 use super::device::{DeviceState, SyncRec};
+use super::failed_join::{FailedJoin, FailedJoinKey};
 use super::message::Msg;
 use super::session::{clamp_i64, Context, Session};
 use super::{Counter, Counts, Key};
@@ -81,6 +82,8 @@ pub struct DeviceTx {
     pub slices: BTreeMap<String, Slice>,
     /// Syncs to insert: (boot, sync).
     pub new_syncs: Vec<(String, SyncRec)>,
+    /// Failed joins to insert (the store keeps the first it stored of each key).
+    pub new_failed_joins: BTreeMap<FailedJoinKey, FailedJoin>,
     /// Counter increments.
     pub counts: Counts,
     /// What the message being applied changed, to put back if it needs more rows first.
@@ -100,6 +103,8 @@ struct Undo {
     syncs_created: Vec<String>,
     /// Syncs this message added: (boot, key).
     syncs_added: Vec<(String, Key)>,
+    /// Failed joins this message added.
+    failed_joins_added: Vec<FailedJoinKey>,
     /// `new_syncs`, `counts` and `state_changed` before the message.
     new_syncs: usize,
     counts: Counts,
@@ -271,6 +276,9 @@ impl DeviceTx {
         for boot in &u.syncs_created {
             syncs.remove(boot);
         }
+        for k in &u.failed_joins_added {
+            self.new_failed_joins.remove(k);
+        }
         if let Some(st) = u.state {
             self.state = st;
         }
@@ -408,6 +416,7 @@ impl DeviceTx {
                     s.bssid = Some(e.bssid.to_string());
                     s.freq_mhz = Some(i64::from(e.freq_mhz));
                     s.signal_at(key, e.signal_dbm);
+                    s.hostname_at(key, e.hostname.as_deref());
                     touched.insert(s.id);
                 }
                 Event::Update(e) => {
@@ -417,6 +426,7 @@ impl DeviceTx {
                     s.counters(e.rx_bytes, e.tx_bytes, e.rx_packets, e.tx_packets);
                     s.signal_at(key, e.signal_avg_dbm);
                     s.activity_at(wall, e.inactive_ms);
+                    s.hostname_at(key, e.hostname.as_deref());
                     touched.insert(s.id);
                 }
                 Event::Stop(e) => {
@@ -453,9 +463,17 @@ impl DeviceTx {
                     }
                     boots.insert(boot.clone());
                 }
-                // Issue 20: its seq is counted above like every event's (no false gap);
-                // storing failed joins lands with the collector's part of issue 20.
-                Event::FailedJoin(_) => {}
+                // Not a session: a row of its own (its seq is counted above, no false gap).
+                Event::FailedJoin(e) => {
+                    let f =
+                        FailedJoin::new(&self.state.id, &boot, b.agent_epoch, e, wall, corrected);
+                    if let std::collections::btree_map::Entry::Vacant(v) =
+                        self.new_failed_joins.entry(f.key())
+                    {
+                        self.undo.failed_joins_added.push(v.key().clone());
+                        v.insert(f);
+                    }
+                }
                 Event::Unknown { .. } => self.counts.add(Counter::EventsUnknownKind, 1),
             }
         }

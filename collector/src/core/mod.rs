@@ -8,11 +8,19 @@
 //! - [`merge`]: applying a message to a device's rows ([`merge::DeviceTx`]); what it still
 //!   needs from the store is a value ([`merge::Needs`]), not a query.
 //! - [`message`]: topic routing, decoding and the device-id check of one MQTT message.
+//! - [`failed_join`]: a failed join (kind 4) as a row of its own.
+//! - [`derived`]: the dirty marks a write leaves for the derived data (roams, trends).
+//! - [`roams`]: which sessions of a client form a roam (SPEC §7), over its stored sessions.
+//! - [`trends`]: hourly buckets per device and SSID, and the per-day client sets.
 
+pub mod derived;
 pub mod device;
+pub mod failed_join;
 pub mod merge;
 pub mod message;
+pub mod roams;
 pub mod session;
+pub mod trends;
 
 pub use device::DeviceState;
 pub use merge::{DeviceTx, Needs};

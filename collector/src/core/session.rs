@@ -44,6 +44,9 @@ pub struct Session {
     pub open: Option<Key>,
     /// Latest signal reading: (its key, dBm).
     pub signal: Option<(Key, i64)>,
+    /// The client's hostname from the AP's DHCP leases: the one of the latest event that
+    /// carried one (its key, the name), so the latest wins in any arrival order.
+    pub hostname: Option<(Key, String)>,
     /// Latest client activity (event time − inactive time), ms.
     pub last_activity_ms: Option<i64>,
     /// Bytes received from the client (largest reported).
@@ -88,6 +91,7 @@ impl Session {
             last_seen_ms: wall,
             open: None,
             signal: None,
+            hostname: None,
             last_activity_ms: None,
             rx_bytes: 0,
             tx_bytes: 0,
@@ -123,6 +127,20 @@ impl Session {
             let cand = (key, i64::from(d));
             if self.signal.is_none_or(|s| cand > s) {
                 self.signal = Some(cand);
+            }
+        }
+    }
+
+    /// A hostname reported at `key`; the latest key wins (ties: the larger name, so a seq
+    /// repeated with other contents still gives one answer whatever the order).
+    pub fn hostname_at(&mut self, key: Key, name: Option<&str>) {
+        if let Some(n) = name {
+            let newer = self
+                .hostname
+                .as_ref()
+                .is_none_or(|(k, h)| (key, n) > (*k, h.as_str()));
+            if newer {
+                self.hostname = Some((key, n.to_owned()));
             }
         }
     }
@@ -298,6 +316,20 @@ mod tests {
         );
         s.last_seen_ms = 9_500;
         assert_eq!(derive(&s, &Context::default()), None);
+    }
+
+    /// Issue 20: the hostname of the latest event wins, whatever the order they arrive in.
+    #[test]
+    fn the_latest_hostname_wins_in_any_order() {
+        let mut a = sess();
+        a.hostname_at((300, 9), Some("new"));
+        a.hostname_at((200, 5), Some("old"));
+        a.hostname_at((400, 10), None);
+        let mut b = sess();
+        b.hostname_at((200, 5), Some("old"));
+        b.hostname_at((300, 9), Some("new"));
+        assert_eq!(a.hostname, b.hostname);
+        assert_eq!(a.hostname.unwrap().1, "new");
     }
 
     /// The start ≤ stop promise holds even for an agent stop before the reported start.

@@ -16,8 +16,16 @@ use super::error::ApiError;
 use super::live::REFUSED_EXPORT;
 use super::params::{self, Cursor, Params};
 use super::AppState;
+use crate::read::clients::{
+    self, ClientsQuery, ClientsRow, Period, TrendBy, TrendPoint, TrendQuery, CLIENTS_FIELDS,
+    TREND_FIELDS,
+};
 use crate::read::devices::{self, DeviceFilter};
+use crate::read::failed_joins::{
+    self, CountBy, CountRow, FailedJoinFilter, FailedJoinRow, COUNT_FIELDS, FAILED_JOIN_FIELDS,
+};
 use crate::read::presence::{self, PresenceQuery};
+use crate::read::roams::{self, PairRow, RoamFilter, RoamRow, PAIR_FIELDS, ROAM_FIELDS};
 use crate::read::sessions::{self, SessionFilter, SessionRow, SESSION_FIELDS};
 use crate::read::{csv, status};
 use crate::timefmt::{now_ms, rfc3339_ms};
@@ -26,6 +34,10 @@ use crate::timefmt::{now_ms, rfc3339_ms};
 pub const DEFAULT_PAGE: u32 = 100;
 /// Largest JSON page.
 pub const MAX_PAGE: u32 = 1000;
+/// Rows of a roams or failed joins listing (or of counts) without `limit`.
+pub const DEFAULT_REPORT_ROWS: u32 = 1000;
+/// Most rows of such a listing.
+pub const MAX_REPORT_ROWS: u32 = 100_000;
 /// Rows per database round trip of the streamed CSV.
 const CSV_CHUNK: u32 = 1000;
 
@@ -335,7 +347,7 @@ pub async fn session(
     }
 }
 
-/// `POST /api/v1/sessions/refresh` (admin): expiry now, by the same [`jobs::expire`] as the
+/// `POST /api/v1/sessions/refresh` (admin): expiry now, by the same [`crate::jobs::expire`] as the
 /// `expire` command and `run`'s schedule; answers what it closed.
 ///
 /// It writes on its own connection while `run`'s writer thread owns another: SQLite
@@ -512,4 +524,259 @@ pub async fn presence(
         "clients": rows,
     }))
     .into_response())
+}
+
+/// `format`: `json` (default) or `csv`.
+fn report_format(p: &mut Params) -> Result<bool, ApiError> {
+    match p.get("format").as_deref() {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::bad_param(
+            "format",
+            format!("expected json or csv: {other:?}"),
+        )),
+    }
+}
+
+/// `rows` as `{key: [...]}`, or as a CSV document `name.csv` of `fields`.
+fn report<T: serde::Serialize>(
+    rows: &[T],
+    csv_out: bool,
+    key: &str,
+    name: &str,
+    fields: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> Response {
+    if !csv_out {
+        let mut m = serde_json::Map::new();
+        m.insert(key.to_owned(), json!(rows));
+        return Json(serde_json::Value::Object(m)).into_response();
+    }
+    let body = csv::document(fields, &rows.iter().map(cells).collect::<Vec<_>>());
+    let disposition = format!("attachment; filename=\"{name}.csv\"");
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition).expect("an ASCII file name"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The roam filter of `GET /api/v1/roams` and `/roams/pairs`.
+fn roam_filter(p: &mut Params, who: &Principal, now: i64) -> Result<RoamFilter, ApiError> {
+    let sc = params::scope(p, |o| who.scope_org(o))?;
+    Ok(RoamFilter {
+        devices: sc.devices,
+        group: sc.group,
+        organization: sc.organization,
+        mac: params::mac(p)?,
+        ssid: p.get("ssid"),
+        after_ms: p.time("from", now)?,
+        before_ms: p.time("to", now)?,
+        limit: Some(
+            p.number("limit", MAX_REPORT_ROWS)?
+                .unwrap_or(DEFAULT_REPORT_ROWS),
+        ),
+    })
+}
+
+/// `GET /api/v1/roams`: roams, newest first (with `mac`, the client's chain, oldest first).
+pub async fn roams(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let f = roam_filter(&mut p, &who, now_ms())?;
+    let csv_out = report_format(&mut p)?;
+    p.finish()?;
+    let rows = st.reader.run(move |db| Ok(roams::list(db, &f)?)).await?;
+    Ok(report(
+        &rows,
+        csv_out,
+        "roams",
+        "roams",
+        &ROAM_FIELDS,
+        RoamRow::cells,
+    ))
+}
+
+/// `GET /api/v1/roams/pairs`: roams counted per (device left, device joined), most first.
+pub async fn roam_pairs(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let f = roam_filter(&mut p, &who, now_ms())?;
+    let csv_out = report_format(&mut p)?;
+    p.finish()?;
+    let rows = st.reader.run(move |db| Ok(roams::pairs(db, &f)?)).await?;
+    Ok(report(
+        &rows,
+        csv_out,
+        "pairs",
+        "roam-pairs",
+        &PAIR_FIELDS,
+        PairRow::cells,
+    ))
+}
+
+/// The failed joins filter of `GET /api/v1/failed-joins` and `/failed-joins/counts`.
+fn failed_join_filter(
+    p: &mut Params,
+    who: &Principal,
+    now: i64,
+) -> Result<FailedJoinFilter, ApiError> {
+    Ok(FailedJoinFilter {
+        scope: params::scope(p, |o| who.scope_org(o))?,
+        mac: params::mac(p)?,
+        ssid: p.get("ssid"),
+        after_ms: p.time("from", now)?,
+        before_ms: p.time("to", now)?,
+        limit: Some(
+            p.number("limit", MAX_REPORT_ROWS)?
+                .unwrap_or(DEFAULT_REPORT_ROWS),
+        ),
+    })
+}
+
+/// `GET /api/v1/failed-joins`: failed joins, newest first.
+pub async fn failed_joins(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let f = failed_join_filter(&mut p, &who, now_ms())?;
+    let csv_out = report_format(&mut p)?;
+    p.finish()?;
+    let rows = st
+        .reader
+        .run(move |db| Ok(failed_joins::list(db, &f)?))
+        .await?;
+    Ok(report(
+        &rows,
+        csv_out,
+        "failed_joins",
+        "failed-joins",
+        &FAILED_JOIN_FIELDS,
+        FailedJoinRow::cells,
+    ))
+}
+
+/// `GET /api/v1/failed-joins/counts?by=device|ssid|client`: failed joins counted, most first.
+pub async fn failed_join_counts(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut p = Params::new(q.as_deref());
+    let f = failed_join_filter(&mut p, &who, now_ms())?;
+    let by = match p.get("by") {
+        None => CountBy::Device,
+        Some(v) => CountBy::parse(&v).ok_or_else(|| {
+            ApiError::bad_param("by", format!("expected device, ssid or client: {v:?}"))
+        })?,
+    };
+    let csv_out = report_format(&mut p)?;
+    p.finish()?;
+    let rows = st
+        .reader
+        .run(move |db| Ok(failed_joins::counts(db, &f, by)?))
+        .await?;
+    Ok(report(
+        &rows,
+        csv_out,
+        "counts",
+        "failed-join-counts",
+        &COUNT_FIELDS,
+        CountRow::cells,
+    ))
+}
+
+/// `GET /api/v1/trends?period=hour|day&by=total|device|ssid&from=&to=`: series from the
+/// aggregates.
+pub async fn trends(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut p = Params::new(q.as_deref());
+    let scope = params::scope(&mut p, |o| who.scope_org(o))?;
+    let period = params::period(&mut p, &[Period::Hour, Period::Day], Period::Hour)?;
+    let by = match p.get("by") {
+        None => TrendBy::Total,
+        Some(v) => TrendBy::parse(&v).ok_or_else(|| {
+            ApiError::bad_param("by", format!("expected total, device or ssid: {v:?}"))
+        })?,
+    };
+    let (from_ms, to_ms) = params::series_range(&mut p, period, now)?;
+    let ssid = p.get("ssid");
+    let csv_out = report_format(&mut p)?;
+    p.finish()?;
+    let q = TrendQuery {
+        period,
+        from_ms,
+        to_ms,
+        scope,
+        ssid,
+        by,
+    };
+    let rows = st
+        .reader
+        .run(move |db| Ok(clients::trends(db, &q)?))
+        .await?;
+    Ok(report(
+        &rows,
+        csv_out,
+        "points",
+        "trends",
+        &TREND_FIELDS,
+        TrendPoint::cells,
+    ))
+}
+
+/// `GET /api/v1/clients?period=day|week&from=&to=`: distinct clients per day or week.
+pub async fn clients_report(
+    State(st): State<AppState>,
+    who: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let now = now_ms();
+    let mut p = Params::new(q.as_deref());
+    let scope = params::scope(&mut p, |o| who.scope_org(o))?;
+    let period = params::period(&mut p, &[Period::Day, Period::Week], Period::Day)?;
+    let (from_ms, to_ms) = params::series_range(&mut p, period, now)?;
+    let ssid = p.get("ssid");
+    let csv_out = report_format(&mut p)?;
+    p.finish()?;
+    let q = ClientsQuery {
+        period,
+        from_ms,
+        to_ms,
+        scope,
+        ssid,
+    };
+    let rows = st
+        .reader
+        .run(move |db| Ok(clients::clients(db, &q)?))
+        .await?;
+    Ok(report(
+        &rows,
+        csv_out,
+        "rows",
+        "clients",
+        &CLIENTS_FIELDS,
+        ClientsRow::cells,
+    ))
 }

@@ -20,7 +20,9 @@ use super::error::ApiError;
 use super::params::Params;
 use super::AppState;
 use crate::config::Limits;
-use crate::read::devices::DeviceFilter;
+use crate::read::clients::DayRow;
+use crate::read::devices::{DeviceFilter, DeviceRow};
+use crate::read::names::{Directory, Names as Clients};
 use crate::read::sessions::{self, Now};
 use crate::read::status::{self, OrgStatus};
 use crate::timefmt::{now_ms, rfc3339_ms};
@@ -58,15 +60,16 @@ pub struct ChangedDevice {
 }
 
 impl ChangedDevice {
-    /// The device of a commit notice, its rows as the API shows them at `now`.
-    pub fn of(c: &Changed, now: Now) -> ChangedDevice {
+    /// The device of a commit notice, its rows as the API shows them at `now` (client names
+    /// and vendors from `clients`).
+    pub fn of(c: &Changed, now: Now, clients: &Directory) -> ChangedDevice {
         let rows = c.sessions.as_ref().map(|rows| {
             let mut out = String::new();
             for s in rows {
                 if !out.is_empty() {
                     out.push(',');
                 }
-                let row = sessions::from_session(s, &c.names, now);
+                let row = sessions::from_session(s, &c.names, clients, now);
                 out.push_str(&serde_json::to_string(&row).unwrap_or_else(|_| "null".into()));
             }
             out
@@ -153,7 +156,7 @@ impl Live {
     /// The writer's hook: counts and times the commit (group commits of messages only, not
     /// the expiry job's), then tells the subscribers, with the changed rows as the API shows
     /// them (`dangling_ms`: `dangling_minutes` in ms), serialised here once for all streams.
-    pub fn hook(self: &Arc<Self>, dangling_ms: i64) -> OnCommit {
+    pub fn hook(self: &Arc<Self>, dangling_ms: i64, clients: Arc<Clients>) -> OnCommit {
         let me = Arc::clone(self);
         Box::new(move |c: &Notice| {
             me.messages.fetch_add(c.messages as u64, Ordering::Relaxed);
@@ -162,9 +165,10 @@ impl Live {
                 dangling_ms,
             };
             let devices = || {
+                let dir = clients.current(c.at_ms);
                 c.devices
                     .iter()
-                    .map(|d| ChangedDevice::of(d, now))
+                    .map(|d| ChangedDevice::of(d, now, &dir))
                     .collect()
             };
             if c.messages == 0 {
@@ -493,6 +497,85 @@ fn label(v: Option<&str>) -> String {
         .replace('\n', "\\n")
 }
 
+/// Failed joins and roams of the last 24 hours per device (the device rows' counts), and
+/// today's sessions started, distinct clients, roams and failed joins per device and SSID
+/// (the daily aggregates, as far as the derive step has got): no per-client labels, and no
+/// scan of the sessions.
+fn derived_metrics(o: &mut String, devices: &[DeviceRow], today: &[DayRow]) {
+    let dev = |d: &DeviceRow| {
+        format!(
+            "device=\"{}\",organization=\"{}\"",
+            label(Some(&d.id)),
+            label(d.organization.as_deref())
+        )
+    };
+    head(
+        o,
+        "wifisess_failed_joins_24h",
+        "gauge",
+        "Stations that associated but never authorized, last 24 hours. Per device.",
+    );
+    for d in devices {
+        line(o, "wifisess_failed_joins_24h", &dev(d), d.failed_joins_24h);
+    }
+    head(
+        o,
+        "wifisess_roams_24h",
+        "gauge",
+        "Roams of the last 24 hours that arrived at (in) or left (out) the device. Per device.",
+    );
+    for d in devices {
+        let l = dev(d);
+        line(
+            o,
+            "wifisess_roams_24h",
+            &format!("{l},direction=\"in\""),
+            d.roams_in_24h,
+        );
+        line(
+            o,
+            "wifisess_roams_24h",
+            &format!("{l},direction=\"out\""),
+            d.roams_out_24h,
+        );
+    }
+    type Get = fn(&DayRow) -> i64;
+    let per_ssid: [(&str, &str, Get); 4] = [
+        (
+            "wifisess_sessions_started_today",
+            "Sessions started today (UTC).",
+            |r| r.sessions,
+        ),
+        (
+            "wifisess_clients_today",
+            "Distinct clients today (UTC); a client on two SSIDs of a device counts in both.",
+            |r| r.clients,
+        ),
+        (
+            "wifisess_roams_in_today",
+            "Roams that arrived today (UTC).",
+            |r| r.roams,
+        ),
+        (
+            "wifisess_failed_joins_today",
+            "Failed joins today (UTC).",
+            |r| r.failed_joins,
+        ),
+    ];
+    for (name, help, f) in per_ssid {
+        head(o, name, "gauge", &format!("{help} Per device and SSID."));
+        for r in today {
+            let labels = format!(
+                "device=\"{}\",organization=\"{}\",ssid=\"{}\"",
+                label(Some(&r.device_id)),
+                label(r.organization.as_deref()),
+                label(Some(&r.ssid))
+            );
+            line(o, name, &labels, f(r));
+        }
+    }
+}
+
 /// `GET /metrics`: Prometheus text format. A token scoped to an organization gets only that
 /// organization's gauges (the ingest counters are collector-wide and left out).
 pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Response, ApiError> {
@@ -502,7 +585,7 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
         ..DeviceFilter::default()
     };
     let limits_cfg = st.cfg.max_open_sessions.clone();
-    let (report, counters) = st
+    let (report, counters, today) = st
         .reader
         .run(move |db| {
             let report = status::status(db, &scope, now, &limits_cfg)?;
@@ -511,7 +594,9 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             } else {
                 Vec::new()
             };
-            Ok((report, counters))
+            let today =
+                crate::read::clients::day_rows(db, now.now_ms, scope.organization.as_deref())?;
+            Ok((report, counters, today))
         })
         .await?;
     let orgs = &report.organizations;
@@ -739,6 +824,7 @@ pub async fn metrics(State(st): State<AppState>, who: Principal) -> Result<Respo
             line(&mut o, name, &labels, f(&d.health));
         }
     }
+    derived_metrics(&mut o, &report.device_status, &today);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -860,7 +946,7 @@ mod tests {
     fn job_commits_notify_without_counting_as_message_commits() {
         let live = Live::new(tokio::sync::watch::channel(false).1, &Limits::default());
         let mut rx = live.subscribe();
-        let mut hook = live.hook(60_000);
+        let mut hook = live.hook(60_000, Clients::none());
         hook(&Notice {
             messages: 0,
             devices: vec![changed("ap2", Some("beta"))],
@@ -919,7 +1005,7 @@ mod tests {
         };
         let live = Live::new(tokio::sync::watch::channel(false).1, &Limits::default());
         let mut rx = live.subscribe();
-        let mut hook = live.hook(60_000);
+        let mut hook = live.hook(60_000, Clients::none());
         hook(&Notice {
             messages: 1,
             devices: vec![with_rows, changed("ap2", Some("beta"))],
@@ -937,7 +1023,13 @@ mod tests {
             now_ms: 91_000,
             dangling_ms: 60_000,
         };
-        let want = serde_json::to_value(sessions::from_session(&s, &names, now)).unwrap();
+        let want = serde_json::to_value(sessions::from_session(
+            &s,
+            &names,
+            &Directory::default(),
+            now,
+        ))
+        .unwrap();
         assert_eq!(v["sessions"], serde_json::json!([want]));
         assert_eq!(v["sessions"][0]["dangling"], serde_json::json!(true));
         assert_eq!(v["sessions"][0]["duration_s"], serde_json::json!(90));

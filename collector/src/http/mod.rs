@@ -72,8 +72,11 @@ impl AppState {
         shutdown: tokio::sync::watch::Receiver<bool>,
         health: Arc<IngestHealth>,
     ) -> AppState {
+        let names = crate::read::names::Names::new(cfg.labels_file.clone(), cfg.oui_file.clone());
+        // Loaded now, so the first request does not wait for the registry (3 MB of CSV).
+        names.current(crate::timefmt::now_ms());
         AppState(Arc::new(Inner {
-            reader: reader::Reader::new(cfg.db.clone()),
+            reader: reader::Reader::new(cfg.db.clone(), names),
             writer,
             tokens: auth::tokens(&cfg.tokens),
             live: live::Live::new(shutdown, &cfg.limits),
@@ -119,6 +122,16 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("get", "/api/v1/devices/{id}", get(api::device)),
         ("get", "/api/v1/status", get(api::status)),
         ("get", "/api/v1/presence", get(api::presence)),
+        ("get", "/api/v1/roams", get(api::roams)),
+        ("get", "/api/v1/roams/pairs", get(api::roam_pairs)),
+        ("get", "/api/v1/failed-joins", get(api::failed_joins)),
+        (
+            "get",
+            "/api/v1/failed-joins/counts",
+            get(api::failed_join_counts),
+        ),
+        ("get", "/api/v1/trends", get(api::trends)),
+        ("get", "/api/v1/clients", get(api::clients_report)),
         ("get", "/api/v1/stream", get(live::stream)),
     ]
 }
@@ -292,7 +305,9 @@ pub fn start(
         .context("http: setting the listener non-blocking")?;
     let local = std_listener.local_addr().unwrap_or(addr);
     let state = AppState::new(cfg, writer, shutdown.clone(), health);
-    let on_commit = state.live.hook(state.now(0).dangling_ms);
+    let on_commit = state
+        .live
+        .hook(state.now(0).dangling_ms, state.reader.names().clone());
     let live = std::sync::Arc::clone(&state.live);
     let app = router(state);
     let limits = cfg.limits.clone();

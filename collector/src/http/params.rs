@@ -2,7 +2,9 @@
 //! filter, cursors.
 
 use super::error::ApiError;
+use crate::read::clients::Period;
 use crate::read::sessions::SessionFilter;
+use crate::read::Scope;
 use crate::timefmt;
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded; repeated keys kept in order.
@@ -150,19 +152,7 @@ pub fn session_filter(p: &mut Params, now_ms: i64) -> Result<SessionFilter, ApiE
             "open and closed exclude each other",
         ));
     }
-    let mac = p.get("mac").map(|m| m.to_ascii_lowercase());
-    if let Some(m) = &mac {
-        let ok = m.len() == 17
-            && m.split(':').count() == 6
-            && m.split(':')
-                .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !ok {
-            return Err(ApiError::bad_param(
-                "mac",
-                format!("expected aa:bb:cc:dd:ee:ff: {m:?}"),
-            ));
-        }
-    }
+    let mac = mac(p)?;
     Ok(SessionFilter {
         open: if open {
             Some(true)
@@ -184,6 +174,71 @@ pub fn session_filter(p: &mut Params, now_ms: i64) -> Result<SessionFilter, ApiE
         after: None,
         id: None,
     })
+}
+
+/// The `mac` parameter, `aa:bb:cc:dd:ee:ff` (any case).
+///
+/// # Errors
+/// 400 naming `mac`.
+pub fn mac(p: &mut Params) -> Result<Option<String>, ApiError> {
+    let mac = p.get("mac").map(|m| m.to_ascii_lowercase());
+    if let Some(m) = &mac {
+        let ok = m.len() == 17
+            && m.split(':').count() == 6
+            && m.split(':')
+                .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err(ApiError::bad_param(
+                "mac",
+                format!("expected aa:bb:cc:dd:ee:ff: {m:?}"),
+            ));
+        }
+    }
+    Ok(mac)
+}
+
+/// The scope parameters `device` (repeatable), `group`, `organization` (confined by the
+/// caller's token through `scope_org`).
+///
+/// # Errors
+/// 403 from `scope_org`.
+pub fn scope(
+    p: &mut Params,
+    scope_org: impl FnOnce(Option<String>) -> Result<Option<String>, ApiError>,
+) -> Result<Scope, ApiError> {
+    Ok(Scope {
+        devices: p.all("device"),
+        group: p.get("group"),
+        organization: scope_org(p.get("organization"))?,
+    })
+}
+
+/// The `period` parameter of a series, one of `allowed`; `default` when absent.
+///
+/// # Errors
+/// 400 naming `period`.
+pub fn period(p: &mut Params, allowed: &[Period], default: Period) -> Result<Period, ApiError> {
+    match p.get("period") {
+        None => Ok(default),
+        Some(v) => Period::parse(&v)
+            .filter(|x| allowed.contains(x))
+            .ok_or_else(|| {
+                let names: Vec<&str> = allowed.iter().map(|a| a.as_str()).collect();
+                ApiError::bad_param("period", format!("expected {}: {v:?}", names.join(" or ")))
+            }),
+    }
+}
+
+/// `from` and `to` of a series of `period` ([`crate::read::clients::range`]: defaults, and at
+/// most [`crate::read::clients::MAX_POINTS`] points).
+///
+/// # Errors
+/// 400 naming `from` or `to`, or `range` when the two do not fit together.
+pub fn series_range(p: &mut Params, period: Period, now_ms: i64) -> Result<(i64, i64), ApiError> {
+    let from = p.time("from", now_ms)?;
+    let to = p.time("to", now_ms)?;
+    crate::read::clients::range(period, from, to, now_ms)
+        .map_err(|e| ApiError::bad_param("range", e))
 }
 
 /// The `cursor` parameter: a row's position in the sessions order ([`crate::read::sessions::Cursor`], which

@@ -158,9 +158,11 @@ enum Conn {
     Postgres(Box<RefCell<PgConn>>),
 }
 
-/// A read-only connection. Queries never write, never create and never migrate.
+/// A read-only connection. Queries never write, never create and never migrate. It carries
+/// the client names and vendors ([`super::names::Directory`]) its rows are completed with.
 pub struct ReadDb {
     conn: Conn,
+    names: std::sync::Arc<super::names::Directory>,
 }
 
 impl ToSql for Val {
@@ -229,6 +231,7 @@ impl ReadDb {
     pub fn open_sqlite(path: &Path) -> Result<ReadDb, ReadError> {
         Ok(ReadDb {
             conn: Conn::Sqlite(schema::open_read_only(path)?),
+            names: Default::default(),
         })
     }
 
@@ -245,7 +248,18 @@ impl ReadDb {
                 client,
                 stmts: HashMap::new(),
             }))),
+            names: Default::default(),
         })
+    }
+
+    /// The client names and vendors rows are completed with.
+    pub fn names(&self) -> &super::names::Directory {
+        &self.names
+    }
+
+    /// Completes rows with `names` from now on.
+    pub fn set_names(&mut self, names: std::sync::Arc<super::names::Directory>) {
+        self.names = names;
     }
 
     /// The engine.

@@ -45,6 +45,12 @@ pub struct DeviceRow {
     pub dangling_sessions: i64,
     /// Event sequence numbers never received (lost between agent and collector).
     pub seq_gaps: i64,
+    /// Failed joins (stations that never authorized) of the last 24 hours.
+    pub failed_joins_24h: i64,
+    /// Roams of the last 24 hours that arrived at it.
+    pub roams_in_24h: i64,
+    /// Roams of the last 24 hours that left it.
+    pub roams_out_24h: i64,
     /// The agent's health, from its latest status (this agent run).
     pub health: Health,
     /// Its access point interfaces, as its latest status announced them.
@@ -144,7 +150,21 @@ pub(crate) fn devices_sql(db: &ReadDb, f: &DeviceFilter, now: Now) -> (String, V
 /// Database errors.
 pub fn list(db: &ReadDb, f: &DeviceFilter, now: Now) -> Result<Vec<DeviceRow>, ReadError> {
     let (sql, params) = devices_sql(db, f, now);
-    db.query(&sql, &params)?.iter().map(device_row).collect()
+    let mut rows: Vec<DeviceRow> = db
+        .query(&sql, &params)?
+        .iter()
+        .map(device_row)
+        .collect::<Result<_, _>>()?;
+    let since = now.now_ms - crate::core::derived::DAY_MS;
+    let failed = super::failed_joins::per_device_since(db, since)?;
+    let roams = super::roams::per_device_since(db, since)?;
+    for r in &mut rows {
+        r.failed_joins_24h = failed.get(&r.id).copied().unwrap_or(0);
+        let (arrived, left) = roams.get(&r.id).copied().unwrap_or_default();
+        r.roams_in_24h = arrived;
+        r.roams_out_24h = left;
+    }
+    Ok(rows)
 }
 
 fn device_row(r: &Row) -> Result<DeviceRow, ReadError> {
@@ -171,6 +191,9 @@ fn device_row(r: &Row) -> Result<DeviceRow, ReadError> {
         boot_id: r.opt_text(6)?,
         agent_version: r.opt_text(7)?,
         seq_gaps: n(8)?,
+        failed_joins_24h: 0,
+        roams_in_24h: 0,
+        roams_out_24h: 0,
         open_sessions: n(18)?,
         dangling_sessions: n(19)?,
         health,

@@ -1,16 +1,67 @@
 //! The read side: one set of row types and queries for the CLI and the HTTP API (sessions,
-//! devices, status, presence, counters) and one CSV writer, on a read-only connection to
-//! either engine ([`db::ReadDb`]). Nothing here writes.
+//! devices, status, presence, failed joins, roams, trends and the clients report, counters)
+//! and one CSV writer, on a read-only connection to either engine ([`db::ReadDb`]), whose
+//! rows carry client names and vendors ([`names`]). Nothing here writes.
 
+pub mod clients;
 pub mod csv;
 pub mod db;
 pub mod devices;
+pub mod failed_joins;
+pub mod names;
 pub mod presence;
+pub mod roams;
 pub mod sessions;
 pub mod status;
 
 pub use db::{ReadDb, ReadError};
 pub use sessions::Now;
+
+/// Which devices a query covers: ids or names (any of them), a group, an organization (all
+/// narrow; the default covers every device).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Device ids or names.
+    pub devices: Vec<String>,
+    /// Device group.
+    pub group: Option<String>,
+    /// Organization.
+    pub organization: Option<String>,
+}
+
+impl Scope {
+    /// ` AND {col} IN (SELECT id FROM devices WHERE …)` for each part of the scope, values
+    /// appended to `p` (every part a bound value, served by the devices' indexes).
+    pub(crate) fn sql(&self, col: &str, p: &mut Vec<db::Val>) -> String {
+        let mut out = String::new();
+        if !self.devices.is_empty() {
+            let first = p.len() + 1;
+            let list = (first..first + self.devices.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            p.extend(self.devices.iter().map(|d| db::Val::Text(d.clone())));
+            out.push_str(&format!(
+                " AND {col} IN (SELECT id FROM devices WHERE id IN ({list}) OR name IN ({list}))"
+            ));
+        }
+        if let Some(g) = &self.group {
+            p.push(db::Val::Text(g.clone()));
+            out.push_str(&format!(
+                " AND {col} IN (SELECT id FROM devices WHERE grp = ${})",
+                p.len()
+            ));
+        }
+        if let Some(o) = &self.organization {
+            p.push(db::Val::Text(o.clone()));
+            out.push_str(&format!(
+                " AND {col} IN (SELECT id FROM devices WHERE organization = ${})",
+                p.len()
+            ));
+        }
+        out
+    }
+}
 
 /// The ingest counters by name (all time).
 ///
@@ -217,6 +268,31 @@ mod tests {
         for (what, sql) in crate::store::sqlite::PLANNED_SQL {
             let pl = db.plan(sql, &[]).unwrap();
             assert!(!full_scan(&pl), "{what}: {pl}");
+        }
+        for (what, sql, index) in crate::store::sqlite::DERIVE_SQL {
+            let pl = db.plan(sql, &[]).unwrap();
+            let indexed = index
+                .split('|')
+                .any(|i| pl.contains(&format!("INDEX {i} ")));
+            assert!(indexed && !full_scan(&pl), "{what}: {pl}");
+        }
+        // What a metrics scrape reads besides the status: one day's aggregates, the last
+        // 24 hours of roams and failed joins, each by its time index.
+        for (what, sql, index) in [
+            (
+                "day rows",
+                clients::DAY_ROWS_SQL.to_owned(),
+                "agg_daily_time",
+            ),
+            ("roams 24h", roams::per_device_since_sql(&db), "roams_time"),
+            (
+                "failed joins 24h",
+                failed_joins::per_device_since_sql(&db),
+                "failed_joins_time",
+            ),
+        ] {
+            let pl = db.plan(&sql, &[Val::Int(0)]).unwrap();
+            assert!(pl.contains(index), "{what}: {pl}");
         }
         let pl = db
             .plan(

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::db::{ReadDb, ReadError, Row, Val};
+use super::names::Directory;
 use crate::core::device::Names;
 use crate::core::Session;
 use crate::timefmt::rfc3339_ms;
@@ -52,13 +53,17 @@ pub struct Cursor {
 }
 
 /// Fields of a session row, in the order of JSON objects and CSV columns.
-pub const SESSION_FIELDS: [&str; 22] = [
+pub const SESSION_FIELDS: [&str; 26] = [
     "id",
     "device_id",
     "device_name",
     "organization",
     "group",
     "mac",
+    "hostname",
+    "label",
+    "vendor",
+    "randomized",
     "ssid",
     "ifname",
     "bssid",
@@ -92,6 +97,15 @@ pub struct SessionRow {
     pub group: Option<String>,
     /// Client MAC (null until the session's start was received).
     pub mac: Option<String>,
+    /// The client's hostname from the AP's DHCP leases (the latest the agent sent; agents in
+    /// MAC privacy mode send none).
+    pub hostname: Option<String>,
+    /// The client's label from the collector's labels file.
+    pub label: Option<String>,
+    /// The company the MAC's OUI is registered to (IEEE registry).
+    pub vendor: Option<String>,
+    /// A locally administered MAC (randomised by the client, or the agent's pseudonym).
+    pub randomized: bool,
     /// SSID.
     pub ssid: Option<String>,
     /// AP interface.
@@ -138,6 +152,10 @@ impl SessionRow {
             o(&self.organization),
             o(&self.group),
             o(&self.mac),
+            o(&self.hostname),
+            o(&self.label),
+            o(&self.vendor),
+            self.randomized.to_string(),
             o(&self.ssid),
             o(&self.ifname),
             o(&self.bssid),
@@ -164,7 +182,7 @@ pub fn sessions_sql(f: &SessionFilter) -> (String, Vec<Val>) {
         "SELECT s.id, s.device_id, d.name, d.organization, d.grp, s.mac, s.ssid, s.ifname, \
          s.bssid, s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.last_activity_ms, \
          s.rx_bytes, s.tx_bytes, s.signal_avg, s.stop_reason, s.stop_inferred, \
-         s.times_corrected \
+         s.times_corrected, s.hostname \
          FROM sessions s LEFT JOIN devices d ON d.id = s.device_id WHERE 1 = 1",
     );
     let mut p: Vec<Val> = Vec::new();
@@ -279,7 +297,7 @@ pub fn list_keyed(
                 device_id: r.text(1)?,
                 id: r.int(0)?,
             };
-            Ok((session_row(r, now)?, key))
+            Ok((session_row(db, r, now)?, key))
         })
         .collect()
 }
@@ -314,7 +332,7 @@ fn id_text(id: i64) -> String {
 /// The row of a session as the merge core just wrote it, with its device's names in effect:
 /// what a query would read back from the store at `now` (the live change feed sends it
 /// without a query; `read::tests` checks the two agree).
-pub fn from_session(s: &Session, names: &Names, now: Now) -> SessionRow {
+pub fn from_session(s: &Session, names: &Names, clients: &Directory, now: Now) -> SessionRow {
     let (duration_s, dangling) = at_now(
         s.start_ms,
         s.stop_ms,
@@ -322,6 +340,11 @@ pub fn from_session(s: &Session, names: &Names, now: Now) -> SessionRow {
         s.last_activity_ms,
         now,
     );
+    let info = s
+        .mac
+        .as_deref()
+        .map(|m| clients.describe(m))
+        .unwrap_or_default();
     SessionRow {
         id: id_text(s.id),
         device_id: s.device_id.clone(),
@@ -329,6 +352,10 @@ pub fn from_session(s: &Session, names: &Names, now: Now) -> SessionRow {
         organization: names.organization.clone(),
         group: names.group.clone(),
         mac: s.mac.clone(),
+        hostname: s.hostname.as_ref().map(|h| h.1.clone()),
+        label: info.label,
+        vendor: info.vendor,
+        randomized: info.randomized,
         ssid: s.ssid.clone(),
         ifname: s.ifname.clone(),
         bssid: s.bssid.clone(),
@@ -348,7 +375,12 @@ pub fn from_session(s: &Session, names: &Names, now: Now) -> SessionRow {
     }
 }
 
-fn session_row(r: &Row, now: Now) -> Result<SessionRow, ReadError> {
+fn session_row(db: &ReadDb, r: &Row, now: Now) -> Result<SessionRow, ReadError> {
+    let mac = r.opt_text(5)?;
+    let info = mac
+        .as_deref()
+        .map(|m| db.names().describe(m))
+        .unwrap_or_default();
     let start = r.int(10)?;
     let stop = r.opt_int(11)?;
     let last_seen = r.int(12)?;
@@ -360,7 +392,11 @@ fn session_row(r: &Row, now: Now) -> Result<SessionRow, ReadError> {
         device_name: r.opt_text(2)?,
         organization: r.opt_text(3)?,
         group: r.opt_text(4)?,
-        mac: r.opt_text(5)?,
+        mac,
+        hostname: r.opt_text(20)?,
+        label: info.label,
+        vendor: info.vendor,
+        randomized: info.randomized,
         ssid: r.opt_text(6)?,
         ifname: r.opt_text(7)?,
         bssid: r.opt_text(8)?,

@@ -28,6 +28,10 @@ pub struct OrgStatus {
     pub seq_gaps: i64,
     /// Devices whose agent drops events.
     pub devices_dropping: i64,
+    /// Failed joins of the last 24 hours.
+    pub failed_joins_24h: i64,
+    /// Roams of the last 24 hours (counted at the device they arrived at).
+    pub roams_24h: i64,
     /// Its configured `max_open_sessions`, if any.
     pub max_open_sessions: Option<u32>,
     /// More open sessions (over all its devices) than `max_open_sessions`.
@@ -59,6 +63,10 @@ pub struct StatusReport {
     pub seq_gaps: i64,
     /// Devices whose agent drops events.
     pub devices_dropping: i64,
+    /// Failed joins of the last 24 hours.
+    pub failed_joins_24h: i64,
+    /// Roams of the last 24 hours (counted at the device they arrived at).
+    pub roams_24h: i64,
     /// Per organization.
     pub organizations: Vec<OrgStatus>,
     /// Organizations over their `max_open_sessions`.
@@ -92,6 +100,8 @@ pub fn status(
         o.dangling_sessions += d.dangling_sessions;
         o.seq_gaps += d.seq_gaps;
         o.devices_dropping += i64::from(d.health.drops_events);
+        o.failed_joins_24h += d.failed_joins_24h;
+        o.roams_24h += d.roams_in_24h;
     }
     // Limits count every device of the organization, whatever the scope: the open sessions of
     // the organizations that have a limit are counted (none configured: nothing to count; the
@@ -142,6 +152,8 @@ pub fn status(
         median_s,
         seq_gaps: sum(|d| d.seq_gaps),
         devices_dropping: sum(|d| i64::from(d.health.drops_events)),
+        failed_joins_24h: sum(|d| d.failed_joins_24h),
+        roams_24h: sum(|d| d.roams_in_24h),
         over_limit: organizations
             .iter()
             .filter(|o| o.over_limit)

@@ -10,10 +10,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use std::collections::BTreeSet;
+
+pub use crate::core::derived::{Marks, Span};
 use crate::core::device::DeviceState;
 pub use crate::core::device::Names;
+pub use crate::core::failed_join::FailedJoin;
 use crate::core::merge::{DeviceTx, Loaded, Needs};
+pub use crate::core::roams::{Roam, RoamEnd};
+pub use crate::core::trends::HourRow;
 use crate::core::Counts;
+
+pub mod derived_sql;
 
 /// Where the collector's database is: `--db`, `[store] url` or `WIFISESS_DB`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +155,8 @@ pub struct Closable {
     pub at_ms: i64,
 }
 
-/// What retention deletes (dry run) or deleted: closed sessions that stopped before a cutoff.
+/// What retention deletes (dry run) or deleted: closed sessions that stopped before a cutoff,
+/// and the failed joins and roams of before it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
     /// Sessions.
@@ -156,6 +165,10 @@ pub struct PruneReport {
     pub oldest_stop_ms: Option<i64>,
     /// Latest stop among them, ms.
     pub newest_stop_ms: Option<i64>,
+    /// Failed joins that associated before the cutoff.
+    pub failed_joins: u64,
+    /// Roams that arrived before the cutoff.
+    pub roams: u64,
 }
 
 impl PruneReport {
@@ -170,7 +183,40 @@ impl PruneReport {
         self.sessions += o.sessions;
         self.oldest_stop_ms = opt(self.oldest_stop_ms, o.oldest_stop_ms, i64::min);
         self.newest_stop_ms = opt(self.newest_stop_ms, o.newest_stop_ms, i64::max);
+        self.failed_joins += o.failed_joins;
+        self.roams += o.roams;
     }
+
+    /// Whether a batch of at most `limit` rows of each kind came back full (more may be left).
+    pub fn full(&self, limit: u32) -> bool {
+        let l = u64::from(limit);
+        self.sessions >= l || self.failed_joins >= l || self.roams >= l
+    }
+}
+
+/// A client mark a derive step took: recompute the roams and day sets of a MAC around
+/// [lo, hi].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientMark {
+    /// Client MAC.
+    pub mac: String,
+    /// Earliest instant touched, ms.
+    pub lo_ms: i64,
+    /// Latest instant touched, ms.
+    pub hi_ms: i64,
+    /// Its generation when taken: bumped whenever it is marked again.
+    pub gen: i64,
+}
+
+/// A bucket mark a derive step took: recompute a device's hour (and its day's daily rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketMark {
+    /// Device id.
+    pub device_id: String,
+    /// Start of the hour, ms.
+    pub hour_ms: i64,
+    /// Its generation when taken.
+    pub gen: i64,
 }
 
 /// The write side of a database. One writer owns it (SPEC §5.1); every method but
@@ -264,7 +310,8 @@ pub trait Store: Send {
     /// Database errors.
     fn prune_plan(&mut self, cutoff_ms: i64) -> Result<PruneReport, StoreError>;
 
-    /// Deletes at most `limit` closed sessions that stopped before `cutoff_ms`.
+    /// Deletes at most `limit` closed sessions that stopped before `cutoff_ms`, and as many
+    /// failed joins and roams of before it; records the cutoff ([`Store::pruned_before`]).
     ///
     /// # Errors
     /// Database errors.
@@ -279,8 +326,10 @@ pub trait Store: Send {
 
     /// A canonical text dump of the merged rows: every session (all facts and the derived
     /// stop), every device's merge state (boots, epochs, seq runs, status, names, last seen,
-    /// not its revision) and every sync, sorted. Equal for every adapter and every order the
-    /// same messages were applied in: the tests compare engines and orders with it.
+    /// not its revision), every sync and failed join, and the derived data (roams, hourly and
+    /// daily rows, day sets; not the dirty marks), sorted. Equal for every adapter and every
+    /// order the same messages were applied in (once every mark is derived): the tests
+    /// compare engines and orders with it.
     ///
     /// # Errors
     /// Database errors.
@@ -305,6 +354,155 @@ pub trait Store: Send {
         inventory: &Names,
         effective: &Names,
     ) -> Result<(), StoreError>;
+
+    // --- Derived data (docs/collector.md, "Derived data") ---------------------------------
+
+    /// Records the dirty marks a transaction leaves, first made at `now_ms` (marks are taken
+    /// oldest first). A client mark already there is widened, and any mark already there gets
+    /// a new generation, so a derive step that took it before does not delete it.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn mark(&mut self, marks: &Marks, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` client marks, oldest first, that no other collector holds; held until
+    /// the transaction ends (PostgreSQL: their rows locked, rows another collector holds
+    /// skipped, and an advisory lock on each MAC, so two collectors never recompute one
+    /// client at once).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn take_client_marks(&mut self, limit: u32) -> Result<Vec<ClientMark>, StoreError>;
+
+    /// Deletes the client marks taken, each only if it was not marked again since.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn finish_client_marks(&mut self, marks: &[ClientMark]) -> Result<(), StoreError>;
+
+    /// Up to `limit` bucket marks, oldest first, that no other collector holds (PostgreSQL:
+    /// as client marks, with an advisory lock per device and day, whose daily rows a step
+    /// rewrites); held until the transaction ends.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn take_bucket_marks(&mut self, limit: u32) -> Result<Vec<BucketMark>, StoreError>;
+
+    /// Deletes the bucket marks taken, each only if it was not marked again since.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn finish_bucket_marks(&mut self, marks: &[BucketMark]) -> Result<(), StoreError>;
+
+    /// The sessions of client `mac` (on any device) whose time on the air meets [lo, hi]:
+    /// closed ones that stopped at or after `lo` and started at or before `hi`, open ones that
+    /// started at or before `hi`.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn client_spans(&mut self, mac: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError>;
+
+    /// Replaces the roams of client `mac` that arrived within [lo, hi] with `roams`; returns
+    /// the ones it replaced.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn replace_roams(
+        &mut self,
+        mac: &str,
+        lo: i64,
+        hi: i64,
+        roams: &[Roam],
+    ) -> Result<Vec<Roam>, StoreError>;
+
+    /// Replaces the day-set rows of client `mac` for the days in [lo_day, hi_day] with `days`
+    /// (day, device, SSID); returns the (day, device) pairs whose rows changed.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn replace_client_days(
+        &mut self,
+        mac: &str,
+        lo_day: i64,
+        hi_day: i64,
+        days: &BTreeSet<(i64, String, String)>,
+    ) -> Result<BTreeSet<(i64, String)>, StoreError>;
+
+    /// The sessions (with a MAC) of `device` whose time on the air meets [lo, hi): closed ones
+    /// that stopped at or after `lo` and started before `hi`, open ones started before `hi`.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn device_spans(&mut self, device: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError>;
+
+    /// (SSID, arrival ms) of the roams into `device` that arrived in [lo, hi), and (SSID,
+    /// association ms) of its failed joins in [lo, hi).
+    ///
+    /// # Errors
+    /// Database errors.
+    #[allow(clippy::type_complexity)]
+    fn device_events(
+        &mut self,
+        device: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError>;
+
+    /// Replaces the hourly rows of `device` for `hours` with `rows`, then rewrites its daily
+    /// rows of the days those hours are in (sums of the day's hourly rows; distinct clients
+    /// from the day sets).
+    ///
+    /// # Errors
+    /// Database errors.
+    fn replace_hours(
+        &mut self,
+        device: &str,
+        hours: &BTreeSet<i64>,
+        rows: &[HourRow],
+    ) -> Result<(), StoreError>;
+
+    /// The earliest instant a pending mark may still need stored rows of (retention keeps
+    /// what is at or after it): the oldest marked hour or client instant; `None` when nothing
+    /// is marked.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn marks_floor(&mut self) -> Result<Option<i64>, StoreError>;
+
+    /// The latest cutoff retention deleted sessions, failed joins and roams before
+    /// ([`Store::prune_batch`] records it): derived rows of before it are final (their
+    /// sources are gone), and the derive step leaves them as they are.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn pruned_before(&mut self) -> Result<Option<i64>, StoreError>;
+
+    /// Deletes at most `limit` hourly, daily and day-set rows of before `cutoff_ms` (the
+    /// aggregate retention); returns how many went.
+    ///
+    /// # Errors
+    /// Database errors.
+    fn prune_aggregates_batch(&mut self, cutoff_ms: i64, limit: u32) -> Result<u64, StoreError>;
+}
+
+/// The [`Store::dump`] line of a failed join.
+pub fn dump_failed_join(f: &FailedJoin) -> String {
+    format!("failed_join {f:?}")
+}
+
+/// The [`Store::dump`] line of a roam.
+pub fn dump_roam(r: &Roam) -> String {
+    format!("roam {r:?}")
+}
+
+/// The [`Store::dump`] line of an hourly (`daily`: a daily) row.
+pub fn dump_bucket(daily: bool, r: &HourRow) -> String {
+    format!("{} {r:?}", if daily { "daily" } else { "hourly" })
+}
+
+/// The [`Store::dump`] line of a day-set row.
+pub fn dump_client_day(day: i64, device: &str, ssid: &str, mac: &str) -> String {
+    format!("client_day {day} {device} {ssid:?} {mac}")
 }
 
 /// A device's line of [`Store::dump`]: everything but its revision and the syncs loaded.

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::{self, Broker, Collector};
 use wifisess_wire::{
-    encode_batch, encode_status, Batch, BootId, Event, MacAddr, SessionId, Stamp, Start, Status,
-    Stop, StopReason,
+    encode_batch, encode_status, Batch, BootId, Event, FailedJoin, MacAddr, SessionId, Stamp,
+    Start, Status, Stop, StopReason,
 };
 
 pub fn free_port() -> u16 {
@@ -453,4 +453,156 @@ pub fn seed(env: &Env, token: Option<&str>) {
 
 pub fn config_path(dir: &Path) -> PathBuf {
     dir.join("collector.toml")
+}
+
+/// A client MAC with a registered OUI (00:1b:63, in [`OUI_CSV`]).
+pub fn oui_mac(n: u8) -> MacAddr {
+    MacAddr([0x00, 0x1b, 0x63, 0, 0, n])
+}
+
+/// A small IEEE registry (the format of Debian's `ieee-data` `oui.csv`).
+pub const OUI_CSV: &str = "Registry,Assignment,Organization Name,Organization Address\n\
+                           MA-L,001B63,\"Apple, Inc.\",1 Infinite Loop Cupertino CA US 95014\n\
+                           MA-L,FCFBFB,Cisco Systems Inc,San Jose\n";
+
+/// A labels file naming client 1 of [`oui_mac`].
+pub const LABELS_CSV: &str = "mac,label\n00:1b:63:00:00:01,alice-phone\n";
+
+/// Config lines pointing `labels_file` and `oui_file` at [`LABELS_CSV`] and [`OUI_CSV`]
+/// written into `dir`.
+pub fn names_config(dir: &Path) -> String {
+    let (l, o) = (dir.join("labels.csv"), dir.join("oui.csv"));
+    std::fs::write(&l, LABELS_CSV).unwrap();
+    std::fs::write(&o, OUI_CSV).unwrap();
+    format!(
+        "labels_file = \"{}\"\noui_file = \"{}\"\n",
+        l.display(),
+        o.display()
+    )
+}
+
+/// What happens on one device at an offset (ms) from the fixture's base time.
+pub enum At {
+    /// Session id, client, SSID, frequency.
+    Start(u64, u8, &'static str, u32),
+    /// Session id.
+    Stop(u64),
+    /// Client, SSID (given up 4 s after associating).
+    Failed(u8, &'static str),
+}
+
+/// A batch of `dev` with `events` at offsets from `base_ms` (clients by [`oui_mac`]).
+pub fn batch_at(dev: &str, base_ms: u64, events: &[(u64, At)]) -> (String, Vec<u8>) {
+    let mut b = Batch {
+        device_id: dev.into(),
+        boot_id: BootId([7; 16]),
+        agent_epoch: 1,
+        base_wall_ms: 0,
+        base_uptime_ms: 0,
+        clock_synced: true,
+        events: Vec::new(),
+    };
+    let stamp = |off: u64| Stamp {
+        wall_ms: base_ms + off,
+        uptime_ms: 100_000 + off,
+    };
+    b.set_base(stamp(events[0].0));
+    let ifname = |freq: u32| if freq < 3000 { "phy0-ap0" } else { "phy1-ap0" };
+    for (seq, (off, e)) in events.iter().enumerate() {
+        let seq = seq as u64 + 1;
+        let e = match *e {
+            At::Start(id, c, ssid, freq) => Event::Start(Start {
+                seq,
+                at: Default::default(),
+                id: SessionId(id),
+                mac: oui_mac(c),
+                ifname: ifname(freq).into(),
+                ssid: ssid.as_bytes().to_vec(),
+                bssid: MacAddr([4, 0, 0, 0, (freq / 1000) as u8, 1]),
+                freq_mhz: freq,
+                age_ms: 0,
+                signal_dbm: Some(-50),
+                hostname: None,
+            }),
+            At::Stop(id) => Event::Stop(Stop {
+                seq,
+                at: Default::default(),
+                id: SessionId(id),
+                reason: StopReason::Left,
+                age_ms: 0,
+                rx_bytes: 2_000_000,
+                tx_bytes: 8_000_000,
+                rx_packets: 10,
+                tx_packets: 30,
+                signal_avg_dbm: Some(-55),
+                inactive_ms: Some(0),
+            }),
+            At::Failed(c, ssid) => Event::FailedJoin(FailedJoin {
+                seq,
+                at: Default::default(),
+                mac: oui_mac(c),
+                ifname: "phy0-ap0".into(),
+                ssid: ssid.as_bytes().to_vec(),
+                bssid: MacAddr([4, 0, 0, 0, 2, 1]),
+                age_ms: 4_000,
+            }),
+        };
+        assert!(b.push(stamp(*off), e));
+    }
+    (format!("wifisess/v1/{dev}/events"), encode_batch(&b))
+}
+
+/// Roams and failed joins (issue 20), from `base_ms`: ap1 "Lab AP" and ap3 "Lab AP 2" of
+/// acme/lab, ap2 "Hall AP" of beta/hall.
+///
+/// - client 1 (labelled alice-phone): ap1 campus 2.4 GHz [0, 100 s] → ap3 campus-5g 5 GHz
+///   from 104 s: a roam ap1 → ap3 with a gap of 4 000 ms, band and SSID changed;
+/// - client 2: ap3 campus-5g [200 s, 300 s] → ap1 campus from 290 s: a roam ap3 → ap1 that
+///   overlapped (gap −10 000 ms);
+/// - failed joins: client 0x41 on ap1 campus and ap3 campus-5g, 0x42 on ap1 campus, 0x43 on
+///   ap2 hall; client 3 has a session on ap2 hall.
+///
+/// Returns when the derive step has stored both roams (seen through the API with `token`).
+pub fn seed_reports(env: &Env, token: Option<&str>, base_ms: u64) {
+    const S: u64 = 1000;
+    env.publish(vec![
+        status("ap1", "Lab AP", "acme", "lab"),
+        status("ap3", "Lab AP 2", "acme", "lab"),
+        status("ap2", "Hall AP", "beta", "hall"),
+        batch_at(
+            "ap1",
+            base_ms,
+            &[
+                (0, At::Start(0x51, 1, "campus", 2412)),
+                (100 * S, At::Stop(0x51)),
+                (150 * S, At::Failed(0x41, "campus")),
+                (160 * S, At::Failed(0x42, "campus")),
+                (290 * S, At::Start(0x52, 2, "campus", 2412)),
+            ],
+        ),
+        batch_at(
+            "ap3",
+            base_ms,
+            &[
+                (104 * S, At::Start(0x61, 1, "campus-5g", 5180)),
+                (170 * S, At::Failed(0x41, "campus-5g")),
+                (200 * S, At::Start(0x62, 2, "campus-5g", 5180)),
+                (300 * S, At::Stop(0x62)),
+            ],
+        ),
+        batch_at(
+            "ap2",
+            base_ms,
+            &[
+                (50 * S, At::Start(0x71, 3, "hall", 2412)),
+                (60 * S, At::Failed(0x43, "hall")),
+            ],
+        ),
+    ]);
+    env.wait_json("2 roams", "/api/v1/roams", token, |v| {
+        v["roams"].as_array().unwrap().len() == 2
+    });
+    env.wait_json("4 failed joins", "/api/v1/failed-joins", token, |v| {
+        v["failed_joins"].as_array().unwrap().len() == 4
+    });
 }

@@ -10,12 +10,16 @@
 
 pub mod schema;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use postgres::types::ToSql;
 use postgres::{Client, Row, Statement};
 
-use super::{Closable, Names, PruneReport, SchemaError, Store, StoreError};
+use super::derived_sql as dsql;
+use super::{
+    BucketMark, ClientMark, Closable, FailedJoin, HourRow, Marks, Names, PruneReport, Roam,
+    RoamEnd, SchemaError, Span, Store, StoreError,
+};
 use crate::core::device::{
     decode_ids, decode_radios, encode_ids, encode_radios, DeviceState, Health, StatusFacts, SyncRec,
 };
@@ -90,6 +94,7 @@ fn columns() -> &'static [(&'static str, Kind)] {
     COLS.get_or_init(|| {
         schema::SESSION_COLUMNS
             .lines()
+            .chain(schema::SESSION_COLUMNS_V2.lines())
             .filter_map(|l| {
                 let mut w = l.split_whitespace();
                 let name = w.next()?;
@@ -149,6 +154,9 @@ fn val(s: &Session, i: usize) -> V<'_> {
         31 => V::I(s.expired_ms),
         32 => V::B(s.times_corrected),
         33 => V::I(s.forced_ms),
+        34 => V::T(s.hostname.as_ref().map(|h| h.1.as_str())),
+        35 => V::I(s.hostname.as_ref().map(|h| h.0 .0)),
+        36 => V::I(s.hostname.as_ref().map(|h| h.0 .1)),
         _ => unreachable!("{} session columns", columns().len()),
     }
 }
@@ -233,6 +241,7 @@ fn session_from_row(r: &Row) -> Result<Session, postgres::Error> {
         expired_ms: r.try_get(31)?,
         times_corrected: r.try_get(32)?,
         forced_ms: r.try_get(33)?,
+        hostname: key_of(r.try_get(35)?, r.try_get(36)?).zip(r.try_get::<_, Option<String>>(34)?),
     })
 }
 
@@ -365,6 +374,9 @@ struct Pending {
     syncs: SyncRows,
     devices: DeviceRows,
     counts: BTreeMap<String, i64>,
+    failed_joins: Vec<FailedJoin>,
+    marks: Marks,
+    marks_first_ms: i64,
     dirty: bool,
 }
 
@@ -550,6 +562,67 @@ impl PgStore {
                 &[&y.device, &y.boot, &y.up, &y.seq, &y.wall_ms, &y.ids],
             )?;
         }
+        if !p.failed_joins.is_empty() {
+            let f = &p.failed_joins;
+            let col = |g: fn(&FailedJoin) -> &str| -> Vec<&str> { f.iter().map(g).collect() };
+            let int = |g: fn(&FailedJoin) -> i64| -> Vec<i64> { f.iter().map(g).collect() };
+            let st = self.st(
+                "INSERT INTO failed_joins (device_id, boot_id, epoch, seq, mac, ifname, ssid,
+                    bssid, assoc_ms, gave_up_ms, times_corrected)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
+                    $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[],
+                    $11::boolean[])
+                 ON CONFLICT DO NOTHING",
+            )?;
+            let corrected: Vec<bool> = f.iter().map(|x| x.times_corrected).collect();
+            self.client.execute(
+                &st,
+                &[
+                    &col(|x| &x.device_id),
+                    &col(|x| &x.boot_id),
+                    &int(|x| x.epoch),
+                    &int(|x| x.seq),
+                    &col(|x| &x.mac),
+                    &col(|x| &x.ifname),
+                    &col(|x| &x.ssid),
+                    &col(|x| &x.bssid),
+                    &int(|x| x.assoc_ms),
+                    &int(|x| x.gave_up_ms),
+                    &corrected,
+                ],
+            )?;
+        }
+        // Marks in key order, client marks before bucket marks: every transaction takes their
+        // row locks in one order, so two collectors never deadlock on them.
+        if !p.marks.clients.is_empty() {
+            let m = &p.marks.clients;
+            let macs: Vec<&str> = m.keys().map(String::as_str).collect();
+            let los: Vec<i64> = m.values().map(|v| v.0).collect();
+            let his: Vec<i64> = m.values().map(|v| v.1).collect();
+            let st = self.st(
+                "INSERT INTO dirty_clients (mac, lo_ms, hi_ms, gen, first_ms)
+                 SELECT m, l, h, 0, $4 FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+                    AS u(m, l, h) ORDER BY m
+                 ON CONFLICT (mac) DO UPDATE
+                    SET lo_ms = least(dirty_clients.lo_ms, excluded.lo_ms),
+                        hi_ms = greatest(dirty_clients.hi_ms, excluded.hi_ms),
+                        gen = dirty_clients.gen + 1",
+            )?;
+            self.client
+                .execute(&st, &[&macs, &los, &his, &p.marks_first_ms])?;
+        }
+        if !p.marks.buckets.is_empty() {
+            let devs: Vec<&str> = p.marks.buckets.iter().map(|b| b.0.as_str()).collect();
+            let hours: Vec<i64> = p.marks.buckets.iter().map(|b| b.1).collect();
+            let st = self.st(
+                "INSERT INTO dirty_buckets (device_id, hour_ms, gen, first_ms)
+                 SELECT d, h, 0, $3 FROM unnest($1::text[], $2::bigint[]) AS u(d, h)
+                 ORDER BY d, h
+                 ON CONFLICT (device_id, hour_ms) DO UPDATE SET gen = dirty_buckets.gen + 1",
+            )?;
+            self.client
+                .execute(&st, &[&devs, &hours, &p.marks_first_ms])?;
+        }
         let d = &p.devices;
         if !d.id.is_empty() {
             let st = self.st(
@@ -695,12 +768,129 @@ macro_rules! sessions_where {
              agent_stop_ms, agent_stop_reason, last_seen_ms, open_up, open_seq, signal_up, \
              signal_seq, signal_avg, last_activity_ms, rx_bytes, tx_bytes, rx_packets, \
              tx_packets, missing_up, missing_seq, next_start_ms, expired_ms, times_corrected, \
-             forced_ms FROM ",
+             forced_ms, hostname, hostname_up, hostname_seq FROM ",
             $from,
             " WHERE ",
             $clause
         )
     };
+}
+
+macro_rules! spans_where {
+    ($from:literal, $clause:literal) => {
+        concat!(
+            "SELECT s.device_id, s.id, s.mac, coalesce(s.ssid, ''), coalesce(s.ifname, ''), \
+             s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.rx_bytes, s.tx_bytes FROM ",
+            $from,
+            " s WHERE ",
+            $clause
+        )
+    };
+}
+
+fn span_from_row(r: &Row) -> Result<Span, postgres::Error> {
+    Ok(Span {
+        device_id: r.try_get(0)?,
+        id: r.try_get(1)?,
+        mac: r.try_get(2)?,
+        ssid: r.try_get(3)?,
+        ifname: r.try_get(4)?,
+        freq_mhz: r.try_get(5)?,
+        start_ms: r.try_get(6)?,
+        stop_ms: r.try_get(7)?,
+        last_seen_ms: r.try_get(8)?,
+        rx_bytes: r.try_get(9)?,
+        tx_bytes: r.try_get(10)?,
+    })
+}
+
+fn roam_from_row(r: &Row) -> Result<Roam, postgres::Error> {
+    Ok(Roam {
+        mac: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        gap_ms: r.try_get(2)?,
+        from: RoamEnd {
+            device_id: r.try_get(3)?,
+            id: r.try_get(4)?,
+            ifname: r.try_get(5)?,
+            ssid: r.try_get(6)?,
+            freq_mhz: r.try_get(7)?,
+        },
+        to: RoamEnd {
+            device_id: r.try_get(8)?,
+            id: r.try_get(9)?,
+            ifname: r.try_get(10)?,
+            ssid: r.try_get(11)?,
+            freq_mhz: r.try_get(12)?,
+        },
+    })
+}
+
+fn bucket_from_row(r: &Row) -> Result<HourRow, postgres::Error> {
+    Ok(HourRow {
+        device_id: r.try_get(0)?,
+        hour_ms: r.try_get(1)?,
+        ssid: r.try_get(2)?,
+        sessions: r.try_get(3)?,
+        clients: r.try_get(4)?,
+        connected_ms: r.try_get(5)?,
+        rx_bytes: r.try_get(6)?,
+        tx_bytes: r.try_get(7)?,
+        roams: r.try_get(8)?,
+        failed_joins: r.try_get(9)?,
+    })
+}
+
+/// The day a bucket hour is in.
+fn day(h: i64) -> i64 {
+    crate::core::derived::day_of(h)
+}
+
+impl PgStore {
+    fn spans(
+        &mut self,
+        sql: &'static str,
+        args: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Span>, StoreError> {
+        let st = self.st(sql)?;
+        Ok(self
+            .client
+            .query(&st, args)?
+            .iter()
+            .map(span_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn count(&mut self, sql: &'static str, arg: i64) -> Result<u64, StoreError> {
+        let st = self.st(sql)?;
+        Ok(self.client.query_one(&st, &[&arg])?.get::<_, i64>(0) as u64)
+    }
+
+    fn delete_batch(
+        &mut self,
+        sql: &'static str,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let st = self.st(sql)?;
+        Ok(self.client.execute(&st, &[&cutoff, &i64::from(limit)])?)
+    }
+
+    /// Which of `keys` this transaction holds an advisory lock on now (taken if free; held
+    /// until the transaction ends).
+    fn try_locks(&mut self, keys: &[String]) -> Result<Vec<bool>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let st = self.st("SELECT pg_try_advisory_xact_lock(hashtextextended(k, 2020))
+             FROM unnest($1::text[]) WITH ORDINALITY AS u(k, i) ORDER BY i")?;
+        Ok(self
+            .client
+            .query(&st, &[&keys])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
 }
 
 /// Every session column of `sessions` for each pair of `unnest($1::text[], $2::KIND[])` that
@@ -1083,6 +1273,7 @@ impl Store for PgStore {
                 }
             }
         }
+        p.failed_joins.extend(tx.new_failed_joins.values().cloned());
         for (boot, y) in &tx.new_syncs {
             p.syncs.device.push(tx.state.id.clone());
             p.syncs.boot.push(boot.clone());
@@ -1162,6 +1353,8 @@ impl Store for PgStore {
             sessions: r.get::<_, i64>(0) as u64,
             oldest_stop_ms: r.get(1),
             newest_stop_ms: r.get(2),
+            failed_joins: self.count(dsql::PRUNE_FAILED_JOINS_PLAN, cutoff_ms)?,
+            roams: self.count(dsql::PRUNE_ROAMS_PLAN, cutoff_ms)?,
         })
     }
 
@@ -1193,6 +1386,7 @@ impl Store for PgStore {
                 sessions: r.get::<_, i64>(0) as u64,
                 oldest_stop_ms: r.get(1),
                 newest_stop_ms: r.get(2),
+                ..PruneReport::default()
             });
         }
         let st = self.st(PRUNE_BATCH_SQL)?;
@@ -1202,8 +1396,13 @@ impl Store for PgStore {
                 sessions: 1,
                 oldest_stop_ms: Some(ms),
                 newest_stop_ms: Some(ms),
+                ..PruneReport::default()
             });
         }
+        rep.failed_joins = self.delete_batch(dsql::PRUNE_FAILED_JOINS, cutoff_ms, limit)?;
+        rep.roams = self.delete_batch(dsql::PRUNE_ROAMS, cutoff_ms, limit)?;
+        let st = self.st(dsql::RECORD_PRUNED)?;
+        self.client.execute(&st, &[&cutoff_ms])?;
         Ok(rep)
     }
 
@@ -1271,6 +1470,61 @@ impl Store for PgStore {
                 decode_ids(r.get::<_, &[u8]>(5))
             ));
         }
+        for r in self.client.query(
+            "SELECT device_id, boot_id, epoch, seq, mac, ifname, ssid, bssid, assoc_ms,
+                gave_up_ms, times_corrected FROM failed_joins
+             ORDER BY device_id, boot_id, epoch, seq",
+            &[],
+        )? {
+            out.push(crate::store::dump_failed_join(&FailedJoin {
+                device_id: r.try_get(0)?,
+                boot_id: r.try_get(1)?,
+                epoch: r.try_get(2)?,
+                seq: r.try_get(3)?,
+                mac: r.try_get(4)?,
+                ifname: r.try_get(5)?,
+                ssid: r.try_get(6)?,
+                bssid: r.try_get(7)?,
+                assoc_ms: r.try_get(8)?,
+                gave_up_ms: r.try_get(9)?,
+                times_corrected: r.try_get(10)?,
+            }));
+        }
+        for r in self.client.query(
+            "SELECT mac, at_ms, gap_ms, from_device, from_id, from_ifname, from_ssid,
+                from_freq, to_device, to_id, to_ifname, to_ssid, to_freq FROM roams
+             ORDER BY to_device, to_id",
+            &[],
+        )? {
+            out.push(crate::store::dump_roam(&roam_from_row(&r)?));
+        }
+        for (daily, table, time) in [
+            (false, "agg_hourly", "hour_ms"),
+            (true, "agg_daily", "day_ms"),
+        ] {
+            for r in self.client.query(
+                &format!(
+                    "SELECT device_id, {time}, ssid, sessions, clients, connected_ms, rx_bytes,
+                        tx_bytes, roams, failed_joins FROM {table}
+                     ORDER BY device_id, {time}, ssid"
+                ),
+                &[],
+            )? {
+                out.push(crate::store::dump_bucket(daily, &bucket_from_row(&r)?));
+            }
+        }
+        for r in self.client.query(
+            "SELECT day_ms, device_id, ssid, mac FROM agg_clients
+             ORDER BY day_ms, device_id, ssid, mac",
+            &[],
+        )? {
+            out.push(crate::store::dump_client_day(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+            ));
+        }
         Ok(out)
     }
 
@@ -1316,6 +1570,301 @@ impl Store for PgStore {
         )?;
         Ok(())
     }
+
+    fn mark(&mut self, marks: &Marks, now_ms: i64) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let p = &mut self.pending;
+        if p.marks.is_empty() {
+            p.marks_first_ms = now_ms;
+        }
+        p.marks.merge(marks);
+        p.marks_first_ms = p.marks_first_ms.min(now_ms);
+        p.dirty = true;
+        Ok(())
+    }
+
+    fn take_client_marks(&mut self, limit: u32) -> Result<Vec<ClientMark>, StoreError> {
+        self.flush()?;
+        let st = self.st(
+            "SELECT mac, lo_ms, hi_ms, gen FROM dirty_clients ORDER BY first_ms
+             LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )?;
+        let marks: Vec<ClientMark> = self
+            .client
+            .query(&st, &[&i64::from(limit)])?
+            .iter()
+            .map(|r| ClientMark {
+                mac: r.get(0),
+                lo_ms: r.get(1),
+                hi_ms: r.get(2),
+                gen: r.get(3),
+            })
+            .collect();
+        let keys: Vec<String> = marks.iter().map(|m| format!("client\n{}", m.mac)).collect();
+        let held = self.try_locks(&keys)?;
+        Ok(marks
+            .into_iter()
+            .zip(held)
+            .filter_map(|(m, h)| h.then_some(m))
+            .collect())
+    }
+
+    fn finish_client_marks(&mut self, marks: &[ClientMark]) -> Result<(), StoreError> {
+        self.flush()?;
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let macs: Vec<&str> = marks.iter().map(|m| m.mac.as_str()).collect();
+        let gens: Vec<i64> = marks.iter().map(|m| m.gen).collect();
+        let st = self.st("DELETE FROM dirty_clients WHERE (mac, gen) IN
+                (SELECT * FROM unnest($1::text[], $2::bigint[]))")?;
+        self.client.execute(&st, &[&macs, &gens])?;
+        Ok(())
+    }
+
+    fn take_bucket_marks(&mut self, limit: u32) -> Result<Vec<BucketMark>, StoreError> {
+        self.flush()?;
+        let st = self.st(
+            "SELECT device_id, hour_ms, gen FROM dirty_buckets ORDER BY first_ms
+             LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )?;
+        let marks: Vec<BucketMark> = self
+            .client
+            .query(&st, &[&i64::from(limit)])?
+            .iter()
+            .map(|r| BucketMark {
+                device_id: r.get(0),
+                hour_ms: r.get(1),
+                gen: r.get(2),
+            })
+            .collect();
+        let groups: BTreeSet<(String, i64)> = marks
+            .iter()
+            .map(|m| (m.device_id.clone(), day(m.hour_ms)))
+            .collect();
+        let groups: Vec<(String, i64)> = groups.into_iter().collect();
+        let keys: Vec<String> = groups
+            .iter()
+            .map(|(d, day)| format!("day\n{d}\n{day}"))
+            .collect();
+        let held: BTreeSet<&(String, i64)> = groups
+            .iter()
+            .zip(self.try_locks(&keys)?)
+            .filter_map(|(g, h)| h.then_some(g))
+            .collect();
+        Ok(marks
+            .iter()
+            .filter(|m| held.contains(&(m.device_id.clone(), day(m.hour_ms))))
+            .cloned()
+            .collect())
+    }
+
+    fn finish_bucket_marks(&mut self, marks: &[BucketMark]) -> Result<(), StoreError> {
+        self.flush()?;
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let devs: Vec<&str> = marks.iter().map(|m| m.device_id.as_str()).collect();
+        let hours: Vec<i64> = marks.iter().map(|m| m.hour_ms).collect();
+        let gens: Vec<i64> = marks.iter().map(|m| m.gen).collect();
+        let st = self.st(
+            "DELETE FROM dirty_buckets WHERE (device_id, hour_ms, gen) IN
+                (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]))",
+        )?;
+        self.client.execute(&st, &[&devs, &hours, &gens])?;
+        Ok(())
+    }
+
+    fn client_spans(&mut self, mac: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError> {
+        self.flush()?;
+        let mut out = self.spans(
+            spans_where!(
+                "sessions_closed",
+                "s.mac = $1 AND s.stop_ms >= $2 AND s.start_ms <= $3"
+            ),
+            &[&mac, &lo, &hi],
+        )?;
+        out.extend(self.spans(
+            spans_where!("sessions_open", "s.mac = $1 AND s.start_ms <= $2"),
+            &[&mac, &hi],
+        )?);
+        Ok(out)
+    }
+
+    fn replace_roams(
+        &mut self,
+        mac: &str,
+        lo: i64,
+        hi: i64,
+        roams: &[Roam],
+    ) -> Result<Vec<Roam>, StoreError> {
+        self.flush()?;
+        let st = self.st(dsql::CLIENT_ROAMS)?;
+        let old: Vec<Roam> = self
+            .client
+            .query(&st, &[&mac, &lo, &hi])?
+            .iter()
+            .map(roam_from_row)
+            .collect::<Result<_, _>>()?;
+        let st = self.st(dsql::DELETE_CLIENT_ROAMS)?;
+        self.client.execute(&st, &[&mac, &lo, &hi])?;
+        let st = self.st(dsql::INSERT_ROAM)?;
+        for r in roams {
+            self.client.execute(
+                &st,
+                &[
+                    &r.mac,
+                    &r.at_ms,
+                    &r.gap_ms,
+                    &r.from.device_id,
+                    &r.from.id,
+                    &r.from.ifname,
+                    &r.from.ssid,
+                    &r.from.freq_mhz,
+                    &r.to.device_id,
+                    &r.to.id,
+                    &r.to.ifname,
+                    &r.to.ssid,
+                    &r.to.freq_mhz,
+                ],
+            )?;
+        }
+        Ok(old)
+    }
+
+    fn replace_client_days(
+        &mut self,
+        mac: &str,
+        lo_day: i64,
+        hi_day: i64,
+        days: &BTreeSet<(i64, String, String)>,
+    ) -> Result<BTreeSet<(i64, String)>, StoreError> {
+        self.flush()?;
+        let st = self.st(dsql::CLIENT_DAYS)?;
+        let old: BTreeSet<(i64, String, String)> = self
+            .client
+            .query(&st, &[&mac, &lo_day, &hi_day])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let mut changed = BTreeSet::new();
+        let del = self.st(dsql::DELETE_CLIENT_DAY)?;
+        for (d, dev, ssid) in old.difference(days) {
+            self.client.execute(&del, &[d, dev, ssid, &mac])?;
+            changed.insert((*d, dev.clone()));
+        }
+        let ins = self.st(dsql::INSERT_CLIENT_DAY)?;
+        for (d, dev, ssid) in days.difference(&old) {
+            self.client.execute(&ins, &[d, dev, ssid, &mac])?;
+            changed.insert((*d, dev.clone()));
+        }
+        Ok(changed)
+    }
+
+    fn device_spans(&mut self, device: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError> {
+        self.flush()?;
+        let mut out = self.spans(
+            spans_where!(
+                "sessions_closed",
+                "s.device_id = $1 AND s.stop_ms >= $2 AND s.start_ms < $3 \
+                 AND s.mac IS NOT NULL"
+            ),
+            &[&device, &lo, &hi],
+        )?;
+        out.extend(self.spans(
+            spans_where!(
+                "sessions_open",
+                "s.device_id = $1 AND s.start_ms < $2 AND s.mac IS NOT NULL"
+            ),
+            &[&device, &hi],
+        )?);
+        Ok(out)
+    }
+
+    fn device_events(
+        &mut self,
+        device: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
+        self.flush()?;
+        let mut get = |sql: &'static str| -> Result<Vec<(String, i64)>, StoreError> {
+            let st = self.st(sql)?;
+            Ok(self
+                .client
+                .query(&st, &[&device, &lo, &hi])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        };
+        Ok((get(dsql::DEVICE_ROAMS)?, get(dsql::DEVICE_FAILED_JOINS)?))
+    }
+
+    fn replace_hours(
+        &mut self,
+        device: &str,
+        hours: &BTreeSet<i64>,
+        rows: &[HourRow],
+    ) -> Result<(), StoreError> {
+        self.flush()?;
+        let del = self.st(dsql::DELETE_HOUR)?;
+        for h in hours {
+            self.client.execute(&del, &[&device, h])?;
+        }
+        let ins = self.st(dsql::INSERT_HOUR)?;
+        for r in rows {
+            self.client.execute(
+                &ins,
+                &[
+                    &r.device_id,
+                    &r.hour_ms,
+                    &r.ssid,
+                    &r.sessions,
+                    &r.clients,
+                    &r.connected_ms,
+                    &r.rx_bytes,
+                    &r.tx_bytes,
+                    &r.roams,
+                    &r.failed_joins,
+                ],
+            )?;
+        }
+        let days: BTreeSet<i64> = hours.iter().map(|h| day(*h)).collect();
+        let del = self.st(dsql::DELETE_DAY)?;
+        let ins = self.st(dsql::INSERT_DAY)?;
+        for d in days {
+            self.client.execute(&del, &[&device, &d])?;
+            self.client.execute(&ins, &[&device, &d])?;
+        }
+        Ok(())
+    }
+
+    fn marks_floor(&mut self) -> Result<Option<i64>, StoreError> {
+        self.flush()?;
+        let st = self.st(dsql::MARKS_FLOOR)?;
+        Ok(self.client.query_one(&st, &[])?.get(0))
+    }
+
+    fn pruned_before(&mut self) -> Result<Option<i64>, StoreError> {
+        self.flush()?;
+        let st = self.st(dsql::PRUNED_BEFORE)?;
+        Ok(self.client.query_opt(&st, &[])?.map(|r| r.get(0)))
+    }
+
+    fn prune_aggregates_batch(&mut self, cutoff_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        self.flush()?;
+        let mut n = 0;
+        for sql in [
+            dsql::PRUNE_HOURLY,
+            dsql::PRUNE_DAILY,
+            dsql::PRUNE_CLIENT_DAYS,
+        ] {
+            n += self.delete_batch(sql, cutoff_ms, limit)?;
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -1324,11 +1873,12 @@ mod tests {
 
     #[test]
     fn bulk_statements_name_every_column_once() {
-        assert_eq!(columns().len(), 34);
+        assert_eq!(columns().len(), 37);
         assert_eq!(columns()[33], ("forced_ms", Kind::Int));
+        assert_eq!(columns()[34], ("hostname", Kind::Text));
         let up = update_sql("sessions_closed", true);
-        assert!(up.contains("$35::bigint[]") && up.contains("t.stop_ms = u.old_stop"));
+        assert!(up.contains("$38::bigint[]") && up.contains("t.stop_ms = u.old_stop"));
         assert!(!up.contains("SET device_id"));
-        assert!(insert_sql("sessions_open").contains("$34::bigint[]"));
+        assert!(insert_sql("sessions_open").contains("$37::bigint[]"));
     }
 }

@@ -55,6 +55,12 @@ pub const SESSION_COLUMNS: &str = r#"
     times_corrected   boolean NOT NULL DEFAULT false,
     forced_ms         bigint"#;
 
+/// The session columns version 2 added (issue 20: the client's hostname, a session fact).
+pub const SESSION_COLUMNS_V2: &str = r#"
+    hostname          text COLLATE "C",
+    hostname_up       bigint,
+    hostname_seq      bigint"#;
+
 /// Version 1: the whole schema (the logical model of SQLite's version 4).
 const V1: &str = r#"
 CREATE TABLE devices (
@@ -157,26 +163,177 @@ CREATE TABLE fleet_jobs (
 
 /// One SQL script per schema version; index `i` upgrades a database from version `i` to
 /// `i + 1`. `@COLUMNS@` stands for [`SESSION_COLUMNS`], `@NAMES@` for their names.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "devices, open and monthly-partitioned closed sessions, syncs, counters per collector, \
-     fleet-wide job claims",
-    V1,
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "devices, open and monthly-partitioned closed sessions, syncs, counters per collector, \
+         fleet-wide job claims",
+        V1,
+    ),
+    (
+        "issue 20: hostnames, failed joins, roams, trends and their dirty marks",
+        V2,
+    ),
+];
+
+/// Version 2 (the logical model of SQLite's version 5): hostnames, failed joins, roams,
+/// hourly and daily trends, per-day client sets, the dirty marks that keep them current
+/// (docs/collector.md, "Derived data"), and the derive step's lookups (a client's or a
+/// device's sessions that stopped after an instant). Every stored client and hour is marked,
+/// so the history gets its roams and trends after the upgrade.
+const V2: &str = r#"
+ALTER TABLE sessions_open ADD COLUMN hostname text COLLATE "C",
+    ADD COLUMN hostname_up bigint, ADD COLUMN hostname_seq bigint;
+ALTER TABLE sessions_closed ADD COLUMN hostname text COLLATE "C",
+    ADD COLUMN hostname_up bigint, ADD COLUMN hostname_seq bigint;
+DROP VIEW sessions;
+CREATE VIEW sessions AS
+    SELECT @NAMES@ FROM sessions_open
+    UNION ALL
+    SELECT @NAMES@ FROM sessions_closed;
+CREATE INDEX sessions_closed_mac_stop ON sessions_closed (mac, stop_ms);
+CREATE INDEX sessions_closed_device_stop ON sessions_closed (device_id, stop_ms);
+
+CREATE TABLE failed_joins (
+    device_id       text COLLATE "C" NOT NULL,
+    boot_id         text COLLATE "C" NOT NULL,
+    epoch           bigint NOT NULL,
+    seq             bigint NOT NULL,
+    mac             text COLLATE "C" NOT NULL,
+    ifname          text COLLATE "C" NOT NULL,
+    ssid            text COLLATE "C" NOT NULL,
+    bssid           text COLLATE "C" NOT NULL,
+    assoc_ms        bigint NOT NULL,
+    gave_up_ms      bigint NOT NULL,
+    times_corrected boolean NOT NULL,
+    PRIMARY KEY (device_id, boot_id, epoch, seq)
+);
+CREATE INDEX failed_joins_time ON failed_joins (assoc_ms);
+CREATE INDEX failed_joins_device ON failed_joins (device_id, assoc_ms);
+CREATE INDEX failed_joins_mac ON failed_joins (mac, assoc_ms);
+CREATE INDEX failed_joins_ssid ON failed_joins (ssid, assoc_ms);
+
+CREATE TABLE roams (
+    to_device   text COLLATE "C" NOT NULL,
+    to_id       bigint NOT NULL,
+    mac         text COLLATE "C" NOT NULL,
+    at_ms       bigint NOT NULL,
+    gap_ms      bigint NOT NULL,
+    from_device text COLLATE "C" NOT NULL,
+    from_id     bigint NOT NULL,
+    from_ifname text COLLATE "C" NOT NULL,
+    from_ssid   text COLLATE "C" NOT NULL,
+    from_freq   bigint,
+    to_ifname   text COLLATE "C" NOT NULL,
+    to_ssid     text COLLATE "C" NOT NULL,
+    to_freq     bigint,
+    PRIMARY KEY (to_device, to_id)
+);
+CREATE INDEX roams_time ON roams (at_ms);
+CREATE INDEX roams_client ON roams (mac, at_ms);
+CREATE INDEX roams_to ON roams (to_device, at_ms);
+CREATE INDEX roams_from ON roams (from_device, at_ms);
+
+CREATE TABLE agg_hourly (
+    device_id    text COLLATE "C" NOT NULL,
+    hour_ms      bigint NOT NULL,
+    ssid         text COLLATE "C" NOT NULL,
+    sessions     bigint NOT NULL,
+    clients      bigint NOT NULL,
+    connected_ms bigint NOT NULL,
+    rx_bytes     bigint NOT NULL,
+    tx_bytes     bigint NOT NULL,
+    roams        bigint NOT NULL,
+    failed_joins bigint NOT NULL,
+    PRIMARY KEY (device_id, hour_ms, ssid)
+);
+CREATE INDEX agg_hourly_time ON agg_hourly (hour_ms);
+
+CREATE TABLE agg_daily (
+    device_id    text COLLATE "C" NOT NULL,
+    day_ms       bigint NOT NULL,
+    ssid         text COLLATE "C" NOT NULL,
+    sessions     bigint NOT NULL,
+    clients      bigint NOT NULL,
+    connected_ms bigint NOT NULL,
+    rx_bytes     bigint NOT NULL,
+    tx_bytes     bigint NOT NULL,
+    roams        bigint NOT NULL,
+    failed_joins bigint NOT NULL,
+    PRIMARY KEY (device_id, day_ms, ssid)
+);
+CREATE INDEX agg_daily_time ON agg_daily (day_ms);
+
+CREATE TABLE agg_clients (
+    day_ms    bigint NOT NULL,
+    device_id text COLLATE "C" NOT NULL,
+    ssid      text COLLATE "C" NOT NULL,
+    mac       text COLLATE "C" NOT NULL,
+    PRIMARY KEY (day_ms, device_id, ssid, mac)
+);
+CREATE INDEX agg_clients_mac ON agg_clients (mac, day_ms);
+
+CREATE TABLE dirty_clients (
+    mac      text COLLATE "C" PRIMARY KEY,
+    lo_ms    bigint NOT NULL,
+    hi_ms    bigint NOT NULL,
+    gen      bigint NOT NULL DEFAULT 0,
+    first_ms bigint NOT NULL
+);
+CREATE INDEX dirty_clients_first ON dirty_clients (first_ms);
+
+CREATE TABLE dirty_buckets (
+    device_id text COLLATE "C" NOT NULL,
+    hour_ms   bigint NOT NULL,
+    gen       bigint NOT NULL DEFAULT 0,
+    first_ms  bigint NOT NULL,
+    PRIMARY KEY (device_id, hour_ms)
+);
+CREATE INDEX dirty_buckets_first ON dirty_buckets (first_ms);
+
+CREATE TABLE retention_horizon (
+    what      text COLLATE "C" PRIMARY KEY,
+    before_ms bigint NOT NULL
+);
+
+INSERT INTO dirty_clients (mac, lo_ms, hi_ms, gen, first_ms)
+    SELECT s.mac, min(s.start_ms),
+           max(greatest(coalesce(s.stop_ms, s.last_seen_ms), s.start_ms)), 0, 0
+    FROM sessions s WHERE s.mac IS NOT NULL GROUP BY 1;
+INSERT INTO dirty_buckets (device_id, hour_ms, gen, first_ms)
+    SELECT DISTINCT s.device_id, h, 0, 0
+    FROM sessions s,
+         generate_series(s.start_ms - s.start_ms % 3600000,
+                         least(greatest(coalesce(s.stop_ms, s.last_seen_ms), s.start_ms),
+                               s.start_ms + 2678400000),
+                         3600000) AS h
+    WHERE s.mac IS NOT NULL
+    ON CONFLICT DO NOTHING;
+"#;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// The names of [`SESSION_COLUMNS`], in order.
-pub fn session_column_names() -> Vec<&'static str> {
+/// The names of the session columns of schema `version`, in order ([`SESSION_COLUMNS`],
+/// then [`SESSION_COLUMNS_V2`]).
+pub fn session_column_names_of(version: u32) -> Vec<&'static str> {
+    let v2 = if version >= 2 { SESSION_COLUMNS_V2 } else { "" };
     SESSION_COLUMNS
         .lines()
+        .chain(v2.lines())
         .filter_map(|l| l.split_whitespace().next())
         .collect()
 }
 
-fn expand(sql: &str) -> String {
+/// The names of the session columns this build writes, in order.
+pub fn session_column_names() -> Vec<&'static str> {
+    session_column_names_of(SCHEMA_VERSION)
+}
+
+/// A migration's SQL for `version`: `@COLUMNS@` is the version 1 column list (only version 1
+/// creates the tables), `@NAMES@` the names of that version's columns.
+fn expand(sql: &str, version: u32) -> String {
     sql.replace("@COLUMNS@", SESSION_COLUMNS)
-        .replace("@NAMES@", &session_column_names().join(", "))
+        .replace("@NAMES@", &session_column_names_of(version).join(", "))
 }
 
 /// Advisory lock keys (`pg_advisory_xact_lock`): schema changes are made by one collector at
@@ -432,7 +589,7 @@ pub fn migrate(client: &mut Client) -> Result<(), SchemaError> {
             tx.commit()?;
             continue;
         }
-        tx.batch_execute(&expand(sql))?;
+        tx.batch_execute(&expand(sql, version as u32))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
             &[&version, what],

@@ -5,14 +5,18 @@
 
 pub mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::OnceLock;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use super::{Closable, Names, PruneReport, Store, StoreError};
+use super::derived_sql::{self as dsql, lite};
+use super::{
+    BucketMark, ClientMark, Closable, FailedJoin, HourRow, Marks, Names, PruneReport, Roam,
+    RoamEnd, Span, Store, StoreError,
+};
 use crate::core::device::{
     decode_ids, decode_radios, encode_ids, encode_radios, DeviceState, Health, StatusFacts, SyncRec,
 };
@@ -53,7 +57,7 @@ impl SqliteStore {
 }
 
 /// The `sessions` columns in the order of [`values`]; the first two are the key.
-const SESS_COLS: [&str; 34] = [
+const SESS_COLS: [&str; 37] = [
     "device_id",
     "id",
     "boot_id",
@@ -88,6 +92,9 @@ const SESS_COLS: [&str; 34] = [
     "expired_ms",
     "times_corrected",
     "forced_ms",
+    "hostname",
+    "hostname_up",
+    "hostname_seq",
 ];
 
 /// `<every column>` for a SELECT, and `INSERT INTO sessions ...`, built once.
@@ -144,6 +151,7 @@ fn session_from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
         expired_ms: r.get(31)?,
         times_corrected: r.get(32)?,
         forced_ms: r.get(33)?,
+        hostname: key_of(r.get(35)?, r.get(36)?).zip(r.get::<_, Option<String>>(34)?),
     })
 }
 
@@ -191,6 +199,9 @@ fn col(s: &Session, i: usize) -> ValueRef<'_> {
         31 => int(s.expired_ms),
         32 => ValueRef::Integer(s.times_corrected.into()),
         33 => int(s.forced_ms),
+        34 => text(s.hostname.as_ref().map(|h| h.1.as_str())),
+        35 => int(s.hostname.as_ref().map(|h| h.0 .0)),
+        36 => int(s.hostname.as_ref().map(|h| h.0 .1)),
         _ => unreachable!("{} session columns", SESS_COLS.len()),
     }
 }
@@ -332,6 +343,126 @@ impl SqliteStore {
     }
 }
 
+fn span_from_row(r: &Row<'_>) -> rusqlite::Result<Span> {
+    Ok(Span {
+        device_id: r.get(0)?,
+        id: r.get(1)?,
+        mac: r.get(2)?,
+        ssid: r.get(3)?,
+        ifname: r.get(4)?,
+        freq_mhz: r.get(5)?,
+        start_ms: r.get(6)?,
+        stop_ms: r.get(7)?,
+        last_seen_ms: r.get(8)?,
+        rx_bytes: r.get(9)?,
+        tx_bytes: r.get(10)?,
+    })
+}
+
+fn roam_from_row(r: &Row<'_>) -> rusqlite::Result<Roam> {
+    Ok(Roam {
+        mac: r.get(0)?,
+        at_ms: r.get(1)?,
+        gap_ms: r.get(2)?,
+        from: RoamEnd {
+            device_id: r.get(3)?,
+            id: r.get(4)?,
+            ifname: r.get(5)?,
+            ssid: r.get(6)?,
+            freq_mhz: r.get(7)?,
+        },
+        to: RoamEnd {
+            device_id: r.get(8)?,
+            id: r.get(9)?,
+            ifname: r.get(10)?,
+            ssid: r.get(11)?,
+            freq_mhz: r.get(12)?,
+        },
+    })
+}
+
+fn bucket_from_row(r: &Row<'_>) -> rusqlite::Result<HourRow> {
+    Ok(HourRow {
+        device_id: r.get(0)?,
+        hour_ms: r.get(1)?,
+        ssid: r.get(2)?,
+        sessions: r.get(3)?,
+        clients: r.get(4)?,
+        connected_ms: r.get(5)?,
+        rx_bytes: r.get(6)?,
+        tx_bytes: r.get(7)?,
+        roams: r.get(8)?,
+        failed_joins: r.get(9)?,
+    })
+}
+
+/// The failed joins' columns in [`FailedJoin`] order.
+const FAILED_JOIN_COLS: &str = "device_id, boot_id, epoch, seq, mac, ifname, ssid, bssid, \
+     assoc_ms, gave_up_ms, times_corrected";
+
+fn failed_join_from_row(r: &Row<'_>) -> rusqlite::Result<FailedJoin> {
+    Ok(FailedJoin {
+        device_id: r.get(0)?,
+        boot_id: r.get(1)?,
+        epoch: r.get(2)?,
+        seq: r.get(3)?,
+        mac: r.get(4)?,
+        ifname: r.get(5)?,
+        ssid: r.get(6)?,
+        bssid: r.get(7)?,
+        assoc_ms: r.get(8)?,
+        gave_up_ms: r.get(9)?,
+        times_corrected: r.get(10)?,
+    })
+}
+
+impl SqliteStore {
+    fn spans(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Span>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(args, span_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn count(&self, sql: &str, arg: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&lite(sql))?
+            .query_row([arg], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    fn delete_batch(&self, sql: &str, cutoff: i64, limit: u32) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&lite(sql))?
+            .execute(params![cutoff, limit])? as u64)
+    }
+}
+
+/// A client's closed sessions that stopped at or after ?2 and started at or before ?3
+/// (index `sessions_mac_stop`).
+const CLIENT_SPANS_CLOSED_SQL: &str = "SELECT s.device_id, s.id, s.mac, coalesce(s.ssid, ''), \
+     coalesce(s.ifname, ''), s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.rx_bytes, \
+     s.tx_bytes FROM sessions s WHERE s.mac = ?1 AND s.stop_ms IS NOT NULL \
+     AND s.stop_ms >= ?2 AND s.start_ms <= ?3";
+
+/// A client's open sessions that started at or before ?2 (index `sessions_open_mac`).
+const CLIENT_SPANS_OPEN_SQL: &str = "SELECT s.device_id, s.id, s.mac, coalesce(s.ssid, ''), \
+     coalesce(s.ifname, ''), s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.rx_bytes, \
+     s.tx_bytes FROM sessions s WHERE s.mac = ?1 AND s.stop_ms IS NULL AND s.start_ms <= ?2";
+
+/// A device's closed sessions that stopped at or after ?2 and started before ?3 (index
+/// `sessions_device_stop`).
+const DEVICE_SPANS_CLOSED_SQL: &str = "SELECT s.device_id, s.id, s.mac, coalesce(s.ssid, ''), \
+     coalesce(s.ifname, ''), s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.rx_bytes, \
+     s.tx_bytes FROM sessions s WHERE s.device_id = ?1 AND s.stop_ms IS NOT NULL \
+     AND s.stop_ms >= ?2 AND s.start_ms < ?3 AND s.mac IS NOT NULL";
+
+/// A device's open sessions that started before ?2 (index `sessions_open_device`).
+const DEVICE_SPANS_OPEN_SQL: &str = "SELECT s.device_id, s.id, s.mac, coalesce(s.ssid, ''), \
+     coalesce(s.ifname, ''), s.freq_mhz, s.start_ms, s.stop_ms, s.last_seen_ms, s.rx_bytes, \
+     s.tx_bytes FROM sessions s WHERE s.device_id = ?1 AND s.stop_ms IS NULL \
+     AND s.start_ms < ?2 AND s.mac IS NOT NULL";
+
 const PRUNE_PLAN_SQL: &str = "SELECT count(*), min(stop_ms), max(stop_ms) FROM sessions
          WHERE stop_ms IS NOT NULL AND stop_ms < ?1";
 const PRUNE_BATCH_SQL: &str = "DELETE FROM sessions WHERE rowid IN (
@@ -351,6 +482,33 @@ pub(crate) const PLANNED_SQL: [(&str, &str); 4] = [
     ("prune batch", PRUNE_BATCH_SQL),
     ("expire plan", EXPIRE_PLAN_SQL),
     ("force plan", FORCE_PLAN_SQL),
+];
+
+/// The derive step's session lookups with a name and the index each must use, for the
+/// query-plan test (alternatives separated by `|`).
+#[cfg(test)]
+pub(crate) const DERIVE_SQL: [(&str, &str, &str); 4] = [
+    (
+        "client spans, closed",
+        CLIENT_SPANS_CLOSED_SQL,
+        "sessions_mac_stop",
+    ),
+    // Either: the planner without statistics picks the MAC's sessions by start time.
+    (
+        "client spans, open",
+        CLIENT_SPANS_OPEN_SQL,
+        "sessions_open_mac|sessions_mac",
+    ),
+    (
+        "device spans, closed",
+        DEVICE_SPANS_CLOSED_SQL,
+        "sessions_device_stop",
+    ),
+    (
+        "device spans, open",
+        DEVICE_SPANS_OPEN_SQL,
+        "sessions_open_device",
+    ),
 ];
 
 impl Store for SqliteStore {
@@ -532,6 +690,28 @@ impl Store for SqliteStore {
             };
             self.write_session(now, was.as_ref())?;
         }
+        for f in tx.new_failed_joins.values() {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO failed_joins (device_id, boot_id, epoch, seq, mac, ifname,
+                        ssid, bssid, assoc_ms, gave_up_ms, times_corrected)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![
+                    f.device_id,
+                    f.boot_id,
+                    f.epoch,
+                    f.seq,
+                    f.mac,
+                    f.ifname,
+                    f.ssid,
+                    f.bssid,
+                    f.assoc_ms,
+                    f.gave_up_ms,
+                    f.times_corrected
+                ])?;
+        }
         for (boot, y) in &tx.new_syncs {
             self.conn
                 .prepare_cached(
@@ -570,13 +750,17 @@ impl Store for SqliteStore {
     }
 
     fn prune_plan(&mut self, cutoff_ms: i64) -> Result<PruneReport, StoreError> {
-        Ok(self.conn.query_row(PRUNE_PLAN_SQL, [cutoff_ms], |r| {
+        let mut rep = self.conn.query_row(PRUNE_PLAN_SQL, [cutoff_ms], |r| {
             Ok(PruneReport {
                 sessions: r.get::<_, i64>(0)? as u64,
                 oldest_stop_ms: r.get(1)?,
                 newest_stop_ms: r.get(2)?,
+                ..PruneReport::default()
             })
-        })?)
+        })?;
+        rep.failed_joins = self.count(dsql::PRUNE_FAILED_JOINS_PLAN, cutoff_ms)?;
+        rep.roams = self.count(dsql::PRUNE_ROAMS_PLAN, cutoff_ms)?;
+        Ok(rep)
     }
 
     fn prune_batch(&mut self, cutoff_ms: i64, limit: u32) -> Result<PruneReport, StoreError> {
@@ -589,8 +773,16 @@ impl Store for SqliteStore {
                 sessions: 1,
                 oldest_stop_ms: Some(ms),
                 newest_stop_ms: Some(ms),
+                ..PruneReport::default()
             });
         }
+        drop(rows);
+        drop(st);
+        rep.failed_joins = self.delete_batch(dsql::PRUNE_FAILED_JOINS, cutoff_ms, limit)?;
+        rep.roams = self.delete_batch(dsql::PRUNE_ROAMS, cutoff_ms, limit)?;
+        self.conn
+            .prepare_cached(&lite(dsql::RECORD_PRUNED))?
+            .execute([cutoff_ms])?;
         Ok(rep)
     }
 
@@ -651,6 +843,48 @@ impl Store for SqliteStore {
         for r in rows {
             out.push(r?);
         }
+        drop(st);
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {FAILED_JOIN_COLS} FROM failed_joins ORDER BY device_id, boot_id, epoch, seq"
+        ))?;
+        for f in st.query_map([], failed_join_from_row)? {
+            out.push(crate::store::dump_failed_join(&f?));
+        }
+        let mut st = self.conn.prepare(
+            "SELECT mac, at_ms, gap_ms, from_device, from_id, from_ifname, from_ssid,
+                from_freq, to_device, to_id, to_ifname, to_ssid, to_freq FROM roams
+             ORDER BY to_device, to_id",
+        )?;
+        for r in st.query_map([], roam_from_row)? {
+            out.push(crate::store::dump_roam(&r?));
+        }
+        for (daily, table, time) in [
+            (false, "agg_hourly", "hour_ms"),
+            (true, "agg_daily", "day_ms"),
+        ] {
+            let mut st = self.conn.prepare(&format!(
+                "SELECT device_id, {time}, ssid, sessions, clients, connected_ms, rx_bytes,
+                    tx_bytes, roams, failed_joins FROM {table} ORDER BY device_id, {time}, ssid"
+            ))?;
+            for r in st.query_map([], bucket_from_row)? {
+                out.push(crate::store::dump_bucket(daily, &r?));
+            }
+        }
+        let mut st = self.conn.prepare(
+            "SELECT day_ms, device_id, ssid, mac FROM agg_clients
+             ORDER BY day_ms, device_id, ssid, mac",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(crate::store::dump_client_day(
+                r.get(0)?,
+                &r.get::<_, String>(1)?,
+                &r.get::<_, String>(2)?,
+                &r.get::<_, String>(3)?,
+            ))
+        })?;
+        for r in rows {
+            out.push(r?);
+        }
         Ok(out)
     }
 
@@ -681,5 +915,231 @@ impl Store for SqliteStore {
                 effective.group
             ])?;
         Ok(())
+    }
+
+    fn mark(&mut self, marks: &Marks, now_ms: i64) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO dirty_clients (mac, lo_ms, hi_ms, gen, first_ms)
+             VALUES (?1, ?2, ?3, 0, ?4)
+             ON CONFLICT (mac) DO UPDATE SET lo_ms = min(lo_ms, excluded.lo_ms),
+                hi_ms = max(hi_ms, excluded.hi_ms), gen = gen + 1",
+        )?;
+        for (mac, (lo, hi)) in &marks.clients {
+            st.execute(params![mac, lo, hi, now_ms])?;
+        }
+        let mut st = self.conn.prepare_cached(
+            "INSERT INTO dirty_buckets (device_id, hour_ms, gen, first_ms) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (device_id, hour_ms) DO UPDATE SET gen = gen + 1",
+        )?;
+        for (dev, hour) in &marks.buckets {
+            st.execute(params![dev, hour, now_ms])?;
+        }
+        Ok(())
+    }
+
+    fn take_client_marks(&mut self, limit: u32) -> Result<Vec<ClientMark>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT mac, lo_ms, hi_ms, gen FROM dirty_clients ORDER BY first_ms LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            Ok(ClientMark {
+                mac: r.get(0)?,
+                lo_ms: r.get(1)?,
+                hi_ms: r.get(2)?,
+                gen: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn finish_client_marks(&mut self, marks: &[ClientMark]) -> Result<(), StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("DELETE FROM dirty_clients WHERE mac = ?1 AND gen = ?2")?;
+        for m in marks {
+            st.execute(params![m.mac, m.gen])?;
+        }
+        Ok(())
+    }
+
+    fn take_bucket_marks(&mut self, limit: u32) -> Result<Vec<BucketMark>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT device_id, hour_ms, gen FROM dirty_buckets ORDER BY first_ms LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            Ok(BucketMark {
+                device_id: r.get(0)?,
+                hour_ms: r.get(1)?,
+                gen: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn finish_bucket_marks(&mut self, marks: &[BucketMark]) -> Result<(), StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "DELETE FROM dirty_buckets WHERE device_id = ?1 AND hour_ms = ?2 AND gen = ?3",
+        )?;
+        for m in marks {
+            st.execute(params![m.device_id, m.hour_ms, m.gen])?;
+        }
+        Ok(())
+    }
+
+    fn client_spans(&mut self, mac: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError> {
+        let mut out = self.spans(CLIENT_SPANS_CLOSED_SQL, &[&mac, &lo, &hi])?;
+        out.extend(self.spans(CLIENT_SPANS_OPEN_SQL, &[&mac, &hi])?);
+        Ok(out)
+    }
+
+    fn replace_roams(
+        &mut self,
+        mac: &str,
+        lo: i64,
+        hi: i64,
+        roams: &[Roam],
+    ) -> Result<Vec<Roam>, StoreError> {
+        let old: Vec<Roam> = {
+            let mut st = self.conn.prepare_cached(&lite(dsql::CLIENT_ROAMS))?;
+            let rows = st.query_map(params![mac, lo, hi], roam_from_row)?;
+            rows.collect::<Result<_, _>>()?
+        };
+        self.conn
+            .prepare_cached(&lite(dsql::DELETE_CLIENT_ROAMS))?
+            .execute(params![mac, lo, hi])?;
+        let mut st = self.conn.prepare_cached(&lite(dsql::INSERT_ROAM))?;
+        for r in roams {
+            st.execute(params![
+                r.mac,
+                r.at_ms,
+                r.gap_ms,
+                r.from.device_id,
+                r.from.id,
+                r.from.ifname,
+                r.from.ssid,
+                r.from.freq_mhz,
+                r.to.device_id,
+                r.to.id,
+                r.to.ifname,
+                r.to.ssid,
+                r.to.freq_mhz
+            ])?;
+        }
+        Ok(old)
+    }
+
+    fn replace_client_days(
+        &mut self,
+        mac: &str,
+        lo_day: i64,
+        hi_day: i64,
+        days: &BTreeSet<(i64, String, String)>,
+    ) -> Result<BTreeSet<(i64, String)>, StoreError> {
+        let old: BTreeSet<(i64, String, String)> = {
+            let mut st = self.conn.prepare_cached(&lite(dsql::CLIENT_DAYS))?;
+            let rows = st.query_map(params![mac, lo_day, hi_day], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut changed = BTreeSet::new();
+        let mut del = self.conn.prepare_cached(&lite(dsql::DELETE_CLIENT_DAY))?;
+        for (d, dev, ssid) in old.difference(days) {
+            del.execute(params![d, dev, ssid, mac])?;
+            changed.insert((*d, dev.clone()));
+        }
+        let mut ins = self.conn.prepare_cached(&lite(dsql::INSERT_CLIENT_DAY))?;
+        for (d, dev, ssid) in days.difference(&old) {
+            ins.execute(params![d, dev, ssid, mac])?;
+            changed.insert((*d, dev.clone()));
+        }
+        Ok(changed)
+    }
+
+    fn device_spans(&mut self, device: &str, lo: i64, hi: i64) -> Result<Vec<Span>, StoreError> {
+        let mut out = self.spans(DEVICE_SPANS_CLOSED_SQL, &[&device, &lo, &hi])?;
+        out.extend(self.spans(DEVICE_SPANS_OPEN_SQL, &[&device, &hi])?);
+        Ok(out)
+    }
+
+    fn device_events(
+        &mut self,
+        device: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
+        let get = |sql: &str| -> Result<Vec<(String, i64)>, StoreError> {
+            let mut st = self.conn.prepare_cached(&lite(sql))?;
+            let rows = st.query_map(params![device, lo, hi], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        Ok((get(dsql::DEVICE_ROAMS)?, get(dsql::DEVICE_FAILED_JOINS)?))
+    }
+
+    fn replace_hours(
+        &mut self,
+        device: &str,
+        hours: &BTreeSet<i64>,
+        rows: &[HourRow],
+    ) -> Result<(), StoreError> {
+        let mut del = self.conn.prepare_cached(&lite(dsql::DELETE_HOUR))?;
+        for h in hours {
+            del.execute(params![device, h])?;
+        }
+        let mut ins = self.conn.prepare_cached(&lite(dsql::INSERT_HOUR))?;
+        for r in rows {
+            ins.execute(params![
+                r.device_id,
+                r.hour_ms,
+                r.ssid,
+                r.sessions,
+                r.clients,
+                r.connected_ms,
+                r.rx_bytes,
+                r.tx_bytes,
+                r.roams,
+                r.failed_joins
+            ])?;
+        }
+        let days: BTreeSet<i64> = hours
+            .iter()
+            .map(|h| crate::core::derived::day_of(*h))
+            .collect();
+        for d in days {
+            self.conn
+                .prepare_cached(&lite(dsql::DELETE_DAY))?
+                .execute(params![device, d])?;
+            self.conn
+                .prepare_cached(&lite(dsql::INSERT_DAY))?
+                .execute(params![device, d])?;
+        }
+        Ok(())
+    }
+
+    fn marks_floor(&mut self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row(dsql::MARKS_FLOOR, [], |r| r.get(0))?)
+    }
+
+    fn pruned_before(&mut self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&lite(dsql::PRUNED_BEFORE))?
+            .query_row([], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn prune_aggregates_batch(&mut self, cutoff_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for sql in [
+            dsql::PRUNE_HOURLY,
+            dsql::PRUNE_DAILY,
+            dsql::PRUNE_CLIENT_DAYS,
+        ] {
+            n += self.delete_batch(sql, cutoff_ms, limit)?;
+        }
+        Ok(n)
     }
 }

@@ -193,7 +193,140 @@ DROP TABLE seq_runs;
 "#,
         ),
     ],
+    // v5 (issue 20): hostnames (a session fact: the latest event's wins), failed joins, roams
+    // and trends (derived data the writer keeps current from dirty marks: docs/collector.md,
+    // "Derived data"). The derive step's lookups get their indexes: a client's sessions that
+    // stopped after an instant and its open ones (roam candidates, day sets), a device's
+    // sessions that stopped after an instant (hourly buckets). Every stored client and hour is
+    // marked, so the history gets its roams and trends after the upgrade.
+    &[Migration::Sql(V5)],
 ];
+
+/// Version 5: see [`MIGRATIONS`].
+const V5: &str = r#"
+ALTER TABLE sessions ADD COLUMN hostname TEXT;
+ALTER TABLE sessions ADD COLUMN hostname_up INTEGER;
+ALTER TABLE sessions ADD COLUMN hostname_seq INTEGER;
+CREATE INDEX sessions_mac_stop ON sessions (mac, stop_ms) WHERE stop_ms IS NOT NULL;
+CREATE INDEX sessions_open_mac ON sessions (mac) WHERE stop_ms IS NULL;
+CREATE INDEX sessions_device_stop ON sessions (device_id, stop_ms) WHERE stop_ms IS NOT NULL;
+
+CREATE TABLE failed_joins (
+    device_id       TEXT NOT NULL,
+    boot_id         TEXT NOT NULL,
+    epoch           INTEGER NOT NULL,
+    seq             INTEGER NOT NULL,
+    mac             TEXT NOT NULL,
+    ifname          TEXT NOT NULL,
+    ssid            TEXT NOT NULL,
+    bssid           TEXT NOT NULL,
+    assoc_ms        INTEGER NOT NULL,
+    gave_up_ms      INTEGER NOT NULL,
+    times_corrected INTEGER NOT NULL,
+    PRIMARY KEY (device_id, boot_id, epoch, seq)
+) WITHOUT ROWID;
+CREATE INDEX failed_joins_time ON failed_joins (assoc_ms);
+CREATE INDEX failed_joins_device ON failed_joins (device_id, assoc_ms);
+CREATE INDEX failed_joins_mac ON failed_joins (mac, assoc_ms);
+CREATE INDEX failed_joins_ssid ON failed_joins (ssid, assoc_ms);
+
+CREATE TABLE roams (
+    to_device   TEXT NOT NULL,
+    to_id       INTEGER NOT NULL,
+    mac         TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    gap_ms      INTEGER NOT NULL,
+    from_device TEXT NOT NULL,
+    from_id     INTEGER NOT NULL,
+    from_ifname TEXT NOT NULL,
+    from_ssid   TEXT NOT NULL,
+    from_freq   INTEGER,
+    to_ifname   TEXT NOT NULL,
+    to_ssid     TEXT NOT NULL,
+    to_freq     INTEGER,
+    PRIMARY KEY (to_device, to_id)
+) WITHOUT ROWID;
+CREATE INDEX roams_time ON roams (at_ms);
+CREATE INDEX roams_client ON roams (mac, at_ms);
+CREATE INDEX roams_to ON roams (to_device, at_ms);
+CREATE INDEX roams_from ON roams (from_device, at_ms);
+
+CREATE TABLE agg_hourly (
+    device_id    TEXT NOT NULL,
+    hour_ms      INTEGER NOT NULL,
+    ssid         TEXT NOT NULL,
+    sessions     INTEGER NOT NULL,
+    clients      INTEGER NOT NULL,
+    connected_ms INTEGER NOT NULL,
+    rx_bytes     INTEGER NOT NULL,
+    tx_bytes     INTEGER NOT NULL,
+    roams        INTEGER NOT NULL,
+    failed_joins INTEGER NOT NULL,
+    PRIMARY KEY (device_id, hour_ms, ssid)
+) WITHOUT ROWID;
+CREATE INDEX agg_hourly_time ON agg_hourly (hour_ms);
+
+CREATE TABLE agg_daily (
+    device_id    TEXT NOT NULL,
+    day_ms       INTEGER NOT NULL,
+    ssid         TEXT NOT NULL,
+    sessions     INTEGER NOT NULL,
+    clients      INTEGER NOT NULL,
+    connected_ms INTEGER NOT NULL,
+    rx_bytes     INTEGER NOT NULL,
+    tx_bytes     INTEGER NOT NULL,
+    roams        INTEGER NOT NULL,
+    failed_joins INTEGER NOT NULL,
+    PRIMARY KEY (device_id, day_ms, ssid)
+) WITHOUT ROWID;
+CREATE INDEX agg_daily_time ON agg_daily (day_ms);
+
+CREATE TABLE agg_clients (
+    day_ms    INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    ssid      TEXT NOT NULL,
+    mac       TEXT NOT NULL,
+    PRIMARY KEY (day_ms, device_id, ssid, mac)
+) WITHOUT ROWID;
+CREATE INDEX agg_clients_mac ON agg_clients (mac, day_ms);
+
+CREATE TABLE dirty_clients (
+    mac      TEXT PRIMARY KEY,
+    lo_ms    INTEGER NOT NULL,
+    hi_ms    INTEGER NOT NULL,
+    gen      INTEGER NOT NULL DEFAULT 0,
+    first_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX dirty_clients_first ON dirty_clients (first_ms);
+
+CREATE TABLE dirty_buckets (
+    device_id TEXT NOT NULL,
+    hour_ms   INTEGER NOT NULL,
+    gen       INTEGER NOT NULL DEFAULT 0,
+    first_ms  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, hour_ms)
+) WITHOUT ROWID;
+CREATE INDEX dirty_buckets_first ON dirty_buckets (first_ms);
+
+CREATE TABLE retention_horizon (
+    what      TEXT PRIMARY KEY,
+    before_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+INSERT INTO dirty_clients (mac, lo_ms, hi_ms, gen, first_ms)
+    SELECT s.mac, min(s.start_ms),
+           max(max(coalesce(s.stop_ms, s.last_seen_ms), s.start_ms)), 0, 0
+    FROM sessions s WHERE s.mac IS NOT NULL GROUP BY 1;
+WITH RECURSIVE h(device_id, hour_ms, last) AS (
+    SELECT device_id, start_ms - start_ms % 3600000,
+           min(max(coalesce(stop_ms, last_seen_ms), start_ms), start_ms + 2678400000)
+    FROM sessions WHERE mac IS NOT NULL
+    UNION ALL
+    SELECT device_id, hour_ms + 3600000, last FROM h WHERE hour_ms + 3600000 <= last
+)
+INSERT OR IGNORE INTO dirty_buckets (device_id, hour_ms, gen, first_ms)
+    SELECT device_id, hour_ms, 0, 0 FROM h;
+"#;
 
 /// v4: `device_boots`, `epochs` and `seq_runs` into each device's `boots` column.
 fn boots_into_device_rows(tx: &Transaction) -> rusqlite::Result<()> {
