@@ -796,7 +796,7 @@ fn device_page_and_charts_show_roams_failed_joins_and_trends() {
         save_png(&mut b, &env, &format!("dashboard-{w}.png"), mobile);
         b.eval("location.hash = '#/device/ap1'; 0");
         b.wait_eval("the device page", &rows("devpage-roams"), json!("ok:2"));
-        save_png(&mut b, &env, &format!("device-{w}.png"), mobile);
+        save_png(&mut b, &env, &format!("device-{w}.png"), true);
         b.eval("location.hash = '#/charts'; 0");
         b.wait_eval("the charts", &rows("roam-pairs"), json!("ok:2"));
         b.wait_eval(
