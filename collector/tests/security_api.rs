@@ -366,6 +366,9 @@ fn every_route_by_role_and_scope() {
             "/"
             | "/assets/app.js"
             | "/assets/style.css"
+            | "/assets/vendor/uPlot.iife.min.js"
+            | "/assets/vendor/uPlot.min.css"
+            | "/assets/vendor/uPlot.LICENSE"
             | "/healthz"
             | "/readyz"
             | "/api/v1/openapi.json"
@@ -418,6 +421,9 @@ fn every_route_by_role_and_scope() {
         "/",
         "/assets/app.js",
         "/assets/style.css",
+        "/assets/vendor/uPlot.iife.min.js",
+        "/assets/vendor/uPlot.min.css",
+        "/assets/vendor/uPlot.LICENSE",
         "/healthz",
         "/readyz",
         "/api/v1/openapi.json",
