@@ -555,3 +555,41 @@ fn refuses_a_non_loopback_address_without_tokens() {
     );
     let _ = Duration::ZERO;
 }
+
+/// The stream's change events carry the rows the API shows, client names included: with a
+/// labels file and the OUI registry, a session that arrives live has its label, vendor and
+/// randomised flag (the dashboard shows them without a refetch; the feed's rows lacked them
+/// when issue 20's names met the change feed).
+#[test]
+fn live_rows_carry_client_names_and_vendors() {
+    let names = tempfile::tempdir().unwrap();
+    let env = Env::start(&names_config(names.path()));
+    let mut sse = Sse::open(env.http_port, "/api/v1/stream", None);
+    assert_eq!(sse.next().0, "hello");
+    env.publish(vec![
+        status("ap1", "Lab AP", "acme", "lab"),
+        batch_at(
+            "ap1",
+            now_ms() - 60_000,
+            &[(0, At::Start(0x51, 1, "campus", 2412))],
+        ),
+    ]);
+    let row = loop {
+        let (name, data) = sse.next();
+        if name != "change" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(&data).unwrap();
+        if let Some(row) = v["sessions"].as_array().and_then(|a| a.first()) {
+            break row.clone();
+        }
+    };
+    let api = env.get("/api/v1/sessions", None).json()["sessions"][0].clone();
+    for k in ["mac", "label", "vendor", "randomized", "hostname"] {
+        assert_eq!(row[k], api[k], "{k}: {row} vs {api}");
+    }
+    assert_eq!(
+        (row["label"].as_str(), row["vendor"].as_str()),
+        (Some("alice-phone"), Some("Apple, Inc."))
+    );
+}
