@@ -11,10 +11,9 @@
 # The VM's console and then these checks go to target/hwsim/logs/roam.log (run-scenarios.sh
 # shows its DELTA lines). Exit 0 when the VM scenario and every check here passed.
 #
-# The roams are read from the collector's `roams` table with sqlite3: the collector has no
-# `roams` command yet. When it has, switch `roams_of` to
-# `wifisess-collector roams --format json --db "$DB"` (its rows carry band_changed and
-# ssid_changed, and only show roams between devices of one organization).
+# The roams are read as an operator reads them, with `wifisess-collector roams` (its rows show
+# only roams between devices of one organization, with their bands and the band and SSID
+# change flags); sessions and devices straight from the SQLite file with sqlite3.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
@@ -86,16 +85,16 @@ q() { sqlite3 -batch -noheader -separator ' ' "$DB" "$@"; }
 hostapd() { sed -n "s/^HOSTAPD $2 .*\b$1=\([0-9a-f:]*\).*/\1/p" "$LOG" | head -n1; }
 # hv KEY NAME: the same, 0 when missing (for arithmetic; the checks then fail).
 hv() { local v; v="$(hostapd "$1" "$2")"; echo "${v:-0}"; }
-# roams_of MAC: "from_device to_device gap_ms at_ms from_ssid to_ssid from_freq to_freq"
+# roams_of MAC: one line per roam of the client, oldest first, from the collector's CLI:
+# "from_device to_device gap_ms at from_ssid to_ssid from_band to_band band_changed ssid_changed"
 roams_of() {
-    q "SELECT from_device, to_device, gap_ms, at_ms, from_ssid, to_ssid, ifnull(from_freq,0),
-              ifnull(to_freq,0) FROM roams WHERE mac = '$1' ORDER BY at_ms"
-}
-band() { # MHz -> band, as the collector's core::roams::band
-    if [ "$1" -ge 2400 ] && [ "$1" -le 2500 ]; then echo 2.4
-    elif [ "$1" -ge 4900 ] && [ "$1" -le 5924 ]; then echo 5
-    elif [ "$1" -ge 5925 ] && [ "$1" -le 7125 ]; then echo 6
-    else echo "?"; fi
+    "$COLLECTOR" roams --db "$DB" --mac "$1" --format json | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin if l.strip()]
+for r in sorted(rows, key=lambda r: r["at"]):
+    print(r["from_device"], r["to_device"], r["gap_ms"], r["at"], r["from_ssid"] or "-",
+          r["to_ssid"] or "-", r["from_band"] or "?", r["to_band"] or "?",
+          str(r["band_changed"]).lower(), str(r["ssid_changed"]).lower())'
 }
 
 C1="$(hostapd mac c1)"; C2="$(hostapd mac c2)"; C3="$(hostapd mac c3)"; C4="$(hostapd mac c4)"
@@ -111,9 +110,10 @@ if [ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ] && [ -n "$C4" ]; then
     out "-- sessions (device ifname mac start_ms stop_ms reason freq)"
     q "SELECT device_id, ifname, mac, start_ms, ifnull(stop_ms,'open'), ifnull(stop_reason,'-'),
               freq_mhz FROM sessions ORDER BY mac, start_ms" | tee -a "$LOG"
-    out "-- roams (mac from to gap_ms at_ms from_ssid to_ssid from_freq to_freq)"
-    q "SELECT mac, from_device, to_device, gap_ms, at_ms, from_ssid, to_ssid, from_freq, to_freq
-       FROM roams ORDER BY at_ms" | tee -a "$LOG"
+    out "-- wifisess-collector roams"
+    "$COLLECTOR" roams --db "$DB" 2>&1 | tee -a "$LOG"
+    out "-- wifisess-collector roams --pairs"
+    "$COLLECTOR" roams --db "$DB" --pairs 2>&1 | tee -a "$LOG"
     out "-- devices (id organization)"
     q "SELECT id, ifnull(organization,'-') FROM devices ORDER BY id" | tee -a "$LOG"
 
@@ -129,7 +129,7 @@ if [ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ] && [ -n "$C4" ]; then
         check "$c: one session on ap-b, open ($all_b/$open_b)" [ "$all_b/$open_b" = 1/1 ]
         r="$(roams_of "$m")"
         check "$c: exactly one roam ($(echo "$r" | grep -c .))" [ "$(echo "$r" | grep -c .)" = 1 ]
-        read -r from to gap _at fssid tssid ffreq tfreq <<<"$(echo "$r" | head -n1)"
+        read -r from to gap _at fssid tssid fband tband bchg schg <<<"$(echo "$r" | head -n1)"
         check "$c: roam from ap-a to ap-b ($from -> $to)" [ "$from/$to" = ap-a/ap-b ]
         h_disc="$(hostapd a_disc_ms $c)"; h_conn="$(hostapd b_conn_ms $c)"
         [ $c = c1 ] && h_disc="$(hostapd a_removed_ms $c)"
@@ -153,9 +153,11 @@ if [ -n "$C1" ] && [ -n "$C2" ] && [ -n "$C3" ] && [ -n "$C4" ]; then
         else
             check "$c: a gap and hostapd's times (gap '$gap', hostapd '$h_disc' '$h_conn')" false
         fi
-        check "$c: same SSID, no SSID change ($fssid -> $tssid)" all [ -n "$fssid" ] -- [ "$fssid" = "$tssid" ]
-        check "$c: channel 1 -> 36, a band change 2.4 -> 5 GHz ($ffreq -> $tfreq MHz)" \
-            all [ "$ffreq/$tfreq" = 2412/5180 ] -- [ "$(band "$ffreq")/$(band "$tfreq")" = 2.4/5 ]
+        check "$c: same SSID, no SSID change ($fssid -> $tssid, ssid_changed $schg)" \
+            all [ "$fssid" = lab-roam ] -- [ "$tssid" = lab-roam ] -- [ "$schg" = false ]
+        freqs=$(q "SELECT group_concat(freq_mhz, '/') FROM (SELECT freq_mhz FROM sessions WHERE mac='$m' ORDER BY start_ms)")
+        check "$c: channel 1 -> 36 ($freqs MHz), a band change 2.4 -> 5 GHz ($fband -> $tband, band_changed $bchg)" \
+            all [ "$freqs" = 2412/5180 ] -- [ "$fband/$tband/$bchg" = 2.4/5/true ]
     done
 
     # c3 left A and rejoined A twice: once inside the roam window (the agent made two
