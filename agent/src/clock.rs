@@ -3,7 +3,8 @@
 //!
 //! CLOCK_BOOTTIME (uptime, counting suspend) is what the kernel stamps stations with
 //! (`STA_INFO_ASSOC_AT_BOOTTIME`), so session starts and the uptime in every event are on the
-//! kernel's own clock, read directly with `clock_gettime` (no derivation, no spinning).
+//! kernel's own clock, read directly with `clock_gettime` (no derivation, no spinning); the
+//! wall clock is read between two readings of it, so the pair holds together (`paired`).
 //!
 //! Synchronised (heuristic, documented in `docs/agent.md`): the wall clock is past
 //! [`FLOOR_MS`] (2025-01-01; a clock before that is certainly wrong: routers boot without a
@@ -39,12 +40,37 @@ impl Now {
 
 /// Reads the wall clock, CLOCK_BOOTTIME and the kernel's sync state now.
 pub fn now() -> Now {
-    let wall_ms = wall_ms();
+    let (wall_ms, uptime_ms) = paired();
     Now {
         wall_ms,
-        uptime_ms: boottime_ms(),
+        uptime_ms,
         synced: synced(wall_ms, kernel_unsynced()),
     }
+}
+
+/// A bracket this narrow (ns) is taken at once.
+const GOOD_BRACKET_NS: u64 = 100_000;
+
+/// The wall clock and CLOCK_BOOTTIME as one pair: the wall clock read between two readings of
+/// CLOCK_BOOTTIME, paired with their midpoint; of up to four tries, the narrowest bracket.
+/// Every session start the agent derives from a kernel association time is `wall - (uptime -
+/// associated)`, so a reading interrupted between the two clocks would move it by the
+/// interruption (12 ms seen when a restarted agent re-derived a start in a loaded VM).
+fn paired() -> (u64, u64) {
+    let mut best = (u64::MAX, 0, 0);
+    for _ in 0..4 {
+        let before = boottime_ns();
+        let wall = wall_ms();
+        let after = boottime_ns();
+        let width = after.saturating_sub(before);
+        if width < best.0 {
+            best = (width, wall, (before + width / 2) / 1_000_000);
+        }
+        if width <= GOOD_BRACKET_NS {
+            break;
+        }
+    }
+    (best.1, best.2)
 }
 
 /// The wall clock alone, ms since the Unix epoch (0 before 1970). For log lines; everything
@@ -58,6 +84,11 @@ pub fn wall_ms() -> u64 {
 
 /// CLOCK_BOOTTIME in ms (0 if the kernel refuses, which Linux ≥ 2.6.39 never does).
 pub fn boottime_ms() -> u64 {
+    boottime_ns() / 1_000_000
+}
+
+/// CLOCK_BOOTTIME in ns (0 if the kernel refuses).
+fn boottime_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -67,8 +98,8 @@ pub fn boottime_ms() -> u64 {
         return 0;
     }
     let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let ms = u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000_000;
-    secs.saturating_mul(1000).saturating_add(ms)
+    let ns = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(ns)
 }
 
 /// Whether the kernel says the clock is unsynchronised (`adjtimex` read-only returns
@@ -118,6 +149,17 @@ mod tests {
             before < proc_ms + 10 && proc_ms <= after,
             "{before} .. {after} does not bracket /proc/uptime {proc_ms}"
         );
+    }
+
+    /// The pair's uptime lies between readings taken before and after it, and its wall clock
+    /// between the wall clocks around it.
+    #[test]
+    fn a_reading_pairs_clocks_read_together() {
+        let (b1, w1) = (boottime_ms(), wall_ms());
+        let n = now();
+        let (b2, w2) = (boottime_ms(), wall_ms());
+        assert!(b1 <= n.uptime_ms && n.uptime_ms <= b2, "{b1} {n:?} {b2}");
+        assert!(w1 <= n.wall_ms && n.wall_ms <= w2, "{w1} {n:?} {w2}");
     }
 
     #[test]
