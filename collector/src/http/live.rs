@@ -156,36 +156,38 @@ impl Live {
     /// The writer's hook: counts and times the commit (group commits of messages only, not
     /// the expiry job's), then tells the subscribers, with the changed rows as the API shows
     /// them (`dangling_ms`: `dangling_minutes` in ms), serialised here once for all streams.
+    /// It runs on the writer's thread: with no stream open nothing is built, and client names
+    /// come from the directory the readers last loaded (no file is looked at here).
     pub fn hook(self: &Arc<Self>, dangling_ms: i64, clients: Arc<Clients>) -> OnCommit {
         let me = Arc::clone(self);
         Box::new(move |c: &Notice| {
             me.messages.fetch_add(c.messages as u64, Ordering::Relaxed);
+            if c.messages > 0 {
+                if let Ok(mut h) = me.commit_seconds.lock() {
+                    let s = c.latency.as_secs_f64();
+                    for (i, b) in BUCKETS.iter().enumerate() {
+                        if s <= *b {
+                            h.counts[i] += 1;
+                        }
+                    }
+                    h.count += 1;
+                    h.sum += s;
+                }
+            }
+            if me.tx.receiver_count() == 0 {
+                return;
+            }
             let now = Now {
                 now_ms: c.at_ms,
                 dangling_ms,
             };
-            let devices = || {
-                let dir = clients.current(c.at_ms);
-                c.devices
-                    .iter()
-                    .map(|d| ChangedDevice::of(d, now, &dir))
-                    .collect()
-            };
-            if c.messages == 0 {
-                me.notify(devices(), c.at_ms);
-                return;
-            }
-            if let Ok(mut h) = me.commit_seconds.lock() {
-                let s = c.latency.as_secs_f64();
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    if s <= *b {
-                        h.counts[i] += 1;
-                    }
-                }
-                h.count += 1;
-                h.sum += s;
-            }
-            me.notify(devices(), c.at_ms);
+            let dir = clients.loaded();
+            let devices = c
+                .devices
+                .iter()
+                .map(|d| ChangedDevice::of(d, now, &dir))
+                .collect();
+            me.notify(devices, c.at_ms);
         })
     }
 

@@ -240,6 +240,15 @@ impl Names {
         })
     }
 
+    /// The directory as last loaded, without looking at the files (for the writer's thread,
+    /// which must not read a 3 MB registry; the readers' [`Names::current`] keeps it fresh).
+    pub fn loaded(&self) -> Arc<Directory> {
+        self.state
+            .lock()
+            .map(|st| Arc::clone(&st.current))
+            .unwrap_or_default()
+    }
+
     /// The directory at `now_ms`: the files whose check is due are looked at and reloaded if
     /// they changed. A labels file that does not parse keeps the previous labels; a missing
     /// or unreadable registry means no vendors. Each problem is logged once.
